@@ -1,0 +1,115 @@
+"""Configuration classes, one per TALLY_ENV, each variable read once from the environment."""
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+
+class ConfigError(ValueError):
+    """A TALLY_* variable holds a value tally cannot use; the message names it."""
+
+
+def parse_bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
+def parse_int(name: str, raw: str, minimum: int = 0) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, not {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+class Base:
+    ENV = "development"
+    TESTING = False
+    # SQLAlchemy URL of the source of truth (SQLite or PostgreSQL).
+    DATABASE_URL = "sqlite:///var/tally.db"
+    # The counter store (derived data only).
+    REDIS_URL = "redis://127.0.0.1:6379/0"
+    # True: REDIS_URL is a seed node of a Redis Cluster.
+    REDIS_CLUSTER = False
+    # The standalone Redis that RQ uses; empty means REDIS_URL.
+    QUEUE_URL = ""
+    # JSON file of realms: {"<realm>": {"issuer", "audience"?, "jwks_uri" | "jwks_file"}}.
+    REALMS_FILE = ""
+    # Seconds, sent to badge clients as X-Poll-Interval.
+    POLL_INTERVAL = 30
+    # Largest request body accepted, in bytes (POST /events carries batches).
+    MAX_CONTENT_LENGTH = 4 * 1024 * 1024
+    # Most events one POST /events may carry.
+    MAX_EVENTS_PER_CALL = 5000
+    # Where development keys, the demo realm and the SQLite file live.
+    VAR_DIR = "var"
+    # Seconds an outbox row waits before the sweep treats its job as lost.
+    SWEEP_GRACE_SECONDS = 5
+    # Seconds applied outbox rows (and their dedupe entries) are kept; must exceed JOB_TIMEOUT.
+    OUTBOX_RETENTION_SECONDS = 900
+    # Seconds one apply job may run before RQ stops it.
+    JOB_TIMEOUT = 120
+    # Seconds between scheduler ticks (outbox sweep).
+    SCHEDULE_INTERVAL = 5
+    # Most outbox rows one apply job takes.
+    APPLY_BATCH_SIZE = 500
+
+    # flask-smorest / OpenAPI
+    API_TITLE = "tally"
+    API_VERSION = "v2"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/"
+    OPENAPI_JSON_PATH = "openapi.json"
+    OPENAPI_SWAGGER_UI_PATH = "docs"
+    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    JSON_SORT_KEYS = False
+
+    @property
+    def queue_url(self) -> str:
+        return self.QUEUE_URL or self.REDIS_URL
+
+
+class Development(Base):
+    ENV = "development"
+
+
+class Test(Base):
+    ENV = "test"
+    TESTING = True
+    DATABASE_URL = "sqlite:///:memory:"
+    SWEEP_GRACE_SECONDS = 0
+
+
+class Production(Base):
+    ENV = "production"
+
+
+CLASSES = {"development": Development, "test": Test, "production": Production}
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> Base:
+    """Build the config for TALLY_ENV from the environment; raise ConfigError naming a bad variable."""
+    env = os.environ if environ is None else environ
+    name = env.get("TALLY_ENV", "development").strip().lower()
+    if name not in CLASSES:
+        raise ConfigError(f"TALLY_ENV must be one of {', '.join(CLASSES)}, not {name!r}")
+    config = CLASSES[name]()
+    if "TALLY_DATABASE_URL" in env:
+        config.DATABASE_URL = env["TALLY_DATABASE_URL"]
+    if "TALLY_REDIS_URL" in env:
+        config.REDIS_URL = env["TALLY_REDIS_URL"]
+    if "TALLY_REDIS_CLUSTER" in env:
+        config.REDIS_CLUSTER = parse_bool("TALLY_REDIS_CLUSTER", env["TALLY_REDIS_CLUSTER"])
+    if "TALLY_QUEUE_URL" in env:
+        config.QUEUE_URL = env["TALLY_QUEUE_URL"]
+    if "TALLY_REALMS_FILE" in env:
+        config.REALMS_FILE = env["TALLY_REALMS_FILE"]
+    if "TALLY_POLL_INTERVAL" in env:
+        config.POLL_INTERVAL = parse_int("TALLY_POLL_INTERVAL", env["TALLY_POLL_INTERVAL"], 1)
+    return config

@@ -1,0 +1,1 @@
+"""tally: exact, constant-time notification and ticket counts."""

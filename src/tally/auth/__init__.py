@@ -1,0 +1,1 @@
+"""Authentication and authorisation: realms, tokens, the request guard."""

@@ -1,0 +1,136 @@
+"""The `tally` operator CLI (also `flask --app wsgi tally`): one command per operator task."""
+from __future__ import annotations
+
+import sys
+import uuid
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from tally.extensions import services
+
+tally_cli = AppGroup("tally", help="Operate tally: schema, tenants, counters, development tokens.")
+
+
+def _uuid(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a UUID") from None
+
+
+# -- db ------------------------------------------------------------------------------------------
+@tally_cli.group("db")
+def db_group() -> None:
+    """The SQL schema."""
+
+
+@db_group.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    services().db.upgrade()
+    click.echo("database is at the latest migration")
+
+
+# -- tenant --------------------------------------------------------------------------------------
+@tally_cli.group("tenant")
+def tenant_group() -> None:
+    """Tenants."""
+
+
+@tenant_group.command("create")
+@click.option("--id", "tenant_id", required=True, callback=_uuid, help="The tenant's UUID.")
+@click.option("--name", required=True, help="A display name.")
+@click.option("--realm", required=True, help="The realm whose tokens may use this tenant.")
+def tenant_create(tenant_id: str, name: str, realm: str) -> None:
+    """Provision a tenant with its system filters."""
+    from tally.provisioning import create_tenant
+
+    created = create_tenant(services().db, tenant_id, name, realm)
+    click.echo(f"tenant {tenant_id} {'created' if created else 'already exists'} in realm {realm}")
+
+
+# -- cache ---------------------------------------------------------------------------------------
+@tally_cli.group("cache")
+def cache_group() -> None:
+    """The Redis counters (derived from SQL)."""
+
+
+@cache_group.command("invalidate")
+@click.option("--tenant", required=True, callback=_uuid)
+@click.option("--user", default=None, help="Only this user's notification counters.")
+@click.option("--filter", "filter_id", default=None, help="Only this filter's ticket counters.")
+def cache_invalidate(tenant: str, user: str | None, filter_id: str | None) -> None:
+    """Drop counters; the next read recomputes them from SQL."""
+    from tally.counting import maintenance
+
+    removed = maintenance.invalidate(services(), tenant, user=user, filter_id=filter_id)
+    click.echo(f"dropped {removed} keys")
+
+
+@cache_group.command("rebuild")
+@click.option("--tenant", required=True, callback=_uuid)
+def cache_rebuild(tenant: str) -> None:
+    """Recompute a tenant's counters from SQL now."""
+    from tally.counting import maintenance
+
+    report = maintenance.rebuild(services(), tenant, progress=click.echo)
+    click.echo(report)
+
+
+@cache_group.command("verify")
+@click.option("--tenant", required=True, callback=_uuid)
+@click.option("--repair", is_flag=True, help="Rebuild what differs.")
+def cache_verify(tenant: str, repair: bool) -> None:
+    """Compare Redis with SQL, print each difference; exit 1 on drift unless repaired."""
+    from tally.counting import maintenance
+
+    drift = maintenance.verify(services(), tenant, repair=repair, progress=click.echo)
+    for line in drift.lines:
+        click.echo(line)
+    click.echo(f"{len(drift.lines)} difference(s){' repaired' if repair and drift.lines else ''}")
+    if drift.lines and not repair:
+        sys.exit(1)
+
+
+# -- development ---------------------------------------------------------------------------------
+@tally_cli.command("dev-token")
+@click.option("--tenant", required=True, callback=_uuid)
+@click.option("--user", required=True)
+@click.option("--role", "roles", required=True, multiple=True,
+              type=click.Choice(["ticket_user", "ticket_agent", "ticket_admin", "ticket_service"]))
+@click.option("--team", "teams", multiple=True)
+@click.option("--ttl", default=3600 * 12, show_default=True, help="Seconds the token lives.")
+def dev_token(tenant: str, user: str, roles: tuple[str, ...], teams: tuple[str, ...],
+              ttl: int) -> None:
+    """Development only: print a token signed with the local dev key."""
+    from tally.auth import devkeys
+
+    config = services().config
+    if config.ENV == "production":
+        raise click.ClickException("dev-token is disabled when TALLY_ENV=production")
+    click.echo(devkeys.dev_token(config.VAR_DIR, tenant=tenant, user=user, roles=list(roles),
+                                 teams=list(teams), ttl=ttl))
+
+
+@tally_cli.command("demo")
+def demo() -> None:
+    """Provision the demo tenant and its data (what `make run` uses)."""
+    from tally.demo import provision_demo
+
+    provision_demo(services(), progress=click.echo)
+
+
+def main() -> None:
+    """Console script: build the app from the environment and run the group inside it."""
+    from tally.app import create_app
+
+    app = create_app()
+    with app.app_context():
+        tally_cli.main(prog_name="tally")
+
+
+__all__ = ["tally_cli", "main", "current_app"]

@@ -1,0 +1,1 @@
+"""The counting core: pure Python, no Flask, Redis, RQ or SQLAlchemy imports."""

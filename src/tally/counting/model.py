@@ -1,0 +1,53 @@
+"""Value types shared by the core: the caller, notification kinds and the count payload."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ROLES = ("ticket_user", "ticket_agent", "ticket_admin", "ticket_service")
+NOTIFICATION_TYPES = ("assignment", "statusChange", "comment", "mention", "slaWarning",
+                      "slaBreach", "approval", "escalation")
+PRIORITIES = ("critical", "high", "medium", "low")
+OPEN_STATUSES = ("open", "in_progress", "pending")
+CLOSED_STATUSES = ("resolved", "closed", "cancelled")
+STATUSES = OPEN_STATUSES + CLOSED_STATUSES
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: built once per request from a verified token."""
+
+    user_id: str
+    tenant_id: str
+    realm: str
+    roles: frozenset[str] = field(default_factory=frozenset)
+    teams: tuple[str, ...] = ()
+
+    def has_any(self, *roles: str) -> bool:
+        return bool(self.roles.intersection(roles))
+
+    @property
+    def is_service(self) -> bool:
+        return "ticket_service" in self.roles
+
+
+@dataclass(frozen=True)
+class NotificationCounts:
+    """One user's notification counters, as the badge endpoint reports them."""
+
+    total: int
+    unread: int
+    by_type: dict[str, int]
+    by_priority: dict[str, int]
+    last_updated: int | None  # epoch ms, None if the user's notifications never changed
+
+    @classmethod
+    def empty(cls) -> "NotificationCounts":
+        return cls(0, 0, dict.fromkeys(NOTIFICATION_TYPES, 0), dict.fromkeys(PRIORITIES, 0), None)
+
+
+@dataclass(frozen=True)
+class CountResult:
+    """A count and where it came from: 'cache', 'recomputed' or 'sql' (X-Count-Source)."""
+
+    value: object
+    source: str

@@ -1,0 +1,57 @@
+"""The app's connections, built in init_app and reached through services()."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from flask import Flask, current_app
+
+from tally.clock import Clock, utc_now
+from tally.stores.db import Database
+from tally.stores.redis_counters import RedisCounters
+
+EXTENSION = "tally"
+
+
+def counter_client(url: str, cluster: bool) -> Any:
+    """The counter store's client: strings in and out; a RedisCluster when configured."""
+    options = dict(decode_responses=True, socket_timeout=5, socket_connect_timeout=2,
+                   health_check_interval=30)
+    if cluster:
+        from redis.cluster import RedisCluster
+
+        return RedisCluster.from_url(url, **options)
+    return redis.Redis.from_url(url, retry_on_timeout=True, **options)
+
+
+def queue_client(url: str) -> redis.Redis:
+    """RQ's connection: raw bytes, standalone."""
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+
+
+@dataclass
+class Services:
+    config: Any
+    db: Database
+    counters: RedisCounters
+    queue_redis: redis.Redis
+    realms: Any
+    clock: Clock = utc_now
+
+
+def init_app(app: Flask, config: Any, realms: Any) -> Services:
+    """Build the connections once per app; nothing connects until first used."""
+    services = Services(
+        config=config,
+        db=Database(config.DATABASE_URL),
+        counters=RedisCounters(counter_client(config.REDIS_URL, config.REDIS_CLUSTER)),
+        queue_redis=queue_client(config.queue_url),
+        realms=realms,
+    )
+    app.extensions[EXTENSION] = services
+    return services
+
+
+def services() -> Services:
+    return current_app.extensions[EXTENSION]

@@ -1,0 +1,1 @@
+"""The HTTP layer: blueprints, schemas, the envelope and the error renderer."""

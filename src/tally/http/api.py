@@ -1,0 +1,57 @@
+"""The one place errors become HTTP responses: every failure leaves in the contract's envelope."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from tally.errors import TallyError
+from tally.http.envelope import failure
+
+log = logging.getLogger("tally.http")
+
+# werkzeug's statuses mapped onto contract codes; anything else keeps a generic name.
+HTTP_CODES = {400: "VALIDATION_ERROR", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
+              405: "METHOD_NOT_ALLOWED", 406: "NOT_ACCEPTABLE", 413: "PAYLOAD_TOO_LARGE",
+              415: "UNSUPPORTED_MEDIA_TYPE", 422: "VALIDATION_ERROR", 429: "TOO_MANY_REQUESTS"}
+
+
+def render(status: int, code: str, message: str, details: Any = None):  # noqa: ANN201
+    response = jsonify(failure(code, message, details))
+    response.status_code = status
+    return response
+
+
+def _validation_details(error: HTTPException) -> Any:
+    """webargs puts field messages in error.data['messages']; pass them on as details."""
+    data = getattr(error, "data", None) or {}
+    messages = data.get("messages")
+    if isinstance(messages, dict) and len(messages) == 1:
+        return next(iter(messages.values()))
+    return messages
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(TallyError)
+    def _tally(error: TallyError):  # noqa: ANN202
+        if error.http_status >= 500:
+            log.warning("%s: %s", error.code, error.message)
+        return render(error.http_status, error.code, error.message, error.details)
+
+    @app.errorhandler(HTTPException)
+    def _http(error: HTTPException):  # noqa: ANN202
+        status = error.code or 500
+        code = HTTP_CODES.get(status, "INTERNAL_ERROR" if status >= 500 else "BAD_REQUEST")
+        details = _validation_details(error) if status in (400, 422) else None
+        message = "The request is invalid" if code == "VALIDATION_ERROR" else error.description
+        response = render(400 if code == "VALIDATION_ERROR" else status, code, message, details)
+        if status == 405 and hasattr(error, "valid_methods") and error.valid_methods:
+            response.headers["Allow"] = ", ".join(error.valid_methods)
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):  # noqa: ANN202
+        log.exception("unhandled error")
+        return render(500, "INTERNAL_ERROR", "An unexpected error occurred")

@@ -1,0 +1,1 @@
+"""Stores: SQL (the truth) and Redis (derived counters)."""

@@ -1,0 +1,46 @@
+"""What the counting core needs from the counter store, as plain types."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Op:
+    """One counter change: name is an apply.lua op, key a full key from keys.py."""
+
+    name: str
+    key: str
+    args: tuple[Any, ...] = ()
+
+
+@dataclass
+class GroupOps:
+    """The changes one outbox event makes to one counter group."""
+
+    group: str
+    warm_key: str
+    ops: list[Op] = field(default_factory=list)
+
+
+@dataclass
+class OutboxDelta:
+    """One outbox row, turned into per-group counter changes."""
+
+    outbox_id: int
+    groups: list[GroupOps]
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    applied: int
+    duplicates: int
+
+
+@dataclass(frozen=True)
+class Install:
+    """A group's counters from one SQL snapshot: what to write and which outbox ids it counted."""
+
+    group: str
+    writes: list[Op]
+    snapshot_ids: list[int]

@@ -1,0 +1,95 @@
+"""The SQL engine, its sessions and migrations.
+
+SQLite gets WAL, a busy timeout and explicit BEGIN (so a read transaction is one snapshot, and a
+write transaction takes the write lock up front with BEGIN IMMEDIATE instead of failing on upgrade).
+PostgreSQL snapshot reads use REPEATABLE READ.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from importlib import resources
+from typing import Iterator
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+WRITE = "tally_write"
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        _sqlite_transactions(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def _sqlite_transactions(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):  # noqa: ANN001
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):  # noqa: ANN001
+        write = conn.get_execution_options().get(WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+class Database:
+    """An engine plus the two kinds of unit of work tally uses."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self._factory = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One write transaction: commits on success, rolls back on any error."""
+        bind = self.engine.execution_options(**{WRITE: True})
+        with Session(bind=bind, expire_on_commit=False) as session:
+            with session.begin():
+                yield session
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """One read-only transaction whose queries all see the same snapshot."""
+        bind = self.engine
+        if not self.is_sqlite:
+            bind = self.engine.execution_options(isolation_level="REPEATABLE READ")
+        with Session(bind=bind) as session:
+            with session.begin():
+                yield session
+
+    def session(self) -> Session:
+        return self._factory()
+
+    def dispose(self) -> None:
+        """Drop pooled connections, e.g. in a forked child that inherited them."""
+        self.engine.dispose(close=False)
+
+    def upgrade(self) -> None:
+        """Apply every Alembic migration."""
+        from alembic import command
+
+        command.upgrade(alembic_config(self.url), "head")
+
+
+def alembic_config(url: str):  # noqa: ANN201
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("tally.stores") / "migrations"))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config

@@ -1,0 +1,55 @@
+"""Every Redis key name tally uses. All of a tenant's keys share the hash tag {<tenant>}.
+
+Callers pass ids that were validated at the edge (UUID tenants, ids matching ID_PATTERN), so no
+key can escape its tenant's slot or collide with another's.
+"""
+from __future__ import annotations
+
+import re
+
+PREFIX = "tally"
+ID_PATTERN = re.compile(r"^[A-Za-z0-9._@:|-]{1,64}$")
+
+
+def _check(value: str, what: str) -> str:
+    if not ID_PATTERN.match(value):
+        raise ValueError(f"{what} {value!r} is not a valid id")
+    return value
+
+
+def tenant_prefix(tenant: str) -> str:
+    return f"{PREFIX}:{{{_check(tenant, 'tenant')}}}:"
+
+
+def tenant_pattern(tenant: str) -> str:
+    """A SCAN pattern for every key of one tenant."""
+    return tenant_prefix(tenant) + "*"
+
+
+def applied_key(tenant: str) -> str:
+    """Sorted set of outbox ids already applied to this tenant's counters (score: when)."""
+    return tenant_prefix(tenant) + "applied"
+
+
+def notification_group(user: str) -> str:
+    return f"n:{_check(user, 'user')}"
+
+
+def group_lock_key(tenant: str, group: str) -> str:
+    """The rebuild marker of one counter group: applies refuse while it exists."""
+    return tenant_prefix(tenant) + f"lock:{group}"
+
+
+def group_snapshot_key(tenant: str, group: str) -> str:
+    """Outbox ids already counted in the group's last rebuild: applies skip them for this group."""
+    return tenant_prefix(tenant) + f"snap:{group}"
+
+
+def notification_counts_key(tenant: str, user: str) -> str:
+    """Hash of one user's notification counters; its existence means the group is warm."""
+    return tenant_prefix(tenant) + f"ncount:{_check(user, 'user')}"
+
+
+def stream_channel(tenant: str, user: str) -> str:
+    """Pub/sub channel told when a user's notification counters change."""
+    return tenant_prefix(tenant) + f"nchan:{_check(user, 'user')}"

@@ -1,0 +1,142 @@
+"""Fixtures: one real redis-server per run, a migrated database per test, apps, tokens."""
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+
+import pytest
+import redis
+
+from config import Test
+from tally.app import create_app
+from tally.auth import devkeys
+from tally.localrun import RedisProcess
+from tally.provisioning import create_tenant
+from tally.stores.db import Database
+from tests.support.postgres import PostgresCluster, create_database
+
+REALM = devkeys.DEV_REALM
+
+
+@pytest.fixture(scope="session")
+def redis_proc():
+    server = RedisProcess().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def var_dir(tmp_path_factory) -> str:
+    path = str(tmp_path_factory.mktemp("var"))
+    devkeys.ensure_dev_realm(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def realms_file(var_dir) -> str:
+    return devkeys.ensure_dev_realm(var_dir)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("db") / "template.db"
+    db = Database(f"sqlite:///{path}")
+    db.upgrade()
+    db.engine.dispose()
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The PostgreSQL server URL and a migrated template database, or a skip (a failure in CI)."""
+    url = os.environ.get("TALLY_TEST_POSTGRES_URL")
+    cluster = None
+    if not url:
+        if not PostgresCluster.available():
+            if os.environ.get("CI"):
+                pytest.fail("CI must run the PostgreSQL tests, but no postgres binary was found")
+            pytest.skip("no postgres binary and no TALLY_TEST_POSTGRES_URL")
+        cluster = PostgresCluster().start()
+        url = cluster.url
+    template_url = create_database(url)
+    db = Database(template_url)
+    db.upgrade()
+    db.engine.dispose()
+    yield url, template_url.rsplit("/", 1)[1]
+    if cluster:
+        cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path, sqlite_template) -> str:
+    """A migrated, empty database for one test: SQLite, then PostgreSQL."""
+    if request.param == "sqlite":
+        path = tmp_path / "tally.db"
+        shutil.copy(sqlite_template, path)
+        return f"sqlite:///{path}"
+    server_url, template = request.getfixturevalue("postgres_server")
+    return create_database(server_url, template)
+
+
+@pytest.fixture
+def redis_url(redis_proc) -> str:
+    client = redis.Redis.from_url(redis_proc.url)
+    client.flushall()
+    client.close()
+    return redis_proc.url
+
+
+@pytest.fixture
+def make_app(db_url, redis_url, realms_file, var_dir):
+    apps = []
+
+    def build(**overrides):
+        settings = dict(DATABASE_URL=db_url, REDIS_URL=redis_url, REALMS_FILE=realms_file,
+                        VAR_DIR=var_dir)
+        settings.update(overrides)
+        app = create_app(Test(), **settings)
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        app.extensions["tally"].db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def tenant_id(app) -> str:
+    tenant = str(uuid.uuid4())
+    create_tenant(app.extensions["tally"].db, tenant, "Test tenant", REALM)
+    return tenant
+
+
+@pytest.fixture
+def make_token(var_dir):
+    def build(tenant: str, user: str = "user-1", roles=("ticket_user",), teams=(), ttl=3600):
+        return devkeys.dev_token(var_dir, tenant=tenant, user=user, roles=list(roles),
+                                 teams=list(teams), ttl=ttl)
+
+    return build
+
+
+@pytest.fixture
+def headers(make_token, tenant_id):
+    """Headers for an API call as `user` with `roles` in the test tenant."""
+
+    def build(user: str = "user-1", roles=("ticket_user",), teams=(), tenant: str | None = None):
+        tenant = tenant or tenant_id
+        return {"Authorization": f"Bearer {make_token(tenant, user, roles, teams)}",
+                "x-tenantid": tenant, "realmname": REALM, "accept": "application/json"}
+
+    return build
