@@ -71,3 +71,9 @@ class RebuildBusy(TallyError):
     """A counter group is being rebuilt; an apply must wait and retry."""
 
     code, http_status, default_message = "SERVICE_UNAVAILABLE", 503, "Counters are being rebuilt"
+
+
+class GuardChanged(TallyError):
+    """A value an apply was computed against (e.g. the filter registry version) has changed."""
+
+    code, http_status, default_message = "SERVICE_UNAVAILABLE", 503, "Counter layout changed"

@@ -89,3 +89,110 @@ class RedisProcess:
     def restart(self) -> None:
         self.kill()
         self.start()
+
+
+# -- make run --------------------------------------------------------------------------------------
+DEV_PORT = 8000
+
+
+def _redis_for_dev(url: str, var_dir: str) -> "RedisProcess | None":
+    """Use a Redis already answering at `url`, else start the embedded one on its port."""
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
+        print(f"using the Redis already running at {url}")
+        return None
+    except redis.RedisError:
+        pass
+    port = redis.connection.parse_url(url).get("port", 6379)
+    workdir = os.path.join(var_dir, "redis")
+    os.makedirs(workdir, exist_ok=True)
+    server = RedisProcess(port=port, workdir=workdir).start()
+    print(f"started embedded redis-server ({redis_server_binary()}) on port {port}")
+    return server
+
+
+def _print_demo(token: str, tenant: str, realm: str, port: int) -> None:
+    base = f"http://127.0.0.1:{port}/api/v2/ticketing"
+    auth = (f"-H 'authorization: Bearer {token}' -H 'x-tenantid: {tenant}' "
+            f"-H 'realmname: {realm}' -H 'accept: application/json'")
+    print("\n=== tally is up ===========================================================")
+    print(f"demo token (agent 'demo-agent', 12 h):\n{token}\n")
+    print(f"curl -s {auth} '{base}/ticket/notification/count'")
+    print(f"curl -s {auth} '{base}/ticket/notification/count?view=minimal'")
+    print(f"curl -s {auth} '{base}/ticket/notification/list?limit=5'")
+    print(f"curl -s {auth} -H 'content-type: application/json' -X POST "
+          f"'{base}/ticket/notification/read' -d '{{\"all\": true}}'")
+    print(f"API docs: http://127.0.0.1:{port}/docs   Ctrl-C stops everything.")
+    print("============================================================================\n",
+          flush=True)
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    """`make run`: Redis, SQLite, migrations, demo data, then web + worker + scheduler."""
+    import signal
+
+    from tally.auth import devkeys
+
+    var_dir = os.path.abspath(os.environ.get("TALLY_VAR_DIR", "var"))
+    os.makedirs(var_dir, exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("TALLY_ENV", "development")
+    env.setdefault("TALLY_DATABASE_URL", f"sqlite:///{os.path.join(var_dir, 'tally.db')}")
+    env.setdefault("TALLY_REDIS_URL", "redis://127.0.0.1:6379/0")
+    env.setdefault("TALLY_REALMS_FILE", devkeys.ensure_dev_realm(var_dir))
+    env.setdefault("PORT", str(DEV_PORT))
+    env.setdefault("WEB_CONCURRENCY", "2")
+    os.environ.update(env)
+
+    redis_server = _redis_for_dev(env["TALLY_REDIS_URL"], var_dir)
+    children: list[subprocess.Popen] = []
+    try:
+        from tally.app import create_app
+        from tally.demo import demo_token, provision_demo
+        from tally.extensions import services
+
+        app = create_app()
+        with app.app_context():
+            services().db.upgrade()
+            print("migrations applied")
+            demo = provision_demo(services(), progress=print)
+            token = demo_token(services())
+        python = sys.executable
+        commands = {
+            "web": [python, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "wsgi:app"],
+            "worker": [python, "-m", "workers.run"],
+            "scheduler": [python, "-m", "workers.schedule"],
+        }
+        for name, command in commands.items():
+            children.append(subprocess.Popen(command, env=env))
+            print(f"started {name}: pid {children[-1].pid}")
+        wait_for_port(int(env["PORT"]), timeout=30)
+        _print_demo(token, demo.tenant_id, devkeys.DEV_REALM, int(env["PORT"]))
+        signal.signal(signal.SIGTERM, _interrupt)
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        print("a process exited; stopping the others")
+    except KeyboardInterrupt:
+        print("\nstopping…")
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if redis_server:
+            redis_server.stop()
+        print("stopped")
+
+
+if __name__ == "__main__":
+    main()

@@ -5,6 +5,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+class Key(str):
+    """An op argument that names a key (sent to Lua as a KEYS index, not as a value)."""
+
+
 @dataclass(frozen=True)
 class Op:
     """One counter change: name is an apply.lua op, key a full key from keys.py."""
@@ -21,6 +25,8 @@ class GroupOps:
     group: str
     warm_key: str
     ops: list[Op] = field(default_factory=list)
+    # When set, the group is warm while hash `warm_key` has this field (one cell of a hash).
+    warm_field: str | None = None
 
 
 @dataclass

@@ -6,19 +6,19 @@ import logging
 import secrets
 from functools import wraps
 from importlib import resources
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import redis
 
 from tally.counting.model import NOTIFICATION_TYPES, PRIORITIES, NotificationCounts
-from tally.errors import RebuildBusy, StoreUnavailable
+from tally.errors import GuardChanged, RebuildBusy, StoreUnavailable
 from tally.stores import keys
-from tally.stores.base import ApplyResult, Install, Op, OutboxDelta
+from tally.stores.base import ApplyResult, Install, Key, Op, OutboxDelta
 
 log = logging.getLogger("tally.stores.redis")
 T = TypeVar("T")
 
-APPLY_OK, APPLY_BUSY = 0, 1
+APPLY_OK, APPLY_BUSY, APPLY_GUARD = 0, 1, 2
 INSTALL_OK, INSTALL_LOST = 0, 1
 
 
@@ -53,7 +53,7 @@ class _KeyTable:
         return self._index[key]
 
     def op(self, op: Op) -> list[Any]:
-        return [op.name, self(op.key), *op.args]
+        return [op.name, self(op.key), *(self(a) if isinstance(a, Key) else a for a in op.args)]
 
 
 class RedisCounters:
@@ -70,21 +70,33 @@ class RedisCounters:
         return bool(self.client.ping())
 
     @wrap_errors
-    def apply(self, tenant: str, deltas: Iterable[OutboxDelta], now_ms: int) -> ApplyResult:
-        """Apply outbox deltas once each. Raises RebuildBusy (nothing written) during a rebuild."""
+    def apply(self, tenant: str, deltas: Iterable[OutboxDelta], now_ms: int,
+              guards: Sequence[tuple[str, str]] = ()) -> ApplyResult:
+        """Apply outbox deltas once each, all or nothing.
+
+        Raises RebuildBusy (nothing written) while a touched group is being rebuilt, and
+        GuardChanged when a guard key (e.g. the filter registry version) no longer holds its value.
+        """
         table = _KeyTable(keys.applied_key(tenant))
-        batch = []
+        locks: dict[str, None] = {}
+        events = []
         for delta in deltas:
-            groups = [{"warm": table(g.warm_key),
-                       "lock": table(keys.group_lock_key(tenant, g.group)),
-                       "snap": table(keys.group_snapshot_key(tenant, g.group)),
-                       "ops": [table.op(op) for op in g.ops]} for g in delta.groups]
-            batch.append({"id": str(delta.outbox_id), "groups": groups})
-        if not batch:
+            groups = []
+            for g in delta.groups:
+                locks[g.group] = None
+                groups.append({"warm": table(g.warm_key), "field": g.warm_field,
+                               "snap": table(keys.group_snapshot_key(tenant, g.group)),
+                               "ops": [table.op(op) for op in g.ops]})
+            events.append({"id": str(delta.outbox_id), "groups": groups})
+        if not events:
             return ApplyResult(0, 0)
-        reply = self._apply(keys=table.keys, args=[now_ms, json.dumps(batch)])
+        body = {"locks": [table(keys.group_lock_key(tenant, g)) for g in locks],
+                "guards": [[table(key), value] for key, value in guards], "events": events}
+        reply = self._apply(keys=table.keys, args=[now_ms, json.dumps(body)])
         if reply[0] == APPLY_BUSY:
             raise RebuildBusy(f"rebuild in progress: {table.keys[reply[1] - 1]}")
+        if reply[0] == APPLY_GUARD:
+            raise GuardChanged(table.keys[reply[1] - 1])
         return ApplyResult(applied=int(reply[1]), duplicates=int(reply[2]))
 
     @wrap_errors

@@ -6,7 +6,8 @@
 -- ARGV[1]      the marker token this rebuild set
 -- ARGV[2]      JSON: {"snap": ["<outbox id>", ...],
 --                     "writes": [["del", i] | ["hset", i, field, value, ...] | ["set", i, value]
---                                | ["zadd", i, score, member, ...] | ["sadd", i, member, ...]]}
+--                                | ["zadd", i, score, member, ...] | ["sadd", i, member, ...]
+--                                | ["incr", i]]}
 -- Returns 0 when installed; 1 when the marker was lost (expired or taken): nothing was written.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 1
@@ -30,6 +31,8 @@ for _, write in ipairs(plan.writes) do
     redis.call('ZADD', key, unpack(write, 3))
   elseif name == 'sadd' then
     redis.call('SADD', key, unpack(write, 3))
+  elseif name == 'incr' then
+    redis.call('INCR', key)
   else
     return redis.error_reply('unknown write ' .. tostring(name))
   end

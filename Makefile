@@ -1,0 +1,28 @@
+# tally — `make run` serves the demo, `make test` runs the whole suite. No root, no Docker.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint clean
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install tally with its test tools
+
+run: $(STAMP) ## embedded Redis + SQLite under var/ + migrations + demo + web, worker, scheduler
+	$(BIN)/python -m tally.localrun
+
+test: $(STAMP) ## the whole suite against real redis-server (and PostgreSQL when available)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/python -m flake8 src workers tests config wsgi.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache build *.egg-info
