@@ -1,3 +1,131 @@
-"""STUB — replaced by the auth work."""
-def install(app):
-    pass
+"""The request guard: headers, realm, token, tenant and role checks, in the contract's order."""
+from __future__ import annotations
+
+import functools
+import re
+import threading
+import time
+from typing import Any, Callable, TypeVar
+
+from flask import Flask, current_app, g, request
+
+from tally.auth.realms import REALM_NAME
+from tally.auth.tokens import TokenVerifier, VerifiedToken, canonical_uuid
+from tally.counting.model import Principal
+from tally.errors import (Forbidden, InvalidHeader, NotAcceptable, RealmNotFound, TenantNotFound,
+                          Unauthorized)
+from tally.extensions import services
+from tally.stores.models import Tenant
+
+PREFIX = "/api/v2/ticketing"
+ANY_TICKET_ROLE = ("ticket_user", "ticket_agent", "ticket_admin", "ticket_service")
+SERVICE_ROLE = "ticket_service"
+TENANT_CACHE_SECONDS = 30.0
+EXTENSION = "tally_guard"
+BEARER = re.compile(r"^Bearer[ \t]+(\S+)[ \t]*$", re.IGNORECASE)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Guard:
+    """One app's guard state: the token verifier and recently seen tenants."""
+
+    def __init__(self, verifier: TokenVerifier, clock: Callable[[], float] = time.monotonic):
+        self.verifier = verifier
+        self.clock = clock
+        self._tenants: dict[str, tuple[str, float]] = {}  # tenant → (realm, expires)
+        self._lock = threading.Lock()
+
+    def check(self) -> Principal:
+        """Check the current request in the contract's order; return its Principal or raise."""
+        _check_accept()
+        tenant_id, realm_name = _check_headers()
+        realm = services().realms.get(realm_name)
+        if realm is None:
+            raise RealmNotFound(f"Realm {realm_name} does not exist")
+        token = self.verifier.verify(realm, _bearer_token())
+        if self.tenant_realm(tenant_id) != realm_name:
+            raise TenantNotFound(f"Tenant {tenant_id} does not exist")
+        return _authorise(token, tenant_id)
+
+    def tenant_realm(self, tenant_id: str) -> str | None:
+        """The realm the tenant is provisioned in, or None; known tenants are remembered briefly."""
+        now = self.clock()
+        with self._lock:
+            hit = self._tenants.get(tenant_id)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        with services().db.snapshot() as session:
+            row = session.get(Tenant, tenant_id)
+            realm = row.realm if row is not None else None
+        if realm is not None:
+            with self._lock:
+                self._tenants[tenant_id] = (realm, now + TENANT_CACHE_SECONDS)
+        return realm
+
+
+def install(app: Flask) -> Guard:
+    """Guard every request under /api/v2/ticketing; on success `flask.g.principal` is set."""
+    guard = Guard(TokenVerifier(app.extensions["tally"].realms))
+    app.extensions[EXTENSION] = guard
+
+    @app.before_request
+    def _guard() -> None:
+        if request.path == PREFIX or request.path.startswith(PREFIX + "/"):
+            g.principal = current_app.extensions[EXTENSION].check()
+
+    return guard
+
+
+def require_roles(*roles: str) -> Callable[[F], F]:
+    """Raise Forbidden unless the caller holds one of `roles`; put it above flask-smorest's."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            principal = g.get("principal")
+            if principal is None:
+                raise Unauthorized()
+            if not principal.has_any(*roles):
+                raise Forbidden(f"This call needs one of the roles {', '.join(roles)}")
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _check_accept() -> None:
+    if not request.headers.get("Accept", "").strip():
+        return
+    offered = ["application/json"]
+    if request.path.endswith("/stream"):
+        offered.append("text/event-stream")  # EventSource always asks for this
+    if request.accept_mimetypes.best_match(offered) is None:
+        raise NotAcceptable()
+
+
+def _check_headers() -> tuple[str, str]:
+    tenant_id = canonical_uuid(request.headers.get("x-tenantid"))
+    if tenant_id is None:
+        raise InvalidHeader("Header x-tenantid must be a UUID", {"header": "x-tenantid"})
+    realm_name = request.headers.get("realmname", "")
+    if not REALM_NAME.fullmatch(realm_name):
+        raise InvalidHeader("Header realmname is missing or malformed", {"header": "realmname"})
+    return tenant_id, realm_name
+
+
+def _bearer_token() -> str:
+    match = BEARER.fullmatch(request.headers.get("Authorization", ""))
+    if match is None:
+        raise Unauthorized("A bearer token is required")
+    return match.group(1)
+
+
+def _authorise(token: VerifiedToken, tenant_id: str) -> Principal:
+    """Step 5: the token must name the tenant (a service token is trusted realm-wide) and a role."""
+    if SERVICE_ROLE not in token.roles and not token.holds_tenant(tenant_id):
+        raise Forbidden("The token is not valid for this tenant")
+    if not token.roles.intersection(ANY_TICKET_ROLE):
+        raise Forbidden("The token holds no ticket role")
+    return token.principal(tenant_id)

@@ -12,7 +12,7 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9._@:|-]{1,64}$")
 
 
 def _check(value: str, what: str) -> str:
-    if not ID_PATTERN.match(value):
+    if not ID_PATTERN.fullmatch(value):
         raise ValueError(f"{what} {value!r} is not a valid id")
     return value
 
@@ -53,3 +53,33 @@ def notification_counts_key(tenant: str, user: str) -> str:
 def stream_channel(tenant: str, user: str) -> str:
     """Pub/sub channel told when a user's notification counters change."""
     return tenant_prefix(tenant) + f"nchan:{_check(user, 'user')}"
+
+
+# -- ticket counters: materialised predicates (MPs) × scope buckets ("cells") --------------------
+def mp_registry_key(tenant: str) -> str:
+    """Hash: MP id -> its spec (JSON). The worker derives ticket deltas for every MP listed."""
+    return tenant_prefix(tenant) + "mpreg"
+
+
+def mp_version_key(tenant: str) -> str:
+    """Bumped whenever an MP is registered; applies are guarded by it."""
+    return tenant_prefix(tenant) + "mpver"
+
+
+def mp_counts_key(tenant: str, mp: str) -> str:
+    """Hash of one MP: field <bucket> = count (plain MPs), field z:<bucket> = warm marker (timed)."""
+    return tenant_prefix(tenant) + f"mp:{mp}"
+
+
+def mp_zset_key(tenant: str, mp: str, bucket: str) -> str:
+    """Timed MP cell: members '<ticket>:<version>' scored by the MP's timestamp field."""
+    return tenant_prefix(tenant) + f"mpz:{mp}:{bucket}"
+
+
+def mp_negatives_key(tenant: str, mp: str, bucket: str) -> str:
+    """Removals that arrived before their additions (see zmove in apply.lua)."""
+    return tenant_prefix(tenant) + f"mpn:{mp}:{bucket}"
+
+
+def cell_group(mp: str, bucket: str) -> str:
+    return f"c:{mp}:{bucket}"

@@ -1,0 +1,154 @@
+"""Bearer-token verification with PyJWT into the claims tally uses, cached until they expire."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+import jwt
+from jwt import PyJWK
+
+from tally.auth.realms import KeyLookupError, Realm
+from tally.counting.model import ROLES, Principal
+from tally.errors import Unauthorized
+from tally.stores.keys import ID_PATTERN
+
+log = logging.getLogger("tally.auth")
+
+ALGORITHMS = ("RS256", "ES256")  # fixed here, never taken from the token
+MAX_TOKEN_BYTES = 4096
+LEEWAY_SECONDS = 10  # clock skew tolerated between the issuer and us
+CACHE_SIZE = 10_000
+
+
+class KeySource(Protocol):
+    """Where signing keys come from (tally.auth.realms.Realms, or a fake in tests)."""
+
+    def signing_key(self, realm: Realm, kid: str | None) -> PyJWK: ...
+
+
+@dataclass(frozen=True)
+class VerifiedToken:
+    """What a valid token says about its bearer, before a tenant is chosen."""
+
+    realm: str
+    user_id: str
+    roles: frozenset[str]
+    teams: tuple[str, ...]
+    tenants: frozenset[str]  # canonical lowercase UUIDs from `tenant_id` and `tenants`
+    expires_at: int
+
+    def holds_tenant(self, tenant_id: str) -> bool:
+        """True when the token names `tenant_id` (canonical form) among its tenants."""
+        return tenant_id in self.tenants
+
+    def principal(self, tenant_id: str) -> Principal:
+        return Principal(user_id=self.user_id, tenant_id=tenant_id, realm=self.realm,
+                         roles=self.roles, teams=self.teams)
+
+
+def canonical_uuid(value: Any) -> str | None:
+    """`value` as a lowercase hyphenated UUID, or None when it is not a UUID."""
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        return str(uuid.UUID(value.strip()))
+    except ValueError:
+        return None
+
+
+class TokenVerifier:
+    """Verifies tokens for a realm and remembers valid ones (bounded LRU, dropped at exp)."""
+
+    def __init__(self, keys: KeySource, *, max_entries: int = CACHE_SIZE,
+                 clock: Callable[[], float] = time.time):
+        self._keys = keys
+        self._max_entries = max_entries
+        self._clock = clock
+        self._cache: OrderedDict[bytes, VerifiedToken] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def verify(self, realm: Realm, token: str) -> VerifiedToken:
+        """The token's claims if it is valid for `realm`; raise Unauthorized otherwise."""
+        if not token or len(token.encode("utf-8", "replace")) > MAX_TOKEN_BYTES:
+            log.info("token rejected for realm %s: missing or over %d bytes", realm.name,
+                     MAX_TOKEN_BYTES)
+            raise Unauthorized()
+        digest = hashlib.sha256(f"{realm.name}\0{token}".encode("utf-8", "replace")).digest()
+        cached = self._cached(digest)
+        if cached is not None:
+            return cached
+        try:
+            verified = self._decode(realm, token)
+        except (jwt.InvalidTokenError, KeyLookupError) as error:
+            log.info("token rejected for realm %s: %s: %s", realm.name, type(error).__name__,
+                     error)
+            raise Unauthorized() from None
+        self._remember(digest, verified)
+        return verified
+
+    def _cached(self, digest: bytes) -> VerifiedToken | None:
+        with self._lock:
+            entry = self._cache.get(digest)
+            if entry is None:
+                return None
+            if entry.expires_at <= self._clock():
+                del self._cache[digest]
+                return None
+            self._cache.move_to_end(digest)
+            return entry
+
+    def _remember(self, digest: bytes, verified: VerifiedToken) -> None:
+        with self._lock:
+            self._cache[digest] = verified
+            self._cache.move_to_end(digest)
+            while len(self._cache) > self._max_entries:
+                self._cache.popitem(last=False)
+
+    def _decode(self, realm: Realm, token: str) -> VerifiedToken:
+        header = jwt.get_unverified_header(token)
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise jwt.InvalidTokenError("kid must be a string")
+        if header.get("alg") not in ALGORITHMS:
+            raise jwt.InvalidAlgorithmError(f"alg {header.get('alg')!r} is not allowed")
+        key = self._keys.signing_key(realm, kid)
+        # Only the algorithm the key was published for, and only if it is one of ours: an RSA
+        # key never verifies an ES256 token, nor an HMAC key anything.
+        algorithms = [key.algorithm_name] if key.algorithm_name in ALGORITHMS else []
+        if not algorithms:
+            raise jwt.InvalidAlgorithmError(f"the realm's key is for {key.algorithm_name}")
+        claims = jwt.decode(token, key.key, algorithms=algorithms, issuer=realm.issuer,
+                            audience=realm.audience, leeway=LEEWAY_SECONDS,
+                            options={"require": ["exp", "iss", "sub"],
+                                     "verify_aud": realm.audience is not None})
+        return _claims(realm, claims)
+
+
+def _claims(realm: Realm, claims: dict[str, Any]) -> VerifiedToken:
+    """Pick and check the claims tally uses; malformed ones make the token invalid."""
+    user = claims["sub"]
+    if not isinstance(user, str) or not ID_PATTERN.fullmatch(user):
+        raise jwt.InvalidTokenError("sub is not a valid id")
+    access = claims.get("realm_access") or {}
+    roles = access.get("roles", []) if isinstance(access, dict) else None
+    if not isinstance(roles, list):
+        raise jwt.InvalidTokenError("realm_access.roles is not a list")
+    teams = claims.get("teams") or []
+    if not isinstance(teams, list) or not all(
+            isinstance(team, str) and ID_PATTERN.fullmatch(team) for team in teams):
+        raise jwt.InvalidTokenError("teams is not a list of valid ids")
+    named = [claims.get("tenant_id")]
+    listed = claims.get("tenants")
+    if isinstance(listed, list):
+        named.extend(listed)
+    tenants = frozenset(t for t in (canonical_uuid(value) for value in named) if t)
+    return VerifiedToken(realm=realm.name, user_id=user,
+                         roles=frozenset(r for r in roles if r in ROLES),
+                         teams=tuple(dict.fromkeys(teams)), tenants=tenants,
+                         expires_at=int(claims["exp"]))

@@ -1,0 +1,99 @@
+"""Rebuild ticket cells from one SQL snapshot without losing or doubling a concurrent delta.
+
+1. `begin` registers the cells' MPs (bumping the registry version, so an apply computed without
+   them is refused and recomputed) and sets each cell's rebuild marker (applies touching it wait).
+2. One snapshot: the counts, the members of timed cells, and the outbox rows a worker may still
+   apply; those whose deltas touch a cell are recorded in its snapshot set (applies skip them).
+3. One install per cell clears its marker. A cell whose marker is held elsewhere stays cold.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+from tally.events.ticket_deltas import ticket_change_ops
+from tally.stores import keys
+from tally.stores import sql_ticket_counts as sql
+from tally.stores.base import Install, Op
+from tally.stores.ticket_counters import Cell
+
+log = logging.getLogger("tally.counting.rebuild")
+ZADD_CHUNK = 1000  # pairs per ZADD, under Lua's unpack limit
+
+
+def _timed_writes(tenant: str, cell: Cell, members: dict[str, int]) -> list[Op]:
+    zset = keys.mp_zset_key(tenant, cell.mp.id, cell.bucket)
+    writes = [Op("del", zset), Op("del", keys.mp_negatives_key(tenant, cell.mp.id, cell.bucket))]
+    pairs = [x for member, score in sorted(members.items()) for x in (score, member)]
+    for start in range(0, len(pairs), 2 * ZADD_CHUNK):
+        writes.append(Op("zadd", zset, tuple(pairs[start:start + 2 * ZADD_CHUNK])))
+    writes.append(Op("hset", keys.mp_counts_key(tenant, cell.mp.id), (f"z:{cell.bucket}", 1)))
+    return writes
+
+
+def _members(rows: Any, timed: Sequence[Cell]) -> dict[str, dict[str, int]]:
+    from tally.counting.visibility import ticket_buckets
+
+    out: dict[str, dict[str, int]] = {cell.group: {} for cell in timed}
+    by_mp: dict[str, list[Cell]] = {}
+    for cell in timed:
+        by_mp.setdefault(cell.mp.id, []).append(cell)
+    for row in rows:
+        buckets = set(ticket_buckets(row))
+        for cells in by_mp.values():
+            mp = cells[0].mp
+            member = mp.member(row) if mp.matches(row) else None
+            if member is None:
+                continue
+            for cell in cells:
+                if cell.bucket in buckets:
+                    out[cell.group][member[0]] = member[1]
+    return out
+
+
+def _snapshot_ids(tenant: str, outbox: list[tuple[int, dict[str, Any]]],
+                  cells: Sequence[Cell]) -> dict[str, list[int]]:
+    groups = {cell.group for cell in cells}
+    mps = list({cell.mp.id: cell.mp for cell in cells}.values())
+    snaps: dict[str, list[int]] = {group: [] for group in groups}
+    for outbox_id, payload in outbox:
+        for change in payload.get("changes", ()):
+            for ops in ticket_change_ops(tenant, mps, change.get("before"), change.get("after")):
+                if ops.group in snaps and (not snaps[ops.group] or snaps[ops.group][-1] != outbox_id):
+                    snaps[ops.group].append(outbox_id)
+    return snaps
+
+
+def rebuild_cells(services: Any, tenant: str, cells: Sequence[Cell], now_ms: int,
+                  answer_cells: Sequence[Cell] = (),
+                  answer_windows: Sequence[tuple[float, float] | None] = ()) -> list[int]:
+    """Rebuild `cells`; returns the counts of `answer_cells` from the same snapshot."""
+    counters = services.ticket_counters
+    token, held = counters.begin(tenant, cells)
+    try:
+        plain = [c for c in held if c.mp.score_field is None]
+        timed = [c for c in held if c.mp.score_field is not None]
+        horizon = now_ms - 2 * services.config.JOB_TIMEOUT * 1000
+        with services.db.snapshot() as session:
+            values = sql.cell_counts(session, tenant, list(answer_cells) + plain,
+                                     list(answer_windows) + [None] * len(plain))
+            members = _members(sql.matching_tickets(session, tenant, timed), timed)
+            outbox = sql.recent_outbox(session, tenant, sql.TICKETS_GROUP, horizon)
+        answer, plain_values = values[:len(answer_cells)], values[len(answer_cells):]
+        snaps = _snapshot_ids(tenant, outbox, held)
+        plans = [Install(c.group, [Op("hset", keys.mp_counts_key(tenant, c.mp.id),
+                                      (c.bucket, n))], snaps[c.group])
+                 for c, n in zip(plain, plain_values)]
+        plans += [Install(c.group, _timed_writes(tenant, c, members[c.group]), snaps[c.group])
+                  for c in timed]
+        for plan in plans:
+            if not services.counters.install(tenant, token, plan):
+                log.warning("rebuild of %s lost its marker; the cell stays cold", plan.group)
+    except BaseException:
+        for cell in held:
+            try:
+                services.counters.abort_rebuild(tenant, cell.group, token)
+            except Exception:  # the marker expires by itself; never mask the first error
+                log.warning("could not clear the rebuild marker of %s", cell.group)
+        raise
+    return answer

@@ -1,0 +1,92 @@
+"""POST /ticket/count: sidebar counts per filter, within the caller's visibility."""
+from __future__ import annotations
+
+from functools import wraps
+from typing import Any
+
+from flask import g, jsonify, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from tally.auth.guard import ANY_TICKET_ROLE, require_roles
+from tally.clock import from_epoch_ms, iso_ms
+from tally.counting.visibility import view_of
+from tally.counting.tickets import TicketCountQuery, TicketCountService
+from tally.errors import InvalidFilterId, ValidationFailed
+from tally.extensions import services
+from tally.http import ticket_schemas
+from tally.http.envelope import success
+from tally.http.schemas import ErrorEnvelopeSchema
+
+blp = Blueprint("tickets", __name__, url_prefix="/api/v2/ticketing",
+                description="Ticket counts per sidebar filter")
+MESSAGE = "Ticket counts retrieved successfully"
+SUPPORT_HEADER = "issupportrequest"
+
+
+def support_only() -> bool:
+    raw = request.headers.get(SUPPORT_HEADER)
+    if raw is None or raw.strip().lower() == "false":
+        return False
+    if raw.strip().lower() == "true":
+        return True
+    raise ValidationFailed(details={SUPPORT_HEADER: ["must be true or false"]})
+
+
+def resolve_filters(body: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The requested filters and the profile, or 422 naming every id the caller cannot use."""
+    principal = g.principal
+    ids = list(dict.fromkeys(body["filter_ids"]))
+    profile_id = body["template_profile_filter_id"]
+    wanted = ids + ([profile_id] if profile_id else [])
+    found, invalid = services().filter_catalog.resolve(services(), principal.tenant_id,
+                                                       principal.user_id, wanted)
+    if invalid:
+        raise InvalidFilterId(details={"invalidIds": list(dict.fromkeys(invalid))})
+    profile = found[profile_id].definition.check_profile() if profile_id else None
+    return {fid: found[fid] for fid in ids}, profile
+
+
+def check_view_type(func: Any) -> Any:
+    """Between the query and body parsers: a `type` the caller's role does not allow is a 403,
+    which the contract orders before body validation (400)."""
+
+    @wraps(func)
+    def wrapper(self: Any, query: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        view_of(g.principal, query["type"])
+        return func(self, query, *args, **kwargs)
+
+    return wrapper
+
+
+def details(resolved: Any) -> dict[str, Any]:
+    out = {"id": resolved.id, "name": resolved.name, "type": resolved.type}
+    if resolved.color:
+        out["color"] = resolved.color
+    return out
+
+
+@blp.route("/ticket/count")
+class TicketCount(MethodView):
+    @require_roles(*ANY_TICKET_ROLE)
+    @blp.arguments(ticket_schemas.TicketCountQuerySchema, location="query", error_status_code=400)
+    @check_view_type
+    @blp.arguments(ticket_schemas.TicketCountBodySchema, error_status_code=400)
+    @blp.response(200, ticket_schemas.TicketCountEnvelopeSchema)
+    @blp.alt_response(400, schema=ErrorEnvelopeSchema, description="Invalid header, query or body")
+    @blp.alt_response(403, schema=ErrorEnvelopeSchema, description="Role missing for the type")
+    @blp.alt_response(422, schema=ErrorEnvelopeSchema, description="Unknown or invisible filter id")
+    def post(self, query: dict[str, Any], body: dict[str, Any]):  # noqa: ANN201
+        """Counts for up to 200 filter ids, with filterDetails and summary (X-Count-Source)."""
+        support = support_only()
+        filters, profile = resolve_filters(body)
+        result = TicketCountService(services()).count(TicketCountQuery(
+            g.principal, query["type"], filters, profile, body["timezone"], support))
+        data = {"counts": result.counts,
+                "filterDetails": {fid: details(f) for fid, f in filters.items()},
+                "summary": result.summary, "computedAt": iso_ms(from_epoch_ms(result.computed_at)),
+                "timezone": body["timezone"]}
+        response = jsonify(success(data, MESSAGE))
+        response.headers["X-Count-Source"] = result.source
+        response.headers["Cache-Control"] = "private, no-cache"
+        return response

@@ -1,0 +1,206 @@
+"""The realms file and JWKS lookup: parsing, fetching, caching, rotation."""
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from config import ConfigError, Test
+from tally.app import create_app
+from tally.auth.realms import KeyLookupError, Realm, Realms
+from tests.auth import ec_key, jwks, rsa_key, write_jwks
+
+
+@pytest.fixture(scope="module")
+def rsa():
+    return rsa_key("rsa-1")
+
+
+@pytest.fixture(scope="module")
+def ec():
+    return ec_key("ec-1")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingFetch:
+    """A JWKS endpoint in memory: serves `document`, counts downloads, fails when told."""
+
+    def __init__(self, document: dict) -> None:
+        self.document = document
+        self.calls = 0
+        self.fail = False
+
+    def __call__(self, url: str) -> bytes:
+        self.calls += 1
+        if self.fail:
+            raise OSError("connection refused")
+        return json.dumps(self.document).encode()
+
+
+URI_REALM = Realm(name="remote", issuer="https://idp.invalid/remote",
+                  jwks_uri="https://idp.invalid/remote/certs")
+
+
+def remote(fetch: CountingFetch, clock: FakeClock) -> Realms:
+    return Realms({"remote": URI_REALM}, fetch=fetch, clock=clock)
+
+
+def test_empty_path_means_no_realms():
+    realms = Realms.load("")
+    assert realms.get("tally-dev") is None
+    assert realms.names() == []
+
+
+def test_realms_file_is_parsed_with_relative_jwks_file(tmp_path, rsa):
+    write_jwks(tmp_path / "keys.json", rsa)
+    path = tmp_path / "realms.json"
+    path.write_text(json.dumps({
+        "acme": {"issuer": "https://idp.invalid/acme", "audience": "tally",
+                 "jwks_file": "keys.json"},
+        "beta.eu-1": {"issuer": "https://idp.invalid/beta", "jwks_uri": "https://idp.invalid/k"},
+    }))
+    realms = Realms.load(str(path))
+    assert realms.get("acme") == Realm("acme", "https://idp.invalid/acme", "tally", None,
+                                       str(tmp_path / "keys.json"))
+    assert realms.get("beta.eu-1").jwks_uri == "https://idp.invalid/k"
+    assert realms.get("beta.eu-1").audience is None
+    assert realms.get("gamma") is None
+    assert realms.signing_key(realms.get("acme"), "rsa-1").key_id == "rsa-1"
+
+
+@pytest.mark.parametrize("content, reason", [
+    ("not json", "Expecting value"),
+    ("[]", "JSON object of realms"),
+    ('{"bad realm!": {"issuer": "x", "jwks_uri": "https://k"}}', "realm name"),
+    ('{"a": "x"}', "must be a JSON object"),
+    ('{"a": {"jwks_uri": "https://k"}}', "issuer"),
+    ('{"a": {"issuer": "x"}}', "exactly one of jwks_uri and jwks_file"),
+    ('{"a": {"issuer": "x", "jwks_uri": "https://k", "jwks_file": "k.json"}}', "exactly one"),
+    ('{"a": {"issuer": "x", "jwks_uri": "file:///etc/passwd"}}', "http(s) URL"),
+    ('{"a": {"issuer": "x", "audience": 3, "jwks_uri": "https://k"}}', "audience"),
+    ('{"a": {"issuer": "x", "jwks_uri": "https://k", "algs": ["HS256"]}}', "unknown settings"),
+    ('{"a": {"issuer": "x", "jwks_file": "missing.json"}}', "cannot read the keys"),
+])
+def test_unusable_realms_file_raises_config_error_naming_the_variable(tmp_path, content, reason):
+    path = tmp_path / "realms.json"
+    path.write_text(content)
+    with pytest.raises(ConfigError) as raised:
+        Realms.load(str(path))
+    assert "TALLY_REALMS_FILE" in str(raised.value)
+    assert reason in str(raised.value)
+
+
+def test_missing_realms_file_raises_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="TALLY_REALMS_FILE"):
+        Realms.load(str(tmp_path / "nope.json"))
+
+
+def test_create_app_refuses_a_bad_realms_file(tmp_path):
+    path = tmp_path / "realms.json"
+    path.write_text("{")
+    with pytest.raises(ConfigError, match="TALLY_REALMS_FILE"):
+        create_app(Test(), REALMS_FILE=str(path))
+
+
+def test_jwks_uri_is_fetched_once_and_cached_for_five_minutes(rsa):
+    fetch, clock = CountingFetch(jwks(rsa)), FakeClock()
+    realms = remote(fetch, clock)
+    assert realms.signing_key(URI_REALM, "rsa-1").key_id == "rsa-1"
+    clock.now += 299
+    realms.signing_key(URI_REALM, "rsa-1")
+    assert fetch.calls == 1
+    clock.now += 2
+    realms.signing_key(URI_REALM, "rsa-1")
+    assert fetch.calls == 2
+
+
+def test_unknown_kid_refetches_once_per_thirty_seconds(rsa, ec):
+    fetch, clock = CountingFetch(jwks(rsa)), FakeClock()
+    realms = remote(fetch, clock)
+    realms.signing_key(URI_REALM, "rsa-1")
+    with pytest.raises(KeyLookupError):
+        realms.signing_key(URI_REALM, "rotated")
+    assert fetch.calls == 2
+    clock.now += 29
+    with pytest.raises(KeyLookupError):
+        realms.signing_key(URI_REALM, "other")
+    assert fetch.calls == 2
+    clock.now += 1
+    fetch.document = jwks(rsa, ec)  # the issuer has rotated in a new key
+    assert realms.signing_key(URI_REALM, "ec-1").algorithm_name == "ES256"
+    assert fetch.calls == 3
+
+
+def test_no_kid_uses_the_only_key_and_refuses_to_guess_among_several(rsa, ec):
+    clock = FakeClock()
+    assert remote(CountingFetch(jwks(rsa)), clock).signing_key(URI_REALM, None).key_id == "rsa-1"
+    with pytest.raises(KeyLookupError):
+        remote(CountingFetch(jwks(rsa, ec)), clock).signing_key(URI_REALM, None)
+
+
+def test_unreachable_jwks_without_cached_keys_raises_key_lookup_error():
+    fetch = CountingFetch({})
+    fetch.fail = True
+    with pytest.raises(KeyLookupError, match="connection refused"):
+        remote(fetch, FakeClock()).signing_key(URI_REALM, "rsa-1")
+
+
+def test_unreachable_jwks_keeps_the_previous_keys(rsa):
+    fetch, clock = CountingFetch(jwks(rsa)), FakeClock()
+    realms = remote(fetch, clock)
+    realms.signing_key(URI_REALM, "rsa-1")
+    fetch.fail = True
+    clock.now += 400
+    assert realms.signing_key(URI_REALM, "rsa-1").key_id == "rsa-1"
+    assert fetch.calls == 2
+
+
+def test_jwks_without_usable_keys_raises_key_lookup_error():
+    fetch = CountingFetch({"keys": [{"kty": "nope"}]})
+    with pytest.raises(KeyLookupError):
+        remote(fetch, FakeClock()).signing_key(URI_REALM, None)
+
+
+def test_jwks_uri_is_downloaded_over_http(rsa):
+    # Given a real HTTP server publishing the JWKS
+    body = json.dumps(jwks(rsa)).encode()
+    hits = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        realm = Realm("web", "https://idp.invalid/web",
+                      jwks_uri=f"http://127.0.0.1:{server.server_port}/certs")
+        realms = Realms({"web": realm})
+        # When a key is looked up twice
+        first = realms.signing_key(realm, "rsa-1")
+        second = realms.signing_key(realm, "rsa-1")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    # Then the document was downloaded once
+    assert first.key_id == second.key_id == "rsa-1"
+    assert hits == ["/certs"]
