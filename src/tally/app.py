@@ -11,10 +11,10 @@ from config import Base, from_env
 from tally import extensions
 from tally.auth import guard
 from tally.auth.realms import Realms
-from tally.http import events, notifications, ops
+from tally.http import events, filters, notifications, ops
 from tally.http.api import register_error_handlers
 
-API_BLUEPRINTS = (notifications.blp, events.blp)
+API_BLUEPRINTS = (notifications.blp, events.blp, filters.blp)
 
 
 def create_app(config: Base | None = None, **overrides: Any) -> Flask:
@@ -27,6 +27,7 @@ def create_app(config: Base | None = None, **overrides: Any) -> Flask:
 
     app = Flask("tally")
     app.config.from_object(config)
+    app.json.sort_keys = False  # keep the seed's field order (byType, byPriority, counts)
     logging.basicConfig(level=logging.INFO if not config.TESTING else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     extensions.init_app(app, config, Realms.load(config.REALMS_FILE))

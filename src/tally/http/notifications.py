@@ -1,4 +1,116 @@
-"""STUB — replaced by the notifications work."""
+"""Notification endpoints: the badge count (ETag, 304), the list, and marking as read."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+from flask import Response, g, jsonify, request
+from flask.views import MethodView
 from flask_smorest import Blueprint
 
-blp = Blueprint("notifications", __name__, url_prefix="/api/v2/ticketing")
+from tally import jobs
+from tally.auth.guard import ANY_TICKET_ROLE, require_roles
+from tally.clock import epoch_ms
+from tally.counting import notifications
+from tally.counting.model import CountResult
+from tally.errors import RebuildBusy, StoreUnavailable
+from tally.events import ingest, outbox
+from tally.extensions import Services, services
+from tally.http import schemas
+from tally.http.envelope import success
+
+log = logging.getLogger("tally.http.notifications")
+blp = Blueprint("notifications", __name__, url_prefix="/api/v2/ticketing",
+                description="The user's ticket notifications: badge counts, list, read state")
+
+COUNT_MESSAGE = "Notification count retrieved successfully"
+ERRORS = {400: "Invalid header, query or body", 401: "Missing, expired or invalid token",
+          403: "The caller lacks a ticket role", 404: "Unknown realm or tenant"}
+FULL = schemas.NotificationCountsSchema()
+MINIMAL = schemas.MinimalCountSchema()
+
+
+def document_errors(func: Any) -> Any:
+    """Document the guard's and validation's error statuses on a view."""
+    for status, description in ERRORS.items():
+        func = blp.alt_response(status, schema=schemas.ErrorEnvelopeSchema,
+                                description=description)(func)
+    return func
+
+
+def count_response(result: CountResult, view: str = "full", message: str = COUNT_MESSAGE,
+                   conditional: bool = True) -> Response:
+    """The count body with its source, caching headers and ETag (a hash of view and data, never
+    of the timestamp); 304 when `conditional` and If-None-Match names that ETag or `*`."""
+    data = (MINIMAL if view == "minimal" else FULL).dump(result.value)
+    etag = hashlib.sha256(json.dumps([view, data], sort_keys=True).encode()).hexdigest()[:32]
+    if conditional and request.if_none_match.contains_weak(etag):
+        response = Response(status=304)
+    else:
+        response = jsonify(success(data, message))
+    response.set_etag(etag)
+    response.headers["X-Count-Source"] = result.source
+    response.headers["Cache-Control"] = "private, no-cache"
+    response.headers["X-Poll-Interval"] = str(services().config.POLL_INTERVAL)
+    return response
+
+
+def mark_read(svc: Services, tenant: str, user: str, ids: list[str] | None) -> CountResult:
+    """Mark notifications read in SQL, apply the delta now (read-your-writes), return the counts."""
+    with svc.db.write() as session:
+        outbox_id = ingest.mark_notifications_read(session, tenant, user, ids,
+                                                   at=epoch_ms(svc.clock()))
+    if outbox_id is None:
+        return notifications.count(svc, tenant, user)
+    try:
+        outbox.apply_pending(svc, tenant, ids=[outbox_id])
+    except (StoreUnavailable, RebuildBusy) as error:
+        log.warning("read of %s/%s not applied now (%s); queued", tenant, user, error.message)
+        jobs.enqueue_apply(svc.queue_redis, tenant, outbox_id)
+        return CountResult(notifications.sql_only(svc, tenant, user), notifications.SQL)
+    return notifications.count(svc, tenant, user)
+
+
+@blp.route("/ticket/notification/count")
+class NotificationCount(MethodView):
+    @require_roles(*ANY_TICKET_ROLE)
+    @blp.arguments(schemas.CountQuerySchema, location="query", error_status_code=400)
+    @blp.response(200, schemas.CountEnvelopeSchema,
+                  description="view=full (default); view=minimal answers data: {count: unread}")
+    @blp.alt_response(304, description="Unchanged since the ETag in If-None-Match")
+    @document_errors
+    def get(self, args: dict[str, Any]) -> Response:
+        """The caller's notification counts (the badge)."""
+        principal = g.principal
+        result = notifications.count(services(), principal.tenant_id, principal.user_id)
+        return count_response(result, args["view"])
+
+
+@blp.route("/ticket/notification/list")
+class NotificationList(MethodView):
+    @require_roles(*ANY_TICKET_ROLE)
+    @blp.arguments(schemas.ListQuerySchema, location="query", error_status_code=400)
+    @blp.response(200, schemas.ListEnvelopeSchema)
+    @document_errors
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The caller's notifications, newest first, a page at a time."""
+        principal = g.principal
+        page = notifications.list_page(services(), principal.tenant_id, principal.user_id,
+                                       args["limit"], unread=args["unread"], type_=args["type"],
+                                       after=args["cursor"])
+        return success(page, "Notifications retrieved successfully")
+
+
+@blp.route("/ticket/notification/read")
+class NotificationRead(MethodView):
+    @require_roles(*ANY_TICKET_ROLE)
+    @blp.arguments(schemas.ReadBodySchema, error_status_code=400)
+    @blp.response(200, schemas.CountEnvelopeSchema)
+    @document_errors
+    def post(self, body: dict[str, Any]) -> Response:
+        """Mark the given notifications (or all) read; answers the new counts."""
+        principal = g.principal
+        result = mark_read(services(), principal.tenant_id, principal.user_id, body.get("ids"))
+        return count_response(result, message="Notifications marked as read", conditional=False)

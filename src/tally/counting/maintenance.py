@@ -1,0 +1,176 @@
+"""Operator maintenance of the counters (invalidate, rebuild, verify), one counter family at a time.
+
+A family is one kind of counter group (today: per-user notification hashes; ticket counters join
+by adding a CounterFamily to FAMILIES). Every operation walks the families in order.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+from tally.counting import notifications
+from tally.counting.model import NotificationCounts
+from tally.stores import keys, sql_counts
+
+if TYPE_CHECKING:
+    from tally.extensions import Services
+
+log = logging.getLogger("tally.counting.maintenance")
+Progress = Callable[[str], None]
+PROGRESS_EVERY = 100
+
+
+def _quiet(_line: str) -> None:
+    """The default progress sink: say nothing."""
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One field of one counter group whose Redis value differs from SQL."""
+
+    family: str
+    member: str
+    field: str
+    redis: object
+    sql: object
+
+    @property
+    def line(self) -> str:
+        return f"{self.family} {self.member}: {self.field} redis={self.redis} sql={self.sql}"
+
+
+@dataclass
+class Drift:
+    """What verify found: one line per differing field, and how many groups were rebuilt."""
+
+    differences: list[Difference] = field(default_factory=list)
+    repaired: int = 0
+
+    @property
+    def lines(self) -> list[str]:
+        return [d.line for d in self.differences]
+
+
+@dataclass(frozen=True)
+class CounterFamily:
+    """How to drop, list, rebuild and compare one kind of counter group of a tenant."""
+
+    name: str
+    invalidate: Callable[["Services", str, str | None, str | None], int]
+    members: Callable[["Services", str], list[str]]
+    rebuild: Callable[["Services", str, str], bool]
+    compare: Callable[["Services", str, str], list[Difference]]
+    has_filters: bool = False  # whether `invalidate --filter` can name this family's groups
+
+
+# -- notification counters (one hash per user) --------------------------------------------------
+def _suffix_pattern(tenant: str, example_key: str, placeholder: str) -> str:
+    """A SCAN suffix pattern from a key keys.py built for a placeholder id (keys.py spells keys)."""
+    suffix = example_key.removeprefix(keys.tenant_prefix(tenant))
+    return suffix.removesuffix(placeholder) + "*"
+
+
+def _invalidate_notifications(services: "Services", tenant: str, user: str | None,
+                              filter_id: str | None) -> int:
+    counters = services.counters
+    if user is not None:
+        group = keys.notification_group(user)
+        return counters.delete_keys(keys.notification_counts_key(tenant, user),
+                                    keys.group_snapshot_key(tenant, group),
+                                    keys.group_lock_key(tenant, group))
+    if filter_id is not None:  # only that filter's (ticket) counters were asked for
+        return 0
+    probe = "0"
+    group = keys.notification_group(probe)
+    examples = (keys.notification_counts_key(tenant, probe),
+                keys.group_snapshot_key(tenant, group), keys.group_lock_key(tenant, group))
+    return sum(counters.delete_tenant_keys(tenant, _suffix_pattern(tenant, key, probe))
+               for key in examples)
+
+
+def _notification_users(services: "Services", tenant: str) -> list[str]:
+    with services.db.snapshot() as session:
+        return sql_counts.notification_users(session, tenant)
+
+
+def _fields(counts: NotificationCounts) -> dict[str, object]:
+    """The counts flattened to wire-style field names, for line-per-field comparison."""
+    flat: dict[str, object] = {"total": counts.total, "unread": counts.unread}
+    flat.update({f"byType.{k}": v for k, v in counts.by_type.items()})
+    flat.update({f"byPriority.{k}": v for k, v in counts.by_priority.items()})
+    flat["lastUpdated"] = counts.last_updated
+    return flat
+
+
+def _compare_notifications(services: "Services", tenant: str, user: str) -> list[Difference]:
+    """Differences between the user's hash and SQL; none when cold or while deltas are in flight.
+
+    The group's rebuild marker is held while comparing, so no apply changes the hash between the
+    Redis read and the SQL snapshot; outbox rows not yet applied mean Redis may lag, not drift.
+    """
+    counters, group = services.counters, keys.notification_group(user)
+    token = counters.begin_rebuild(tenant, group)
+    if token is None:
+        return []  # a rebuild is installing fresh counters right now
+    try:
+        cached = counters.read_notifications(tenant, user)
+        if cached is None:
+            return []
+        with services.db.snapshot() as session:
+            if sql_counts.group_has_pending(session, tenant, group):
+                return []
+            truth = sql_counts.notification_counts(session, tenant, user)
+    finally:
+        counters.abort_rebuild(tenant, group, token)
+    redis_fields, sql_fields = _fields(cached), _fields(truth)
+    return [Difference("user", user, name, redis_fields[name], value)
+            for name, value in sql_fields.items() if redis_fields[name] != value]
+
+
+NOTIFICATIONS = CounterFamily("user", _invalidate_notifications, _notification_users,
+                              notifications.rebuild_user, _compare_notifications)
+FAMILIES: list[CounterFamily] = [NOTIFICATIONS]
+
+
+# -- operations ---------------------------------------------------------------------------------
+def invalidate(services: "Services", tenant: str, user: str | None = None,
+               filter_id: str | None = None) -> int:
+    """Drop counters (a user's, a filter's, or the whole tenant's); returns how many keys went."""
+    if filter_id is not None and not any(family.has_filters for family in FAMILIES):
+        log.warning("invalidate %s: no counters are kept per filter yet; filter %s drops nothing",
+                    tenant, filter_id)
+    removed = sum(family.invalidate(services, tenant, user, filter_id) for family in FAMILIES)
+    log.info("invalidate %s user=%s filter=%s: %d keys", tenant, user, filter_id, removed)
+    return removed
+
+
+def rebuild(services: "Services", tenant: str, progress: Progress = _quiet,
+            every: int = PROGRESS_EVERY) -> str:
+    """Recompute every counter group of the tenant from SQL now; returns a one-line report."""
+    parts = []
+    for family in FAMILIES:
+        members = family.members(services, tenant)
+        busy = 0
+        for done, member in enumerate(members, 1):
+            busy += not family.rebuild(services, tenant, member)
+            if done % every == 0 and done < len(members):
+                progress(f"{family.name}: {done}/{len(members)} rebuilt")
+        parts.append(f"{family.name}: {len(members) - busy} rebuilt, {busy} busy")
+    return f"tenant {tenant}: " + "; ".join(parts)
+
+
+def verify(services: "Services", tenant: str, repair: bool = False, progress: Progress = _quiet,
+           every: int = PROGRESS_EVERY) -> Drift:
+    """Compare warm counters with SQL; with repair, rebuild each group that differs."""
+    drift = Drift()
+    for family in FAMILIES:
+        members = family.members(services, tenant)
+        for done, member in enumerate(members, 1):
+            found = family.compare(services, tenant, member)
+            drift.differences += found
+            if found and repair:
+                drift.repaired += family.rebuild(services, tenant, member)
+            if done % every == 0 and done < len(members):
+                progress(f"{family.name}: {done}/{len(members)} verified")
+    return drift

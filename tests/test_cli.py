@@ -1,0 +1,118 @@
+"""The operator's cache commands through the `tally` CLI group."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import redis
+
+from tally.counting import notifications
+from tally.stores import keys
+from tally.stores.models import Notification
+from tests import factories
+from tests.factories import BASE_MS, MIX
+
+T = str(uuid.uuid4())
+
+
+@pytest.fixture
+def services(app):
+    return app.extensions["tally"]
+
+
+@pytest.fixture
+def raw(redis_url):
+    connection = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def cli(app):
+    runner = app.test_cli_runner()
+
+    def run(*args: str):
+        return runner.invoke(args=["tally", "cache", *args])
+
+    return run
+
+
+def warm(services, *users, tenant=T):
+    for user in users:
+        factories.notifications(services.db, tenant, user, MIX)
+        assert notifications.count(services, tenant, user).source == "recomputed"
+
+
+def test_invalidate_one_user_drops_only_that_users_counters(cli, services, raw):
+    warm(services, "u1", "u2")
+    result = cli("invalidate", "--tenant", T, "--user", "u1")
+    assert result.exit_code == 0, result.output
+    assert "dropped 1 keys" in result.output
+    assert not raw.exists(keys.notification_counts_key(T, "u1"))
+    assert raw.exists(keys.notification_counts_key(T, "u2"))
+    assert notifications.count(services, T, "u1").source == "recomputed"
+
+
+def test_invalidate_a_tenant_leaves_other_tenants_warm(cli, services, raw):
+    other = str(uuid.uuid4())
+    warm(services, "u1", "u2")
+    warm(services, "u1", tenant=other)
+    services.counters.begin_rebuild(T, keys.notification_group("u3"))
+    result = cli("invalidate", "--tenant", T)
+    assert result.exit_code == 0, result.output
+    assert "dropped 3 keys" in result.output  # two hashes and one rebuild marker
+    assert raw.keys(keys.tenant_prefix(T) + "*") == []
+    assert raw.exists(keys.notification_counts_key(other, "u1"))
+
+
+def test_invalidate_by_filter_drops_no_notification_counters(cli, services, raw):
+    warm(services, "u1")
+    result = cli("invalidate", "--tenant", T, "--filter", "7")
+    assert result.exit_code == 0, result.output
+    assert "dropped 0 keys" in result.output
+    assert raw.exists(keys.notification_counts_key(T, "u1"))
+
+
+def test_rebuild_warms_every_user_and_reports_progress(cli, services, raw):
+    with services.db.write() as session:
+        session.add_all(Notification(tenant_id=T, id=f"n{i}", user_id=f"u{i:03d}", type="mention",
+                                     ticket_id=None, priority="low", created_at=BASE_MS,
+                                     read=False, deleted=False, updated_at=BASE_MS)
+                        for i in range(120))
+    result = cli("rebuild", "--tenant", T)
+    assert result.exit_code == 0, result.output
+    assert "user: 100/120 rebuilt" in result.output
+    assert "user: 120 rebuilt, 0 busy" in result.output
+    assert raw.hget(keys.notification_counts_key(T, "u119"), "t:mention") == "1"
+
+
+def test_verify_exits_1_on_drift_and_repair_fixes_it(cli, services, raw):
+    warm(services, "u1", "u2")
+    raw.hset(keys.notification_counts_key(T, "u1"), mapping={"unread": 3, "p:high": 7})
+    found = cli("verify", "--tenant", T)
+    assert found.exit_code == 1
+    assert "user u1: unread redis=3 sql=4" in found.output
+    assert "user u1: byPriority.high redis=7 sql=2" in found.output
+    assert "2 difference(s)" in found.output
+    repaired = cli("verify", "--tenant", T, "--repair")
+    assert repaired.exit_code == 0, repaired.output
+    assert "2 difference(s) repaired" in repaired.output
+    assert raw.hget(keys.notification_counts_key(T, "u1"), "unread") == "4"
+    assert cli("verify", "--tenant", T).exit_code == 0
+
+
+def test_verify_treats_cold_groups_and_deltas_in_flight_as_no_drift(cli, services, raw):
+    warm(services, "u1", "u2")
+    raw.delete(keys.notification_counts_key(T, "u1"))
+    factories.notification(services.db, T, "u2")
+    factories.outbox_row(services.db, T, keys.notification_group("u2"))  # not yet applied
+    result = cli("verify", "--tenant", T)
+    assert result.exit_code == 0, result.output
+    assert "0 difference(s)" in result.output
+    assert not raw.exists(keys.group_lock_key(T, keys.notification_group("u2")))
+
+
+def test_cache_commands_reject_a_tenant_that_is_not_a_uuid(cli):
+    result = cli("verify", "--tenant", "not-a-uuid")
+    assert result.exit_code == 2
+    assert "is not a UUID" in result.output
