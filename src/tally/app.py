@@ -11,10 +11,10 @@ from config import Base, from_env
 from tally import extensions
 from tally.auth import guard
 from tally.auth.realms import Realms
-from tally.http import events, filters, notifications, ops
+from tally.http import events, filters, notifications, ops, tickets
 from tally.http.api import register_error_handlers
 
-API_BLUEPRINTS = (notifications.blp, events.blp, filters.blp)
+API_BLUEPRINTS = (notifications.blp, events.blp, filters.blp, tickets.blp)
 
 
 def create_app(config: Base | None = None, **overrides: Any) -> Flask:

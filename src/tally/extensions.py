@@ -10,6 +10,7 @@ from flask import Flask, current_app
 from tally.clock import Clock, utc_now
 from tally.stores.db import Database
 from tally.stores.redis_counters import RedisCounters
+from tally.stores.ticket_counters import TicketCounters
 
 EXTENSION = "tally"
 
@@ -35,19 +36,26 @@ class Services:
     config: Any
     db: Database
     counters: RedisCounters
+    ticket_counters: TicketCounters
     queue_redis: redis.Redis
     realms: Any
+    filter_catalog: Any
     clock: Clock = utc_now
 
 
 def init_app(app: Flask, config: Any, realms: Any) -> Services:
     """Build the connections once per app; nothing connects until first used."""
+    from tally.counting.filter_catalog import FilterCatalog
+
+    counters = RedisCounters(counter_client(config.REDIS_URL, config.REDIS_CLUSTER))
     services = Services(
         config=config,
         db=Database(config.DATABASE_URL),
-        counters=RedisCounters(counter_client(config.REDIS_URL, config.REDIS_CLUSTER)),
+        counters=counters,
+        ticket_counters=TicketCounters(counters),
         queue_redis=queue_client(config.queue_url),
         realms=realms,
+        filter_catalog=FilterCatalog(),
     )
     app.extensions[EXTENSION] = services
     return services

@@ -78,7 +78,7 @@ def rebuild_cells(services: Any, tenant: str, cells: Sequence[Cell], now_ms: int
             values = sql.cell_counts(session, tenant, list(answer_cells) + plain,
                                      list(answer_windows) + [None] * len(plain))
             members = _members(sql.matching_tickets(session, tenant, timed), timed)
-            outbox = sql.recent_outbox(session, tenant, sql.TICKETS_GROUP, horizon)
+            outbox = sql.recent_outbox(session, tenant, keys.TICKETS_GROUP, horizon)
         answer, plain_values = values[:len(answer_cells)], values[len(answer_cells):]
         snaps = _snapshot_ids(tenant, outbox, held)
         plans = [Install(c.group, [Op("hset", keys.mp_counts_key(tenant, c.mp.id),

@@ -1,4 +1,56 @@
-"""STUB — replaced by the events work."""
-from flask_smorest import Blueprint
+"""POST /events: the ticket service's change events, durable in SQL before the 202 (contract §4)."""
+from __future__ import annotations
 
-blp = Blueprint("events", __name__, url_prefix="/api/v2/ticketing")
+from typing import Any
+
+from flask import g
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+
+from tally import jobs
+from tally.auth.guard import require_roles
+from tally.clock import epoch_ms
+from tally.events.ingest import ingest
+from tally.events.schemas import EventBatchSchema, Event
+from tally.extensions import services
+from tally.http.envelope import success
+from tally.http.schemas import EnvelopeSchema, ErrorEnvelopeSchema
+
+blp = Blueprint("events", __name__, url_prefix="/api/v2/ticketing",
+                description="Change events from the ticket service")
+
+ERRORS = {400: "Invalid header or body", 401: "Missing, expired or invalid token",
+          403: "The caller lacks the ticket_service role", 404: "Unknown realm or tenant"}
+
+
+class IngestDataSchema(Schema):
+    accepted = fields.Integer(metadata={"description": "events applied for the first time"})
+    duplicates = fields.Integer(metadata={"description": "redelivered eventIds (no-ops)"})
+
+
+class IngestEnvelopeSchema(EnvelopeSchema):
+    data = fields.Nested(IngestDataSchema)
+
+
+def _document_errors(func: Any) -> Any:
+    for status, description in ERRORS.items():
+        func = blp.alt_response(status, schema=ErrorEnvelopeSchema, description=description)(func)
+    return func
+
+
+@blp.route("/events")
+class Events(MethodView):
+    @require_roles("ticket_service")
+    @_document_errors
+    @blp.arguments(EventBatchSchema, error_status_code=400)
+    @blp.response(202, IngestEnvelopeSchema)
+    def post(self, batch: dict[str, list[Event]]) -> dict[str, Any]:
+        """Ingest change events; a redelivered eventId is a no-op."""
+        svc, tenant = services(), g.principal.tenant_id
+        result = ingest(svc.db, tenant, batch["events"], epoch_ms(svc.clock()))
+        if result.high_water is not None:  # after the commit: the job must see the rows
+            jobs.enqueue_apply(svc.queue_redis, tenant, result.high_water,
+                               job_timeout=int(svc.config.JOB_TIMEOUT))
+        return success({"accepted": result.accepted, "duplicates": result.duplicates},
+                       "Events accepted")

@@ -31,6 +31,10 @@ def applied_key(tenant: str) -> str:
     return tenant_prefix(tenant) + "applied"
 
 
+# The outbox group of every ticket change; cells are rebuilt per (MP, bucket) from it.
+TICKETS_GROUP = "tickets"
+
+
 def notification_group(user: str) -> str:
     return f"n:{_check(user, 'user')}"
 

@@ -8,12 +8,12 @@ from sqlalchemy import ColumnElement, and_, case, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from tally.counting.predicates import Materialized
+from tally.stores import keys
 from tally.stores.models import OutboxRow, Ticket
 from tally.stores.sql_filters import predicate, window
 from tally.stores.ticket_counters import Cell
 
 SUPPORT = "sr:"
-TICKETS_GROUP = "tickets"
 
 
 def bucket_predicate(bucket: str) -> ColumnElement[bool]:

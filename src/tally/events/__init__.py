@@ -1,0 +1,1 @@
+"""Change events: validation, ingest into SQL with an outbox, and applying that outbox."""

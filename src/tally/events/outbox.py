@@ -1,0 +1,184 @@
+"""The outbox's life after ingest: apply pending rows to the counters, find the lagging, prune.
+
+A row is applied by RedisCounters.apply (atomic, once per outbox id), then marked applied in SQL.
+A crash between the two leaves the row pending; its next apply is a no-op thanks to the dedupe
+set. Rows are pruned only after their dedupe entries are dropped, and only once applied for longer
+than OUTBOX_RETENTION_SECONDS (well beyond JOB_TIMEOUT, so no job can still hold them).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
+
+from sqlalchemy import delete, func, select, update
+
+from tally.clock import epoch_ms, utc_now
+from tally.errors import GuardChanged, RebuildBusy, StoreUnavailable
+from tally.events.deltas import outbox_delta
+from tally.stores import keys
+from tally.stores.base import ApplyResult
+from tally.stores.db import Database
+from tally.stores.models import OutboxRow
+
+if TYPE_CHECKING:
+    from tally.extensions import Services
+
+log = logging.getLogger("tally.events.outbox")
+
+BUSY_RETRIES = 5
+BUSY_SLEEP_SECONDS = 0.05
+PRUNE_CHUNK = 1000
+NOTIFICATION_PREFIX = keys.notification_group("x")[:-1]  # "n:"
+
+
+@dataclass
+class ApplyReport:
+    """What one apply_pending call did: rows taken, newly applied, already applied, batches."""
+
+    rows: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    batches: int = 0
+
+
+def _now(services: "Services") -> int:
+    return epoch_ms(services.clock())
+
+
+def _apply(services: "Services", tenant: str, rows: Sequence[Any]) -> ApplyResult:
+    """counters.apply, waiting briefly while a rebuild holds a touched group.
+
+    Ticket rows are turned into ops against the tenant's registered predicates, and the apply is
+    guarded by the registry's version: if a predicate was registered meanwhile, the ops are
+    recomputed with it (else its freshly rebuilt cells would miss this delta).
+    """
+    has_tickets = any(row.group_key == keys.TICKETS_GROUP for row in rows)
+    for attempt in range(BUSY_RETRIES + 1):
+        guards: list[tuple[str, str]] = []
+        mps: list[Any] = []
+        if has_tickets:
+            registry = services.ticket_counters.registry(tenant)
+            mps = list(registry.mps.values())
+            guards = [(keys.mp_version_key(tenant), registry.version)]
+        deltas = [outbox_delta(tenant, row.id, row.payload, mps) for row in rows]
+        try:
+            return services.counters.apply(tenant, deltas, _now(services), guards)
+        except (RebuildBusy, GuardChanged):
+            if attempt == BUSY_RETRIES:
+                raise
+            time.sleep(BUSY_SLEEP_SECONDS)
+    raise AssertionError("unreachable")
+
+
+def _notify(services: "Services", tenant: str, rows: Sequence[Any]) -> None:
+    """Tell stream listeners whose counters may have changed; best effort, counters are right."""
+    users = sorted({row.group_key[len(NOTIFICATION_PREFIX):] for row in rows
+                    if row.group_key.startswith(NOTIFICATION_PREFIX)})
+    try:
+        for user in users:
+            services.counters.publish(keys.stream_channel(tenant, user), "changed")
+    except StoreUnavailable as error:
+        log.warning("tenant %s: could not notify streams: %s", tenant, error.message)
+
+
+def _apply_rows(services: "Services", tenant: str, rows: Sequence[Any],
+                report: ApplyReport) -> None:
+    if not rows:
+        return
+    result = _apply(services, tenant, rows)
+    ids = [row.id for row in rows]
+    with services.db.write() as session:
+        session.execute(update(OutboxRow).where(OutboxRow.id.in_(ids),
+                                                OutboxRow.applied_at.is_(None))
+                        .values(applied_at=_now(services)))
+    report.rows += len(rows)
+    report.applied += result.applied
+    report.duplicates += result.duplicates
+    report.batches += 1
+    _notify(services, tenant, rows)
+
+
+def _pending(tenant: str) -> Any:
+    return select(OutboxRow.id, OutboxRow.group_key, OutboxRow.payload).where(
+        OutboxRow.tenant_id == tenant, OutboxRow.applied_at.is_(None))
+
+
+def apply_pending(services: "Services", tenant: str, *, ids: list[int] | None = None,
+                  limit: int | None = None) -> ApplyReport:
+    """Apply a tenant's pending outbox rows (or exactly `ids`, if still pending) to the counters.
+
+    Without ids: every row pending when the call starts, in id order, APPLY_BATCH_SIZE at a time,
+    at most `limit` rows. Raises RebuildBusy when a rebuild outlasts the brief retries, and
+    StoreUnavailable when Redis is down; the rows then stay pending for a later job or the sweep.
+    """
+    size = int(services.config.APPLY_BATCH_SIZE)
+    report = ApplyReport()
+    db = services.db
+    if ids is not None:
+        wanted = sorted(set(ids))
+        for start in range(0, len(wanted), size):
+            with db.snapshot() as session:
+                rows = session.execute(_pending(tenant).where(
+                    OutboxRow.id.in_(wanted[start:start + size])).order_by(OutboxRow.id)).all()
+            _apply_rows(services, tenant, rows, report)
+        return report
+    with db.snapshot() as session:
+        high = session.scalar(select(func.max(OutboxRow.id)).where(
+            OutboxRow.tenant_id == tenant, OutboxRow.applied_at.is_(None)))
+    after = 0
+    while high is not None and (limit is None or report.rows < limit):
+        take = size if limit is None else min(size, limit - report.rows)
+        with db.snapshot() as session:
+            rows = session.execute(_pending(tenant).where(
+                OutboxRow.id > after, OutboxRow.id <= high).order_by(OutboxRow.id)
+                .limit(take)).all()
+        if not rows:
+            break
+        _apply_rows(services, tenant, rows, report)
+        after = rows[-1].id
+    return report
+
+
+def pending_tenants(db: Database, older_than_ms: int) -> list[str]:
+    """Tenants with an outbox row still unapplied that was written at or before `older_than_ms`."""
+    with db.snapshot() as session:
+        return sorted(session.scalars(select(OutboxRow.tenant_id).where(
+            OutboxRow.applied_at.is_(None), OutboxRow.created_at <= older_than_ms).distinct()))
+
+
+def high_water(db: Database, tenant: str) -> int | None:
+    """The newest pending outbox id of a tenant (what an apply job for it covers)."""
+    with db.snapshot() as session:
+        return session.scalar(select(func.max(OutboxRow.id)).where(
+            OutboxRow.tenant_id == tenant, OutboxRow.applied_at.is_(None)))
+
+
+def prune(services: "Services", now_ms: int) -> int:
+    """Delete rows applied longer ago than the retention, dedupe entries first; returns how many."""
+    cutoff = now_ms - int(services.config.OUTBOX_RETENTION_SECONDS) * 1000
+    removed = 0
+    while True:
+        with services.db.snapshot() as session:
+            rows = session.execute(select(OutboxRow.id, OutboxRow.tenant_id).where(
+                OutboxRow.applied_at.is_not(None), OutboxRow.applied_at < cutoff)
+                .order_by(OutboxRow.id).limit(PRUNE_CHUNK)).all()
+        if not rows:
+            return removed
+        by_tenant: dict[str, list[int]] = {}
+        for row in rows:
+            by_tenant.setdefault(row.tenant_id, []).append(int(row.id))
+        for tenant, ids in by_tenant.items():
+            services.counters.forget_applied(tenant, ids)  # never delete a row still deduped
+            with services.db.write() as session:
+                removed += session.execute(delete(OutboxRow).where(OutboxRow.id.in_(ids))).rowcount
+
+
+def backlog(db: Database, now_ms: int | None = None) -> tuple[int, int]:
+    """Pending outbox rows of every tenant and the age of the oldest in ms (0 when none)."""
+    now_ms = epoch_ms(utc_now()) if now_ms is None else now_ms
+    with db.snapshot() as session:
+        count, oldest = session.execute(select(func.count(), func.min(OutboxRow.created_at))
+                                        .where(OutboxRow.applied_at.is_(None))).one()
+    return int(count), max(0, now_ms - int(oldest)) if oldest is not None else 0

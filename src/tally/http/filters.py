@@ -1,0 +1,68 @@
+"""Filter endpoints: list the caller's visible filters, create a custom one, delete one's own."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from tally.auth.guard import ANY_TICKET_ROLE, require_roles
+from tally.extensions import services
+from tally.http import filter_schemas as fs
+from tally.http.envelope import success
+from tally.http.schemas import ErrorEnvelopeSchema
+
+blp = Blueprint("filters", __name__, url_prefix="/api/v2/ticketing",
+                description="Saved ticket filters: the system catalogue and users' custom filters")
+
+ERRORS = {400: "Invalid header or body (details name the offending field or condition path)",
+          401: "Missing, expired or invalid token",
+          403: "The caller lacks a ticket role, or the filter is not theirs to delete",
+          404: "Unknown realm or tenant, or no such filter"}
+
+
+def document_errors(func: Any) -> Any:
+    """Document the guard's and validation's error statuses on a view."""
+    for status, description in ERRORS.items():
+        func = blp.alt_response(status, schema=ErrorEnvelopeSchema, description=description)(func)
+    return func
+
+
+@blp.route("/filters")
+class Filters(MethodView):
+    @require_roles(*ANY_TICKET_ROLE)
+    @blp.response(200, fs.FilterListEnvelopeSchema)
+    @document_errors
+    def get(self) -> dict[str, Any]:
+        """The filters visible to the caller: system ones, their own, and shared ones."""
+        principal = g.principal
+        svc = services()
+        items = svc.filter_catalog.list_visible(svc, principal.tenant_id, principal.user_id)
+        return success({"items": items}, "Filters retrieved successfully")
+
+    @require_roles(*ANY_TICKET_ROLE)
+    @blp.arguments(fs.FilterBodySchema, error_status_code=400)
+    @blp.response(201, fs.FilterEnvelopeSchema)
+    @document_errors
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a custom filter owned by the caller (private unless `shared`)."""
+        principal = g.principal
+        svc = services()
+        created = svc.filter_catalog.create(svc, principal.tenant_id, principal.user_id,
+                                            body["name"], body["color"], body["shared"],
+                                            body["definition"])
+        return success(created, "Filter created successfully")
+
+
+@blp.route("/filters/<string:filter_id>")
+class FilterById(MethodView):
+    @require_roles(*ANY_TICKET_ROLE)
+    @blp.response(200, fs.DeletedEnvelopeSchema)
+    @document_errors
+    def delete(self, filter_id: str) -> dict[str, Any]:
+        """Delete one of the caller's own custom filters."""
+        principal = g.principal
+        svc = services()
+        deleted = svc.filter_catalog.delete(svc, principal.tenant_id, principal.user_id, filter_id)
+        return success({"id": deleted, "deleted": True}, "Filter deleted successfully")

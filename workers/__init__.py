@@ -1,0 +1,1 @@
+"""tally's background processes: RQ job entry points, the worker and the periodic scheduler."""

@@ -1,0 +1,107 @@
+"""Thin RQ entry points, enqueued by the dotted paths in tally/jobs.py; each runs in an app context.
+
+A job uses the app already pushed (tests with SimpleWorker inside `app.app_context()`), else the
+process's app: built once (workers/run.py binds it before forking), with the SQL pool inherited
+through fork() dropped first, since a connection must never be shared by two processes.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import secrets
+from typing import Any, Callable, TypeVar
+
+from flask import Flask, has_app_context
+from rq import get_current_job
+
+from tally import jobs as names
+from tally.clock import epoch_ms
+from tally.events import outbox
+from tally.extensions import services
+
+log = logging.getLogger("workers.jobs")
+F = TypeVar("F", bound=Callable[..., Any])
+
+SWEEP_LOCK_KEY = "tally-sweep:lock"  # in the queue Redis; not a counter key, so no tenant tag
+_RELEASE = ("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
+            "return 0")
+
+_app: Flask | None = None
+_app_pid: int | None = None
+
+
+def bind_app(app: Flask) -> None:
+    """Use `app` for every job of this process (and of the work horses it forks)."""
+    global _app, _app_pid
+    _app, _app_pid = app, os.getpid()
+
+
+def _process_app() -> Flask:
+    if _app is None:
+        from tally.app import create_app
+
+        bind_app(create_app())
+    elif _app_pid != os.getpid():  # a forked work horse: drop the parent's SQL connections
+        _app.extensions["tally"].db.dispose()
+        bind_app(_app)
+    assert _app is not None
+    return _app
+
+
+def job(func: F) -> F:
+    """Run `func` inside an application context."""
+
+    @functools.wraps(func)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if has_app_context():
+            return func(*args, **kwargs)
+        with _process_app().app_context():
+            return func(*args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
+
+def _job_id() -> str:
+    current = get_current_job()
+    return current.id if current is not None else "-"
+
+
+@job
+def apply_tenant(tenant: str, high_water: int) -> dict[str, int]:
+    """Apply every pending outbox row of `tenant` (at least those up to `high_water`)."""
+    report = outbox.apply_pending(services(), tenant)
+    log.info("job %s tenant %s: high water %s, %d rows, %d applied, %d already applied",
+             _job_id(), tenant, high_water, report.rows, report.applied, report.duplicates)
+    return {"rows": report.rows, "applied": report.applied, "duplicates": report.duplicates}
+
+
+@job
+def sweep() -> dict[str, Any]:
+    """Re-enqueue tenants whose outbox rows outwaited the grace period, then prune applied rows.
+
+    Holds a SET NX EX lock in the queue Redis so two sweeps never overlap.
+    """
+    svc = services()
+    timeout = int(svc.config.JOB_TIMEOUT)
+    token = secrets.token_hex(8)
+    if not svc.queue_redis.set(SWEEP_LOCK_KEY, token, nx=True, ex=timeout):
+        log.info("job %s: another sweep holds the lock; skipped", _job_id())
+        return {"skipped": True}
+    try:
+        now = epoch_ms(svc.clock())
+        # A new attempt id per JOB_TIMEOUT window: a lost apply job is replaced once per window.
+        attempt = f"sweep-{now // (timeout * 1000)}"
+        late = outbox.pending_tenants(svc.db, now - int(svc.config.SWEEP_GRACE_SECONDS) * 1000)
+        enqueued = []
+        for tenant in late:
+            high = outbox.high_water(svc.db, tenant)
+            if high is not None and names.enqueue_apply(svc.queue_redis, tenant, high,
+                                                        attempt=attempt, job_timeout=timeout):
+                enqueued.append(tenant)
+        pruned = outbox.prune(svc, now)
+        log.info("job %s: %d lagging tenants re-enqueued, %d outbox rows pruned", _job_id(),
+                 len(enqueued), pruned)
+        return {"skipped": False, "enqueued": enqueued, "pruned": pruned}
+    finally:
+        svc.queue_redis.eval(_RELEASE, 1, SWEEP_LOCK_KEY, token)
