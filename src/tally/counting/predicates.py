@@ -57,6 +57,8 @@ class Materialized:
 
     root: dict[str, Any]
     score_field: str | None = None
+    # The filter (and profile) ids this MP was built for; bookkeeping only, not part of the id.
+    origins: tuple[str, ...] = field(default=(), compare=False)
     evaluator: Group | Condition = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -77,14 +79,14 @@ class Materialized:
         return cls(data["p"], data["z"])
 
     @classmethod
-    def of(cls, definition: Definition, principal: Principal,
-           profile: Definition | None = None) -> "Materialized":
+    def of(cls, definition: Definition, principal: Principal, profile: Definition | None = None,
+           origins: tuple[str, ...] = ()) -> "Materialized":
         """The MP counting `definition` (within `profile`) for `principal`."""
         root = resolve(definition, principal)
         if profile is not None:
             root = {"all": [root, resolve(profile, principal)]}
         time = definition.time_condition
-        return cls(root, time.field if time else None)
+        return cls(root, time.field if time else None, origins)
 
     def matches(self, ticket: Mapping[str, Any]) -> bool:
         """True when a live ticket satisfies the static predicate (any time window aside)."""

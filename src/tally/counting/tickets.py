@@ -32,6 +32,7 @@ class TicketCountQuery:
     profile: Definition | None
     timezone: str
     support_only: bool
+    profile_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,9 +53,12 @@ class TicketCounts:
 
 
 def _targets(query: TicketCountQuery) -> list[Target]:
-    named = [(fid, f.definition) for fid, f in query.filters.items()]
-    named += [(f"summary:{key}", spec.definition) for key, spec in SUMMARY_FILTERS.items()]
-    return [Target(key, Materialized.of(d, query.principal, query.profile), d) for key, d in named]
+    named = [(fid, fid, f.definition) for fid, f in query.filters.items()]
+    named += [(f"summary:{key}", spec.id, spec.definition)
+              for key, spec in SUMMARY_FILTERS.items()]
+    profile = (query.profile_id,) if query.profile_id else ()
+    return [Target(key, Materialized.of(d, query.principal, query.profile, (fid, *profile)), d)
+            for key, fid, d in named]
 
 
 def _windows(targets: Sequence[Target], now: int, tz: str) -> dict[str, tuple[float, float] | None]:

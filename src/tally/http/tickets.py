@@ -81,7 +81,8 @@ class TicketCount(MethodView):
         support = support_only()
         filters, profile = resolve_filters(body)
         result = TicketCountService(services()).count(TicketCountQuery(
-            g.principal, query["type"], filters, profile, body["timezone"], support))
+            g.principal, query["type"], filters, profile, body["timezone"], support,
+            body["template_profile_filter_id"]))
         data = {"counts": result.counts,
                 "filterDetails": {fid: details(f) for fid, f in filters.items()},
                 "summary": result.summary, "computedAt": iso_ms(from_epoch_ms(result.computed_at)),

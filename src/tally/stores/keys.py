@@ -87,3 +87,8 @@ def mp_negatives_key(tenant: str, mp: str, bucket: str) -> str:
 
 def cell_group(mp: str, bucket: str) -> str:
     return f"c:{mp}:{bucket}"
+
+
+def filter_mps_key(tenant: str, filter_id: str) -> str:
+    """Set of the MP ids a filter (or profile) was materialised into, for invalidation."""
+    return tenant_prefix(tenant) + f"fmps:{_check(filter_id, 'filter')}"

@@ -94,9 +94,11 @@ class TicketCounters:
         """Register the cells' MPs and set their markers; returns the token and the cells it holds."""
         token = secrets.token_hex(8)
         table = _KeyTable(keys.mp_registry_key(tenant), keys.mp_version_key(tenant))
-        for cell in cells:
-            table(keys.group_lock_key(tenant, cell.group))
-        mps = {cell.mp.id: cell.mp.spec for cell in cells}
+        mps = {cell.mp.id: cell.mp for cell in cells}
+        plan = {"mps": [[mp.id, mp.spec, [table(keys.filter_mps_key(tenant, origin))
+                                          for origin in mp.origins]]
+                        for mp in mps.values()],
+                "locks": [table(keys.group_lock_key(tenant, cell.group)) for cell in cells]}
         flags = self._begin(keys=table.keys, args=[self.counters.lock_ttl_ms, token,
-                                                    json.dumps(sorted(mps.items()))])
+                                                    json.dumps(plan)])
         return token, [cell for cell, flag in zip(cells, flags) if int(flag) == 1]

@@ -2,18 +2,22 @@
 -- computed without them is refused) and set each cell's rebuild marker.
 -- KEYS[1]      the MP registry hash
 -- KEYS[2]      the registry version
--- KEYS[3..n]   the cells' rebuild markers
+-- KEYS[3..n]   origin sets and the cells' rebuild markers, referred to by index from ARGV[3]
 -- ARGV[1]      marker time to live, ms
 -- ARGV[2]      the marker token
--- ARGV[3]      JSON: [["<mp id>", "<spec>"], ...] MPs to register when absent
--- Returns one flag per marker (KEYS[3..n]): 1 set by this call, 0 held by another rebuild.
+-- ARGV[3]      JSON: {"mps": [["<mp id>", "<spec>", [origin set i, ...]], ...],
+--                     "locks": [i, ...]}
+--   Each MP is registered when absent and its id added to the origin sets (filter id -> MPs).
+-- Returns one flag per lock: 1 set by this call, 0 held by another rebuild.
+local plan = cjson.decode(ARGV[3])
 local added = 0
-for _, mp in ipairs(cjson.decode(ARGV[3])) do
+for _, mp in ipairs(plan.mps) do
   added = added + redis.call('HSETNX', KEYS[1], mp[1], mp[2])
+  for _, i in ipairs(mp[3]) do redis.call('SADD', KEYS[i], mp[1]) end
 end
 if added > 0 then redis.call('INCR', KEYS[2]) end
 local flags = {}
-for i = 3, #KEYS do
+for _, i in ipairs(plan.locks) do
   flags[#flags + 1] = redis.call('SET', KEYS[i], ARGV[2], 'NX', 'PX', ARGV[1]) and 1 or 0
 end
 return flags
