@@ -110,6 +110,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> Base:
         config.QUEUE_URL = env["TALLY_QUEUE_URL"]
     if "TALLY_REALMS_FILE" in env:
         config.REALMS_FILE = env["TALLY_REALMS_FILE"]
+    if "TALLY_VAR_DIR" in env:
+        config.VAR_DIR = env["TALLY_VAR_DIR"]
     if "TALLY_POLL_INTERVAL" in env:
         config.POLL_INTERVAL = parse_int("TALLY_POLL_INTERVAL", env["TALLY_POLL_INTERVAL"], 1)
     return config

@@ -113,18 +113,33 @@ def _redis_for_dev(url: str, var_dir: str) -> "RedisProcess | None":
     return server
 
 
+EXAMPLE_FILTERS = ("all", "3745", "3747", "3749", "3746", "3748", "3750", "4195", "4196", "4197",
+                   "4362", "4373", "5932", "7471", "6358", "7474", "7440", "7473", "7475", "7476",
+                   "7477", "7478", "7479", "7480", "7472", "7531", "7693",
+                   "a7069dca-b9b1-4bf5-9a41-20dd75bf6f62", "01a12ac1-8f14-4600-a4ee-c930ee4057bf",
+                   "004ce44d-b69d-4acb-becd-78c3359e0002")
+
+
 def _print_demo(token: str, tenant: str, realm: str, port: int) -> None:
+    """The lines a newcomer pastes into another terminal."""
+    import json
+
     base = f"http://127.0.0.1:{port}/api/v2/ticketing"
-    auth = (f"-H 'authorization: Bearer {token}' -H 'x-tenantid: {tenant}' "
+    auth = (f"-H \"authorization: Bearer $TALLY_TOKEN\" -H 'x-tenantid: {tenant}' "
             f"-H 'realmname: {realm}' -H 'accept: application/json'")
+    body = json.dumps({"templateProfileFilterId": None, "filterIds": list(EXAMPLE_FILTERS),
+                       "timezone": "Asia/Calcutta"})
     print("\n=== tally is up ===========================================================")
-    print(f"demo token (agent 'demo-agent', 12 h):\n{token}\n")
+    print("demo agent 'demo-agent' (teams blue, green, red); paste into another terminal:\n")
+    print(f"export TALLY_TOKEN='{token}'\n")
     print(f"curl -s {auth} '{base}/ticket/notification/count'")
     print(f"curl -s {auth} '{base}/ticket/notification/count?view=minimal'")
     print(f"curl -s {auth} '{base}/ticket/notification/list?limit=5'")
     print(f"curl -s {auth} -H 'content-type: application/json' -X POST "
           f"'{base}/ticket/notification/read' -d '{{\"all\": true}}'")
-    print(f"API docs: http://127.0.0.1:{port}/docs   Ctrl-C stops everything.")
+    print(f"curl -s {auth} -H 'content-type: application/json' -H 'issupportrequest: false' "
+          f"-X POST '{base}/ticket/count?type=template&module=ticketing' -d '{body}'")
+    print(f"\nAPI docs: http://127.0.0.1:{port}/docs   Ctrl-C stops everything.")
     print("============================================================================\n",
           flush=True)
 
