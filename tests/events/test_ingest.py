@@ -181,11 +181,13 @@ def test_a_newer_ticket_version_records_before_and_after(db):
                                "dueAt": None, "slaDueAt": None}
 
 
-def test_a_version_bump_alone_writes_no_outbox_change(db):
+def test_a_version_bump_alone_is_owed_because_timed_cells_key_members_by_version(db):
     run(db, b.ticket("t-1", 1))
     result = run(db, b.ticket("t-1", 2))
-    assert result.high_water is None
+    assert result.high_water is not None
     assert ticket(db, "t-1").version == 2
+    bump = changes(db, "tickets")[-1]
+    assert (bump["before"]["version"], bump["after"]["version"]) == (1, 2)
 
 
 def test_delete_keeps_a_tombstone_that_stops_stale_upserts(db):

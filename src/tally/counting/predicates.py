@@ -10,7 +10,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from tally.counting.conditions import ME, MY_TEAMS, Condition, Definition, Group
 from tally.counting.model import Principal
@@ -42,13 +42,28 @@ def resolve(definition: Definition, principal: Principal) -> dict[str, Any]:
     return _resolve_node(definition.root, principal).to_obj()
 
 
-def build(obj: Mapping[str, Any]) -> Group | Condition:
-    """Rebuild an evaluator from trusted, already-validated condition JSON."""
-    for mode in ("all", "any"):
+Predicate = Callable[[Mapping[str, Any]], bool]
+
+
+def _leaf(field_name: str, op: str, value: Any) -> Predicate:
+    if op == "contains":
+        return lambda t: value in (t.get(field_name) or ())
+    if op in ("is_null", "not_null"):
+        want_null = op == "is_null"
+        return lambda t: (t.get(field_name) is None) == want_null
+    wanted = frozenset(value) if isinstance(value, (list, tuple)) else frozenset((value,))
+    if op in ("eq", "in"):
+        return lambda t: t.get(field_name) is not None and t.get(field_name) in wanted
+    return lambda t: t.get(field_name) is None or t.get(field_name) not in wanted  # ne, not_in
+
+
+def compile_predicate(obj: Mapping[str, Any]) -> Predicate:
+    """A fast evaluator for trusted, placeholder-free condition JSON (null semantics of §5)."""
+    for mode, test in (("all", all), ("any", any)):
         if mode in obj:
-            return Group(mode, tuple(build(item) for item in obj[mode]))
-    value = obj.get("value")
-    return Condition(obj["field"], obj["op"], tuple(value) if isinstance(value, list) else value)
+            parts = tuple(compile_predicate(item) for item in obj[mode])
+            return lambda t, parts=parts, test=test: test(p(t) for p in parts)
+    return _leaf(obj["field"], obj["op"], obj.get("value"))
 
 
 @dataclass(frozen=True)
@@ -59,10 +74,10 @@ class Materialized:
     score_field: str | None = None
     # The filter (and profile) ids this MP was built for; bookkeeping only, not part of the id.
     origins: tuple[str, ...] = field(default=(), compare=False)
-    evaluator: Group | Condition = field(init=False, compare=False, repr=False)
+    evaluator: Predicate = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "evaluator", build(self.root))
+        object.__setattr__(self, "evaluator", compile_predicate(self.root))
 
     @cached_property
     def spec(self) -> str:
@@ -90,7 +105,7 @@ class Materialized:
 
     def matches(self, ticket: Mapping[str, Any]) -> bool:
         """True when a live ticket satisfies the static predicate (any time window aside)."""
-        return not ticket.get("deleted") and self.evaluator.matches(ticket, None)
+        return not ticket.get("deleted") and self.evaluator(ticket)
 
     def member(self, ticket: Mapping[str, Any]) -> tuple[str, int] | None:
         """A timed MP's sorted-set member and score for a ticket, or None (null timestamp)."""

@@ -53,14 +53,26 @@ def _members(rows: Any, timed: Sequence[Cell]) -> dict[str, dict[str, int]]:
 
 def _snapshot_ids(tenant: str, outbox: list[tuple[int, dict[str, Any]]],
                   cells: Sequence[Cell]) -> dict[str, list[int]]:
-    groups = {cell.group for cell in cells}
-    mps = list({cell.mp.id: cell.mp for cell in cells}.values())
-    snaps: dict[str, list[int]] = {group: [] for group in groups}
+    """Per held cell, the outbox rows whose deltas touch it (computed as the worker would)."""
+    from tally.counting.visibility import ticket_buckets
+
+    snaps: dict[str, list[int]] = {cell.group: [] for cell in cells}
+    buckets_of: dict[str, set[str]] = {}
+    mps = {}
+    for cell in cells:
+        buckets_of.setdefault(cell.mp.id, set()).add(cell.bucket)
+        mps[cell.mp.id] = cell.mp
     for outbox_id, payload in outbox:
         for change in payload.get("changes", ()):
-            for ops in ticket_change_ops(tenant, mps, change.get("before"), change.get("after")):
-                if ops.group in snaps and (not snaps[ops.group] or snaps[ops.group][-1] != outbox_id):
-                    snaps[ops.group].append(outbox_id)
+            rows = [row for row in (change.get("before"), change.get("after")) if row]
+            touched = {b for row in rows for b in ticket_buckets(row)}
+            # Only MPs with a held cell in a bucket this change touches can get ops for it.
+            candidates = [mp for mp_id, mp in mps.items() if buckets_of[mp_id] & touched]
+            for ops in ticket_change_ops(tenant, candidates, change.get("before"),
+                                         change.get("after")):
+                group = snaps.get(ops.group)
+                if group is not None and (not group or group[-1] != outbox_id):
+                    group.append(outbox_id)
     return snaps
 
 
@@ -80,14 +92,16 @@ def rebuild_cells(services: Any, tenant: str, cells: Sequence[Cell], now_ms: int
             members = _members(sql.matching_tickets(session, tenant, timed), timed)
             outbox = sql.recent_outbox(session, tenant, keys.TICKETS_GROUP, horizon)
         answer, plain_values = values[:len(answer_cells)], values[len(answer_cells):]
-        snaps = _snapshot_ids(tenant, outbox, held)
+        # Rows Redis has applied are deduped if a worker brings them again: no need to record them.
+        applied = services.counters.applied_among(tenant, [row_id for row_id, _ in outbox])
+        snaps = _snapshot_ids(tenant, [row for row in outbox if row[0] not in applied], held)
         plans = [Install(c.group, [Op("hset", keys.mp_counts_key(tenant, c.mp.id),
                                       (c.bucket, n))], snaps[c.group])
                  for c, n in zip(plain, plain_values)]
         plans += [Install(c.group, _timed_writes(tenant, c, members[c.group]), snaps[c.group])
                   for c in timed]
-        for plan in plans:
-            if not services.counters.install(tenant, token, plan):
+        for plan, installed in zip(plans, services.counters.install_many(tenant, token, plans)):
+            if not installed:
                 log.warning("rebuild of %s lost its marker; the cell stays cold", plan.group)
     except BaseException:
         for cell in held:

@@ -164,9 +164,8 @@ def _ticket_upserted(batch: _Batch, data: dict[str, Any]) -> None:
     if data["version"] <= current.version:
         return  # stale or redelivered: the stored version wins
     batch.update_ticket(data["id"], values)
-    before, after = ticket_row(current), ticket_row(values)
-    if {**before, "version": 0} != {**after, "version": 0}:  # a version bump alone counts nothing
-        batch.owe(keys.TICKETS_GROUP, "ticket", before, after)
+    # Even a bare version bump is owed: timed cells hold members '<id>:<version>'.
+    batch.owe(keys.TICKETS_GROUP, "ticket", ticket_row(current), ticket_row(values))
 
 
 def _ticket_deleted(batch: _Batch, data: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 
 from tally.auth.guard import ANY_TICKET_ROLE, require_roles
 from tally.clock import from_epoch_ms, iso_ms
-from tally.counting.visibility import view_of
+from tally.counting.visibility import VIEW_TYPES, view_of
 from tally.counting.tickets import TicketCountQuery, TicketCountService
 from tally.errors import InvalidFilterId, ValidationFailed
 from tally.extensions import services
@@ -38,23 +38,25 @@ def resolve_filters(body: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     principal = g.principal
     ids = list(dict.fromkeys(body["filter_ids"]))
     profile_id = body["template_profile_filter_id"]
-    wanted = ids + ([profile_id] if profile_id else [])
+    wanted = ids + ([profile_id] if profile_id is not None else [])
     found, invalid = services().filter_catalog.resolve(services(), principal.tenant_id,
                                                        principal.user_id, wanted)
     if invalid:
         raise InvalidFilterId(details={"invalidIds": list(dict.fromkeys(invalid))})
-    profile = found[profile_id].definition.check_profile() if profile_id else None
+    profile = found[profile_id].definition.check_profile() if profile_id is not None else None
     return {fid: found[fid] for fid in ids}, profile
 
 
 def check_view_type(func: Any) -> Any:
-    """Between the query and body parsers: a `type` the caller's role does not allow is a 403,
-    which the contract orders before body validation (400)."""
+    """Before the query and body parsers: a valid `type` the caller's role does not allow is a
+    403, which the contract orders before query and body validation (400)."""
 
     @wraps(func)
-    def wrapper(self: Any, query: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        view_of(g.principal, query["type"])
-        return func(self, query, *args, **kwargs)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        raw = request.args.get("type")
+        if raw in VIEW_TYPES:  # anything else is the query schema's 400
+            view_of(g.principal, raw)
+        return func(*args, **kwargs)
 
     return wrapper
 
@@ -69,8 +71,8 @@ def details(resolved: Any) -> dict[str, Any]:
 @blp.route("/ticket/count")
 class TicketCount(MethodView):
     @require_roles(*ANY_TICKET_ROLE)
-    @blp.arguments(ticket_schemas.TicketCountQuerySchema, location="query", error_status_code=400)
     @check_view_type
+    @blp.arguments(ticket_schemas.TicketCountQuerySchema, location="query", error_status_code=400)
     @blp.arguments(ticket_schemas.TicketCountBodySchema, error_status_code=400)
     @blp.response(200, ticket_schemas.TicketCountEnvelopeSchema)
     @blp.alt_response(400, schema=ErrorEnvelopeSchema, description="Invalid header, query or body")

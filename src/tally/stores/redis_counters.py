@@ -113,15 +113,34 @@ class RedisCounters:
         if self.client.get(lock) == token:
             self.client.delete(lock)
 
-    @wrap_errors
-    def install(self, tenant: str, token: str, plan: Install) -> bool:
-        """Write a rebuilt group and clear its marker; False if the marker was lost meanwhile."""
+    def _install_call(self, tenant: str, token: str, plan: Install,
+                      client: Any = None) -> Any:
         table = _KeyTable(keys.group_lock_key(tenant, plan.group),
                           keys.group_snapshot_key(tenant, plan.group), keys.applied_key(tenant))
         body = {"snap": [str(i) for i in plan.snapshot_ids],
                 "writes": [table.op(op) for op in plan.writes]}
-        reply = self._install(keys=table.keys, args=[token, json.dumps(body)])
-        return int(reply) == INSTALL_OK
+        return self._install(keys=table.keys, args=[token, json.dumps(body)], client=client)
+
+    @wrap_errors
+    def install(self, tenant: str, token: str, plan: Install) -> bool:
+        """Write a rebuilt group and clear its marker; False if the marker was lost meanwhile."""
+        return int(self._install_call(tenant, token, plan)) == INSTALL_OK
+
+    @wrap_errors
+    def install_many(self, tenant: str, token: str, plans: Sequence[Install]) -> list[bool]:
+        """Install several groups in one round trip (each install atomic on its own)."""
+        pipe = self.client.pipeline(transaction=False)
+        for plan in plans:
+            self._install_call(tenant, token, plan, client=pipe)
+        return [int(reply) == INSTALL_OK for reply in pipe.execute()] if plans else []
+
+    @wrap_errors
+    def applied_among(self, tenant: str, outbox_ids: Sequence[int]) -> set[int]:
+        """Which of these outbox ids the counters have already applied (deduped if seen again)."""
+        if not outbox_ids:
+            return set()
+        scores = self.client.zmscore(keys.applied_key(tenant), [str(i) for i in outbox_ids])
+        return {i for i, score in zip(outbox_ids, scores) if score is not None}
 
     @wrap_errors
     def read_notifications(self, tenant: str, user: str) -> NotificationCounts | None:
