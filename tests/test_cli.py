@@ -1,6 +1,7 @@
 """The operator's cache commands through the `tally` CLI group."""
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -10,6 +11,7 @@ from tally.counting import notifications
 from tally.stores import keys
 from tally.stores.models import Notification
 from tests import factories
+from tests.counting.test_ticket_maintenance import ask, only_mp, sources, values, warm_world
 from tests.factories import BASE_MS, MIX
 
 T = str(uuid.uuid4())
@@ -116,3 +118,66 @@ def test_cache_commands_reject_a_tenant_that_is_not_a_uuid(cli):
     result = cli("verify", "--tenant", "not-a-uuid")
     assert result.exit_code == 2
     assert "is not a UUID" in result.output
+
+
+# -- ticket cells ---------------------------------------------------------------------------------
+def test_ticket_verify_exits_1_on_plain_and_timed_drift_and_repair_fixes_it(cli, app, client,
+                                                                            headers, tenant_id,
+                                                                            raw):
+    warm_world(app, client, headers, tenant_id)
+    assert cli("verify", "--tenant", tenant_id).exit_code == 0
+    plain, timed = only_mp(raw, tenant_id, "3745"), only_mp(raw, tenant_id, "7440")
+    raw.hincrby(keys.mp_counts_key(tenant_id, plain), "all", -1)
+    zset = keys.mp_zset_key(tenant_id, timed, "all")
+    (gone,) = raw.zrange(zset, 0, 0)
+    raw.zrem(zset, gone)
+    found = cli("verify", "--tenant", tenant_id)
+    assert found.exit_code == 1
+    assert f"tickets mp={plain} bucket=all filters=3745: count redis=" in found.output
+    assert f"tickets mp={timed} bucket=all filters=7440: members (differ: {gone})" in found.output
+    assert "2 difference(s)" in found.output
+    repaired = cli("verify", "--tenant", tenant_id, "--repair")
+    assert repaired.exit_code == 0, repaired.output
+    assert "2 difference(s) repaired" in repaired.output
+    again = cli("verify", "--tenant", tenant_id)
+    assert again.exit_code == 0, again.output
+    assert "0 difference(s)" in again.output
+
+
+def test_ticket_invalidate_by_filter_recomputes_only_that_filter(cli, app, client, headers,
+                                                                 tenant_id):
+    warm_world(app, client, headers, tenant_id)
+    before = ask(client, headers)
+    result = cli("invalidate", "--tenant", tenant_id, "--filter", "3745")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"dropped [1-9]\d* keys", result.output)
+    assert sources(ask(client, headers, ids=["3746", "7440"])) == {"cache"}
+    after = ask(client, headers)
+    assert sources(after) == {"recomputed"}
+    assert values(after) == values(before)
+
+
+def test_ticket_invalidate_a_tenant_makes_every_cell_cold_with_equal_answers(
+        cli, app, client, headers, tenant_id):
+    warm_world(app, client, headers, tenant_id)
+    before = ask(client, headers)
+    result = cli("invalidate", "--tenant", tenant_id)
+    assert result.exit_code == 0, result.output
+    after = ask(client, headers)
+    assert sources(after) == {"recomputed"}
+    assert values(after) == values(before)
+    assert sources(ask(client, headers)) == {"cache"}
+
+
+def test_ticket_rebuild_keeps_every_cell_warm_and_the_answers_equal(
+        cli, app, client, headers, tenant_id):
+    services, _ = warm_world(app, client, headers, tenant_id)
+    before = ask(client, headers)
+    cells = len(services.ticket_counters.warm_cells(tenant_id))
+    result = cli("rebuild", "--tenant", tenant_id)
+    assert result.exit_code == 0, result.output
+    assert f"tickets: {cells} rebuilt, 0 busy" in result.output
+    assert (f"tickets: 100/{cells} rebuilt" in result.output) == (cells > 100)
+    after = ask(client, headers)
+    assert sources(after) == {"cache"}
+    assert values(after) == values(before)

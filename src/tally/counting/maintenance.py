@@ -1,7 +1,7 @@
 """Operator maintenance of the counters (invalidate, rebuild, verify), one counter family at a time.
 
-A family is one kind of counter group (today: per-user notification hashes; ticket counters join
-by adding a CounterFamily to FAMILIES). Every operation walks the families in order.
+A family is one kind of counter group: per-user notification hashes, and ticket cells (see
+ticket_maintenance.py). Every operation walks the families in order.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
-from tally.counting import notifications
+from tally.counting import notifications, ticket_maintenance
 from tally.counting.model import NotificationCounts
 from tally.stores import keys, sql_counts
 
@@ -130,7 +130,10 @@ def _compare_notifications(services: "Services", tenant: str, user: str) -> list
 
 NOTIFICATIONS = CounterFamily("user", _invalidate_notifications, _notification_users,
                               notifications.rebuild_user, _compare_notifications)
-FAMILIES: list[CounterFamily] = [NOTIFICATIONS]
+TICKETS = CounterFamily(ticket_maintenance.NAME, ticket_maintenance.invalidate,
+                        ticket_maintenance.members, ticket_maintenance.rebuild,
+                        ticket_maintenance.compare, has_filters=True)
+FAMILIES: list[CounterFamily] = [NOTIFICATIONS, TICKETS]
 
 
 # -- operations ---------------------------------------------------------------------------------

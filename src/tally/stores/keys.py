@@ -92,3 +92,28 @@ def cell_group(mp: str, bucket: str) -> str:
 def filter_mps_key(tenant: str, filter_id: str) -> str:
     """Set of the MP ids a filter (or profile) was materialised into, for invalidation."""
     return tenant_prefix(tenant) + f"fmps:{_check(filter_id, 'filter')}"
+
+
+# Suffixes (after the tenant prefix) of every key that belongs to one MP, each followed by the id.
+_MP_KEY_HEADS = ("mp:", "mpz:", "mpn:", "snap:c:", "lock:c:")
+_ORIGIN_HEAD = "fmps:"
+
+
+def mp_of_key(tenant: str, key: str) -> str | None:
+    """The MP id owning a ticket cell key (counts, zset, negatives, snapshot, marker), or None."""
+    suffix = key.removeprefix(tenant_prefix(tenant))
+    for head in _MP_KEY_HEADS:
+        if suffix.startswith(head):
+            return suffix[len(head):].split(":", 1)[0] or None
+    return None
+
+
+def origin_filter_of_key(tenant: str, key: str) -> str | None:
+    """The filter id of an origin set key (see filter_mps_key), or None for any other key."""
+    suffix = key.removeprefix(tenant_prefix(tenant))
+    return suffix[len(_ORIGIN_HEAD):] if suffix.startswith(_ORIGIN_HEAD) else None
+
+
+def origin_sets_pattern(tenant: str) -> str:
+    """A SCAN pattern for every origin set of one tenant."""
+    return tenant_prefix(tenant) + _ORIGIN_HEAD + "*"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 from tally.counting.predicates import Materialized
 from tally.stores import keys
@@ -23,6 +23,14 @@ class Cell:
     @property
     def group(self) -> str:
         return keys.cell_group(self.mp.id, self.bucket)
+
+
+@dataclass(frozen=True)
+class TimedValue:
+    """A warm timed cell as Redis holds it: members with scores, and removals still pending."""
+
+    members: dict[str, int]
+    negatives: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -102,3 +110,106 @@ class TicketCounters:
         flags = self._begin(keys=table.keys, args=[self.counters.lock_ttl_ms, token,
                                                     json.dumps(plan)])
         return token, [cell for cell, flag in zip(cells, flags) if int(flag) == 1]
+
+    # -- operator maintenance (see counting/ticket_maintenance.py) -------------------------------
+    @wrap_errors
+    def mp(self, tenant: str, mp_id: str) -> Materialized | None:
+        """One registered MP, or None when it is not (or no longer) registered."""
+        spec = self.client.hget(keys.mp_registry_key(tenant), mp_id)
+        if spec is None:
+            return None
+        if mp_id not in self._specs:
+            self._specs[mp_id] = Materialized.from_spec(spec)
+        return self._specs[mp_id]
+
+    @wrap_errors
+    def warm_cells(self, tenant: str) -> list[Cell]:
+        """Every warm cell of every registered MP, in MP id then bucket order."""
+        mps = self.registry(tenant).mps
+        ids = sorted(mps)
+        pipe = self.client.pipeline(transaction=False)
+        for mp_id in ids:
+            pipe.hkeys(keys.mp_counts_key(tenant, mp_id))
+        cells = []
+        for mp_id, fields in zip(ids, pipe.execute() if ids else []):
+            mp = mps[mp_id]
+            timed = mp.score_field is not None
+            cells += [Cell(mp, name[2:] if timed else name) for name in sorted(fields)
+                      if name.startswith("z:") == timed]
+        return cells
+
+    @wrap_errors
+    def rebuilding(self, tenant: str, cell: Cell) -> bool:
+        """Whether a rebuild marker is set on the cell right now."""
+        return bool(self.client.exists(keys.group_lock_key(tenant, cell.group)))
+
+    @wrap_errors
+    def cell_value(self, tenant: str, cell: Cell) -> int | TimedValue | None:
+        """A cell as stored (plain: its count; timed: members and negatives); None when cold."""
+        counts = keys.mp_counts_key(tenant, cell.mp.id)
+        if cell.mp.score_field is None:
+            raw = self.client.hget(counts, cell.bucket)
+            return None if raw is None else int(raw)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hexists(counts, f"z:{cell.bucket}")
+        pipe.zrange(keys.mp_zset_key(tenant, cell.mp.id, cell.bucket), 0, -1, withscores=True)
+        pipe.hgetall(keys.mp_negatives_key(tenant, cell.mp.id, cell.bucket))
+        warm, members, negatives = pipe.execute()
+        if not warm:
+            return None
+        return TimedValue({m: int(s) for m, s in members},
+                          {m: int(n) for m, n in negatives.items()})
+
+    @wrap_errors
+    def origins(self, tenant: str, mp_id: str) -> list[str]:
+        """The filter (and profile) ids whose origin sets name the MP, sorted."""
+        found = []
+        for key in self.client.scan_iter(match=keys.origin_sets_pattern(tenant), count=500):
+            if self.client.sismember(key, mp_id):
+                found.append(keys.origin_filter_of_key(tenant, key) or "")
+        return sorted(found)
+
+    @wrap_errors
+    def filter_mps(self, tenant: str, filter_id: str) -> set[str]:
+        """The MP ids a filter (or profile) was materialised into."""
+        return set(self.client.smembers(keys.filter_mps_key(tenant, filter_id)))
+
+    @wrap_errors
+    def drop_mps(self, tenant: str, mp_ids: Collection[str] | None,
+                 filter_id: str | None = None) -> int:
+        """Make MPs cold and unregister them (None: every MP and origin set); returns keys deleted.
+
+        No registry version bump is needed: an apply computed with a removed MP only touches its
+        cells, now cold, which apply.lua skips. Only a warm count of an unregistered MP would be
+        wrong (no apply maintains it), so the counts hashes go first and again last; between, the
+        sweep deletes the cells' markers, so a rebuild begun before the unregistering cannot
+        install (a marker that exists through the whole SCAN is always returned by it).
+        """
+        everything = mp_ids is None
+        registry = keys.mp_registry_key(tenant)
+        ids = sorted(self.client.hkeys(registry) if mp_ids is None else mp_ids)
+        counts = [keys.mp_counts_key(tenant, mp_id) for mp_id in ids]
+        removed = int(self.client.delete(*counts)) if counts else 0
+        if ids:
+            self.client.hdel(registry, *ids)
+        if ids and filter_id is not None:
+            self.client.srem(keys.filter_mps_key(tenant, filter_id), *ids)
+        wanted, batch = set(ids), []
+        for key in self.client.scan_iter(match=keys.tenant_pattern(tenant), count=500):
+            owner = keys.mp_of_key(tenant, key)
+            if (owner in wanted or (everything and owner is not None)
+                    or (everything and keys.origin_filter_of_key(tenant, key) is not None)):
+                batch.append(key)
+            if len(batch) >= 500:
+                removed += self._delete_with_owners(tenant, batch)
+                batch = []
+        removed += self._delete_with_owners(tenant, batch)
+        if counts:
+            removed += int(self.client.delete(*counts))
+        return removed
+
+    def _delete_with_owners(self, tenant: str, batch: list[str]) -> int:
+        """Delete keys together with their MPs' counts hashes, so no warm cell loses its zset."""
+        owners = sorted({mp for mp in (keys.mp_of_key(tenant, key) for key in batch) if mp})
+        names = dict.fromkeys(batch + [keys.mp_counts_key(tenant, mp) for mp in owners])
+        return int(self.client.delete(*names)) if names else 0
