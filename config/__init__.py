@@ -94,7 +94,7 @@ CLASSES = {"development": Development, "test": Test, "production": Production}
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> Base:
-    """Build the config for TALLY_ENV from the environment; raise ConfigError naming a bad variable."""
+    """Build the config for TALLY_ENV from the environment; a bad variable raises ConfigError."""
     env = os.environ if environ is None else environ
     name = env.get("TALLY_ENV", "development").strip().lower()
     if name not in CLASSES:

@@ -1,4 +1,4 @@
-"""`make run` for real: the launcher starts Redis, web, worker and scheduler; its curl lines work."""
+"""`make run` for real: the launcher starts Redis, web, worker, scheduler; its curl lines work."""
 from __future__ import annotations
 
 import json

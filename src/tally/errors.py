@@ -18,62 +18,76 @@ class TallyError(Exception):
 
 
 class InvalidHeader(TallyError):
-    code, http_status, default_message = "INVALID_HEADER", 400, "A required header is missing or malformed"
+    code, http_status = "INVALID_HEADER", 400
+    default_message = "A required header is missing or malformed"
 
 
 class ValidationFailed(TallyError):
-    code, http_status, default_message = "VALIDATION_ERROR", 400, "The request is invalid"
+    code, http_status = "VALIDATION_ERROR", 400
+    default_message = "The request is invalid"
 
 
 class Unauthorized(TallyError):
-    code, http_status, default_message = "UNAUTHORIZED", 401, "Invalid or expired authentication token"
+    code, http_status = "UNAUTHORIZED", 401
+    default_message = "Invalid or expired authentication token"
 
 
 class Forbidden(TallyError):
-    code, http_status, default_message = "FORBIDDEN", 403, "Insufficient permissions"
+    code, http_status = "FORBIDDEN", 403
+    default_message = "Insufficient permissions"
 
 
 class RealmNotFound(TallyError):
-    code, http_status, default_message = "REALM_NOT_FOUND", 404, "The realm does not exist"
+    code, http_status = "REALM_NOT_FOUND", 404
+    default_message = "The realm does not exist"
 
 
 class TenantNotFound(TallyError):
-    code, http_status, default_message = "TENANT_NOT_FOUND", 404, "The tenant does not exist"
+    code, http_status = "TENANT_NOT_FOUND", 404
+    default_message = "The tenant does not exist"
 
 
 class NotFound(TallyError):
-    code, http_status, default_message = "NOT_FOUND", 404, "The resource does not exist"
+    code, http_status = "NOT_FOUND", 404
+    default_message = "The resource does not exist"
 
 
 class NotAcceptable(TallyError):
-    code, http_status, default_message = "NOT_ACCEPTABLE", 406, "Only application/json can be returned"
+    code, http_status = "NOT_ACCEPTABLE", 406
+    default_message = "Only application/json can be returned"
 
 
 class PayloadTooLarge(TallyError):
-    code, http_status, default_message = "PAYLOAD_TOO_LARGE", 413, "The request body is too large"
+    code, http_status = "PAYLOAD_TOO_LARGE", 413
+    default_message = "The request body is too large"
 
 
 class InvalidFilterId(TallyError):
-    code, http_status, default_message = "INVALID_FILTER_ID", 422, "One or more filter IDs are invalid"
+    code, http_status = "INVALID_FILTER_ID", 422
+    default_message = "One or more filter IDs are invalid"
 
 
 class ServiceUnavailable(TallyError):
-    code, http_status, default_message = "SERVICE_UNAVAILABLE", 503, "A backing service is unavailable"
+    code, http_status = "SERVICE_UNAVAILABLE", 503
+    default_message = "A backing service is unavailable"
 
 
 class StoreUnavailable(TallyError):
     """The counter store (Redis) could not be reached; the SQL path catches exactly this."""
 
-    code, http_status, default_message = "SERVICE_UNAVAILABLE", 503, "The counter store is unavailable"
+    code, http_status = "SERVICE_UNAVAILABLE", 503
+    default_message = "The counter store is unavailable"
 
 
 class RebuildBusy(TallyError):
     """A counter group is being rebuilt; an apply must wait and retry."""
 
-    code, http_status, default_message = "SERVICE_UNAVAILABLE", 503, "Counters are being rebuilt"
+    code, http_status = "SERVICE_UNAVAILABLE", 503
+    default_message = "Counters are being rebuilt"
 
 
 class GuardChanged(TallyError):
     """A value an apply was computed against (e.g. the filter registry version) has changed."""
 
-    code, http_status, default_message = "SERVICE_UNAVAILABLE", 503, "Counter layout changed"
+    code, http_status = "SERVICE_UNAVAILABLE", 503
+    default_message = "Counter layout changed"

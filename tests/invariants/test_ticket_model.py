@@ -55,7 +55,7 @@ class Truth:
 
 
 def stream(rng: random.Random, truth: Truth, now_ms: int, n: int) -> list[dict]:
-    """Updates, deletes, stale versions and redeliveries, applied to `truth` as the service would."""
+    """Updates, deletes, stale versions and redeliveries, applied to `truth` as tally would."""
     fresh = random_tickets(SEED + 1, n, now_ms)
     events: list[dict] = []
     for i in range(n):

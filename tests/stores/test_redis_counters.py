@@ -105,7 +105,8 @@ def test_install_with_a_lost_marker_writes_nothing(counters, client):
 
 def zmoves(outbox_id, moves):
     zset, negatives = keys.tenant_prefix(T) + "z", keys.tenant_prefix(T) + "zn"
-    ops = [Op("zmove", zset, (Key(negatives), member, score, delta)) for member, score, delta in moves]
+    ops = [Op("zmove", zset, (Key(negatives), member, score, delta))
+           for member, score, delta in moves]
     return OutboxDelta(outbox_id, [GroupOps("z", keys.tenant_prefix(T) + "zw", ops)])
 
 

@@ -71,7 +71,7 @@ def mp_version_key(tenant: str) -> str:
 
 
 def mp_counts_key(tenant: str, mp: str) -> str:
-    """Hash of one MP: field <bucket> = count (plain MPs), field z:<bucket> = warm marker (timed)."""
+    """Hash of one MP: <bucket> = count (plain MPs), z:<bucket> = warm marker (timed MPs)."""
     return tenant_prefix(tenant) + f"mp:{mp}"
 
 

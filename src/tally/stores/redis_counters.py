@@ -101,7 +101,7 @@ class RedisCounters:
 
     @wrap_errors
     def begin_rebuild(self, tenant: str, group: str) -> str | None:
-        """Set the group's rebuild marker; returns its token, or None if another rebuild holds it."""
+        """Set the group's rebuild marker; its token, or None if another rebuild holds it."""
         token = secrets.token_hex(8)
         ok = self.client.set(keys.group_lock_key(tenant, group), token, nx=True,
                              px=self.lock_ttl_ms)

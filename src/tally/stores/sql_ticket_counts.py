@@ -8,7 +8,6 @@ from sqlalchemy import ColumnElement, and_, case, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from tally.counting.predicates import Materialized
-from tally.stores import keys
 from tally.stores.models import OutboxRow, Ticket
 from tally.stores.sql_filters import predicate, window
 from tally.stores.ticket_counters import Cell
@@ -71,7 +70,8 @@ TICKET_FIELDS = {"id": Ticket.id, "version": Ticket.version, "status": Ticket.st
 
 def matching_tickets(session: Session, tenant: str,
                      cells: Sequence[Cell]) -> Iterable[dict[str, Any]]:
-    """Live tickets that may fall in any of `cells`, as camelCase rows (SQL narrows, Python decides)."""
+    """Live tickets that may fall in any of `cells`, as camelCase rows (SQL narrows, Python
+    decides)."""
     if not cells:
         return []
     dialect = session.get_bind().dialect.name

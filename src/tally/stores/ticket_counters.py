@@ -99,7 +99,7 @@ class TicketCounters:
 
     @wrap_errors
     def begin(self, tenant: str, cells: Sequence[Cell]) -> tuple[str, list[Cell]]:
-        """Register the cells' MPs and set their markers; returns the token and the cells it holds."""
+        """Register the cells' MPs and set their markers; the token and the cells it holds."""
         token = secrets.token_hex(8)
         table = _KeyTable(keys.mp_registry_key(tenant), keys.mp_version_key(tenant))
         mps = {cell.mp.id: cell.mp for cell in cells}
@@ -107,8 +107,8 @@ class TicketCounters:
                                           for origin in mp.origins]]
                         for mp in mps.values()],
                 "locks": [table(keys.group_lock_key(tenant, cell.group)) for cell in cells]}
-        flags = self._begin(keys=table.keys, args=[self.counters.lock_ttl_ms, token,
-                                                    json.dumps(plan)])
+        flags = self._begin(keys=table.keys,
+                            args=[self.counters.lock_ttl_ms, token, json.dumps(plan)])
         return token, [cell for cell, flag in zip(cells, flags) if int(flag) == 1]
 
     # -- operator maintenance (see counting/ticket_maintenance.py) -------------------------------
