@@ -105,8 +105,21 @@ def make_app(db_url, redis_url, realms_file, var_dir):
 
 
 @pytest.fixture
+def raw(redis_url):
+    """A plain client of the test redis-server, strings in and out."""
+    connection = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
 def app(make_app):
     return make_app()
+
+
+@pytest.fixture
+def services(app):
+    return app.extensions["tally"]
 
 
 @pytest.fixture

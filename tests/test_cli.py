@@ -5,7 +5,6 @@ import re
 import uuid
 
 import pytest
-import redis
 
 from tally.counting import notifications
 from tally.stores import keys
@@ -15,18 +14,6 @@ from tests.counting.test_ticket_maintenance import ask, only_mp, sources, values
 from tests.factories import BASE_MS, MIX
 
 T = str(uuid.uuid4())
-
-
-@pytest.fixture
-def services(app):
-    return app.extensions["tally"]
-
-
-@pytest.fixture
-def raw(redis_url):
-    connection = redis.Redis.from_url(redis_url, decode_responses=True)
-    yield connection
-    connection.close()
 
 
 @pytest.fixture

@@ -62,6 +62,11 @@ class PayloadTooLarge(TallyError):
     default_message = "The request body is too large"
 
 
+class UnsupportedMediaType(TallyError):
+    code, http_status = "UNSUPPORTED_MEDIA_TYPE", 415
+    default_message = "The request body must be application/json"
+
+
 class InvalidFilterId(TallyError):
     code, http_status = "INVALID_FILTER_ID", 422
     default_message = "One or more filter IDs are invalid"
@@ -70,6 +75,13 @@ class InvalidFilterId(TallyError):
 class ServiceUnavailable(TallyError):
     code, http_status = "SERVICE_UNAVAILABLE", 503
     default_message = "A backing service is unavailable"
+
+
+class DatabaseUnavailable(TallyError):
+    """The SQL database could not serve the request (down, dropped connection, lock timeout)."""
+
+    code, http_status = "SERVICE_UNAVAILABLE", 503
+    default_message = "The database is unavailable; retry shortly"
 
 
 class StoreUnavailable(TallyError):

@@ -6,7 +6,6 @@ import uuid
 from contextlib import contextmanager
 
 import pytest
-import redis
 
 from tally.counting import notifications
 from tally.errors import RebuildBusy
@@ -19,18 +18,6 @@ T = str(uuid.uuid4())
 USER = "user-1"
 GROUP = keys.notification_group(USER)
 KEY = keys.notification_counts_key(T, USER)
-
-
-@pytest.fixture
-def services(app):
-    return app.extensions["tally"]
-
-
-@pytest.fixture
-def raw(redis_url):
-    connection = redis.Redis.from_url(redis_url, decode_responses=True)
-    yield connection
-    connection.close()
 
 
 def count_commands(client) -> list[str]:

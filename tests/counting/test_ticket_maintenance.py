@@ -4,7 +4,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-import redis
 
 from tally.clock import epoch_ms
 from tally.counting import maintenance
@@ -67,13 +66,6 @@ def only_mp(raw, tenant: str, filter_id: str) -> str:
     """The one MP a system filter without `$me` was materialised into."""
     (mp,) = raw.smembers(keys.filter_mps_key(tenant, filter_id))
     return mp
-
-
-@pytest.fixture
-def raw(redis_url):
-    connection = redis.Redis.from_url(redis_url, decode_responses=True)
-    yield connection
-    connection.close()
 
 
 @pytest.fixture

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import threading
 import time
 from typing import Any, Callable, TypeVar
 
 from flask import Flask, current_app, g, request
+from sqlalchemy.exc import SQLAlchemyError
 
 from tally.auth.realms import REALM_NAME
 from tally.auth.tokens import TokenVerifier, VerifiedToken, canonical_uuid
@@ -15,12 +17,16 @@ from tally.counting.model import Principal
 from tally.errors import (Forbidden, InvalidHeader, NotAcceptable, RealmNotFound, TenantNotFound,
                           Unauthorized)
 from tally.extensions import services
+from tally.stores.db import Outage, is_unavailable
 from tally.stores.models import Tenant
+
+log = logging.getLogger("tally.auth.guard")
 
 PREFIX = "/api/v2/ticketing"
 ANY_TICKET_ROLE = ("ticket_user", "ticket_agent", "ticket_admin", "ticket_service")
 SERVICE_ROLE = "ticket_service"
 TENANT_CACHE_SECONDS = 30.0
+TENANT_RETRY_SECONDS = 5.0  # while the database is down, how long a last known entry is reused
 EXTENSION = "tally_guard"
 BEARER = re.compile(r"^Bearer[ \t]+(\S+)[ \t]*$", re.IGNORECASE)
 
@@ -35,6 +41,7 @@ class Guard:
         self.clock = clock
         self._tenants: dict[str, tuple[str, float]] = {}  # tenant → (realm, expires)
         self._lock = threading.Lock()
+        self._outage = Outage(log, "the guard's tenant lookup")
 
     def check(self) -> Principal:
         """Check the current request in the contract's order; return its Principal or raise."""
@@ -49,15 +56,28 @@ class Guard:
         return _authorise(token, tenant_id)
 
     def tenant_realm(self, tenant_id: str) -> str | None:
-        """The realm the tenant is provisioned in, or None; known tenants are remembered briefly."""
+        """The realm the tenant is provisioned in, or None; known tenants are remembered briefly.
+
+        While the database is unavailable a tenant seen before keeps its last known realm (the
+        database is retried every TENANT_RETRY_SECONDS); an unknown tenant raises the error.
+        """
         now = self.clock()
         with self._lock:
             hit = self._tenants.get(tenant_id)
         if hit is not None and hit[1] > now:
             return hit[0]
-        with services().db.snapshot() as session:
-            row = session.get(Tenant, tenant_id)
-            realm = row.realm if row is not None else None
+        try:
+            with services().db.snapshot() as session:
+                row = session.get(Tenant, tenant_id)
+                realm = row.realm if row is not None else None
+        except SQLAlchemyError as error:
+            if hit is None or not is_unavailable(error):
+                raise
+            self._outage.failed(error)
+            with self._lock:
+                self._tenants[tenant_id] = (hit[0], now + TENANT_RETRY_SECONDS)
+            return hit[0]
+        self._outage.recovered()
         if realm is not None:
             with self._lock:
                 self._tenants[tenant_id] = (realm, now + TENANT_CACHE_SECONDS)

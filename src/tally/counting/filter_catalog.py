@@ -8,6 +8,8 @@ another process sees a new filter at once too (an id missing from its copy reloa
 once before it is declared unknown), and stops resolving a deleted one within TTL_SECONDS.
 Listing (`list_visible`) always reads SQL, so GET /filters is never stale. Ids match exactly:
 `all`, digits, or a lowercase UUID as GET /filters returns it; anything else is malformed.
+While the database is unavailable, a tenant loaded before keeps its last known filters (SQL is
+retried every TTL_SECONDS); an id missing from them, or a tenant never loaded, raises the error.
 """
 from __future__ import annotations
 
@@ -18,11 +20,13 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from tally.clock import Clock, epoch_ms
 from tally.counting.conditions import Definition, DefinitionError, parse_definition
 from tally.errors import NotFound, ValidationFailed
 from tally.stores import filters as store
-from tally.stores.db import Database
+from tally.stores.db import Database, Outage, is_unavailable
 from tally.stores.models import Filter
 
 log = logging.getLogger("tally.counting.filter_catalog")
@@ -105,6 +109,7 @@ class FilterCatalog:
         self.loader = loader
         self._cache: dict[str, tuple[float, Mapping[str, ResolvedFilter]]] = {}
         self._lock = threading.Lock()
+        self._outage = Outage(log, "the filter catalog")
 
     # -- the count path ----------------------------------------------------------------------
     def resolve(self, services: CatalogServices, tenant: str, user: str,
@@ -130,6 +135,7 @@ class FilterCatalog:
     def reload(self, services: CatalogServices, tenant: str) -> Mapping[str, ResolvedFilter]:
         """Read the tenant's filters from SQL now and cache them."""
         filters = self.loader(services, tenant)
+        self._outage.recovered()
         with self._lock:
             self._cache[tenant] = (self.monotonic() + self.ttl, filters)
         return filters
@@ -146,7 +152,15 @@ class FilterCatalog:
             hit = self._cache.get(tenant)
         if hit is not None and hit[0] > self.monotonic():
             return hit[1], False
-        return self.reload(services, tenant), True
+        try:
+            return self.reload(services, tenant), True
+        except SQLAlchemyError as error:
+            if hit is None or not is_unavailable(error):
+                raise
+            self._outage.failed(error)
+            with self._lock:  # the last known filters, until the next retry
+                self._cache[tenant] = (self.monotonic() + self.ttl, hit[1])
+            return hit[1], False  # not final: a miss retries SQL and fails honestly
 
     # -- the filters resource -----------------------------------------------------------------
     def list_visible(self, services: CatalogServices, tenant: str,

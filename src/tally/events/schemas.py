@@ -45,6 +45,28 @@ def _ms(value: datetime | None) -> int | None:
     return None if value is None else epoch_ms(value)
 
 
+class _StrictInteger(fields.Integer):
+    """An integer that is a JSON number without a fraction, never a string nor true/false."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
+class _StrictBoolean(fields.Boolean):
+    """JSON true or false only (marshmallow's Boolean also takes "yes", 1, "on", ...)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None,
+                     **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 class _Data(Schema):
     class Meta:
         unknown = EXCLUDE  # producers may send more of their model than we keep
@@ -52,7 +74,7 @@ class _Data(Schema):
 
 class TicketUpsertedSchema(_Data):
     id = _id(required=True)
-    version = fields.Integer(required=True, strict=True, validate=validate.Range(0, BIGINT_MAX))
+    version = _StrictInteger(required=True, validate=validate.Range(0, BIGINT_MAX))
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
     priority = fields.String(required=True, validate=validate.OneOf(PRIORITIES))
     team_id = _id(allow_none=True, load_default=None, data_key="teamId")
@@ -61,7 +83,7 @@ class TicketUpsertedSchema(_Data):
     category = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=100))
     tags = fields.List(fields.String(validate=validate.Length(1, 100)), load_default=list,
                        validate=validate.Length(max=MAX_TAGS))
-    is_support_request = fields.Boolean(load_default=False, data_key="isSupportRequest")
+    is_support_request = _StrictBoolean(load_default=False, data_key="isSupportRequest")
     created_at = _moment(required=True, data_key="createdAt")
     due_at = _moment(allow_none=True, load_default=None, data_key="dueAt")
     sla_due_at = _moment(allow_none=True, load_default=None, data_key="slaDueAt")
@@ -76,7 +98,7 @@ class TicketUpsertedSchema(_Data):
 
 class TicketDeletedSchema(_Data):
     id = _id(required=True)
-    version = fields.Integer(required=True, strict=True, validate=validate.Range(0, BIGINT_MAX))
+    version = _StrictInteger(required=True, validate=validate.Range(0, BIGINT_MAX))
 
 
 class NotificationCreatedSchema(_Data):
@@ -118,7 +140,8 @@ class _EventData(fields.Field):
                      **kwargs: Any) -> Any:
         if not isinstance(value, Mapping):
             raise ValidationError("Must be an object.")
-        schema = DATA_SCHEMAS.get((data or {}).get("type"))  # type: ignore[arg-type]
+        type_ = (data or {}).get("type")
+        schema = DATA_SCHEMAS.get(type_) if isinstance(type_, str) else None
         if schema is None:
             return dict(value)  # the `type` field reports the problem
         return schema().load(value)

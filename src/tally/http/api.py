@@ -4,11 +4,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, current_app, jsonify
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from tally.errors import TallyError
+from tally.errors import DatabaseUnavailable, PayloadTooLarge, TallyError
 from tally.http.envelope import failure
+from tally.stores.db import is_unavailable
 
 log = logging.getLogger("tally.http")
 
@@ -40,9 +42,21 @@ def register_error_handlers(app: Flask) -> None:
             log.warning("%s: %s", error.code, error.message)
         return render(error.http_status, error.code, error.message, error.details)
 
+    @app.errorhandler(SQLAlchemyError)
+    def _database(error: SQLAlchemyError):  # noqa: ANN202
+        """The one place a database failure becomes a response: 503 when it cannot serve now."""
+        if not is_unavailable(error):
+            return _unexpected(error)
+        log.warning("database unavailable: %s", str(error).splitlines()[0] if str(error) else "")
+        return _tally(DatabaseUnavailable())
+
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException):  # noqa: ANN202
         status = error.code or 500
+        if status == 413:
+            limit = current_app.config.get("MAX_CONTENT_LENGTH")
+            return _tally(PayloadTooLarge(f"The request body exceeds the limit of {limit} bytes",
+                                          {"maxBytes": limit}))
         code = HTTP_CODES.get(status, "INTERNAL_ERROR" if status >= 500 else "BAD_REQUEST")
         details = _validation_details(error) if status in (400, 422) else None
         message = "The request is invalid" if code == "VALIDATION_ERROR" else error.description

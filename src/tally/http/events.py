@@ -1,9 +1,10 @@
 """POST /events: the ticket service's change events, durable in SQL before the 202 (contract §4)."""
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable
 
-from flask import g
+from flask import g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
@@ -11,6 +12,7 @@ from marshmallow import Schema, fields
 from tally import jobs
 from tally.auth.guard import require_roles
 from tally.clock import epoch_ms
+from tally.errors import UnsupportedMediaType
 from tally.events.ingest import ingest
 from tally.events.schemas import EventBatchSchema, Event
 from tally.extensions import services
@@ -20,8 +22,12 @@ from tally.http.schemas import EnvelopeSchema, ErrorEnvelopeSchema
 blp = Blueprint("events", __name__, url_prefix="/api/v2/ticketing",
                 description="Change events from the ticket service")
 
-ERRORS = {400: "Invalid header or body", 401: "Missing, expired or invalid token",
-          403: "The caller lacks the ticket_service role", 404: "Unknown realm or tenant"}
+ERRORS = {400: "Invalid header or body (nothing is written)",
+          401: "Missing, expired or invalid token",
+          403: "The caller lacks the ticket_service role", 404: "Unknown realm or tenant",
+          413: "The body exceeds MAX_CONTENT_LENGTH (4 MiB)",
+          415: "The body is not application/json",
+          503: "The database is unavailable (nothing is written; retry)"}
 
 
 class IngestDataSchema(Schema):
@@ -39,9 +45,22 @@ def _document_errors(func: Any) -> Any:
     return func
 
 
+def _json_body(view: Callable[..., Any]) -> Callable[..., Any]:
+    """415 unless the body is declared JSON (application/json or application/*+json)."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not request.is_json:
+            raise UnsupportedMediaType(details={"contentType": request.mimetype or None})
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
 @blp.route("/events")
 class Events(MethodView):
     @require_roles("ticket_service")
+    @_json_body
     @_document_errors
     @blp.arguments(EventBatchSchema, error_status_code=400)
     @blp.response(202, IngestEnvelopeSchema)

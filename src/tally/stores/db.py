@@ -6,16 +6,48 @@ PostgreSQL snapshot reads use REPEATABLE READ.
 """
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from contextlib import contextmanager
 from importlib import resources
 from typing import Iterator
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 WRITE = "tally_write"
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True when `error` means the database cannot serve now (down, dropped, locked, timed out),
+    as opposed to a bug in a statement (IntegrityError, ProgrammingError, ...)."""
+    if isinstance(error, (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)):
+        return True
+    return isinstance(error, exc.DBAPIError) and bool(error.connection_invalidated)
+
+
+class Outage:
+    """Logs a database outage once when it starts and once when it ends, not per request."""
+
+    def __init__(self, log: logging.Logger, what: str):
+        self.log, self.what = log, what
+        self.down = False
+        self._lock = threading.Lock()
+
+    def failed(self, error: BaseException) -> None:
+        with self._lock:
+            first, self.down = not self.down, True
+        if first:
+            self.log.warning("database unavailable; %s serves its last known entries: %s",
+                             self.what, str(error).splitlines()[0] if str(error) else error)
+
+    def recovered(self) -> None:
+        with self._lock:
+            was, self.down = self.down, False
+        if was:
+            self.log.info("database reachable again; %s reads it again", self.what)
 
 
 def make_engine(url: str) -> Engine:
