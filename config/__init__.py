@@ -59,6 +59,10 @@ class Base:
     SCHEDULE_INTERVAL = 5
     # Most outbox rows one apply job takes.
     APPLY_BATCH_SIZE = 500
+    # Seconds between sampling verifies of warm counters against SQL (0: never).
+    VERIFY_INTERVAL_SECONDS = 300
+    # Warm counter groups (user hashes, ticket cells) one sampling verify compares per tenant.
+    VERIFY_SAMPLE_SIZE = 20
 
     # flask-smorest / OpenAPI
     API_TITLE = "tally"
@@ -114,4 +118,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Base:
         config.VAR_DIR = env["TALLY_VAR_DIR"]
     if "TALLY_POLL_INTERVAL" in env:
         config.POLL_INTERVAL = parse_int("TALLY_POLL_INTERVAL", env["TALLY_POLL_INTERVAL"], 1)
+    for name in ("VERIFY_INTERVAL_SECONDS", "VERIFY_SAMPLE_SIZE"):
+        if f"TALLY_{name}" in env:
+            setattr(config, name, parse_int(f"TALLY_{name}", env[f"TALLY_{name}"]))
     return config

@@ -17,8 +17,11 @@ from rq import get_current_job
 
 from tally import jobs as names
 from tally.clock import epoch_ms
+from tally.counting import maintenance
+from tally.errors import StoreUnavailable
 from tally.events import outbox
 from tally.extensions import services
+from tally.stores import keys
 
 log = logging.getLogger("workers.jobs")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -105,3 +108,24 @@ def sweep() -> dict[str, Any]:
         return {"skipped": False, "enqueued": enqueued, "pruned": pruned}
     finally:
         svc.queue_redis.eval(_RELEASE, 1, SWEEP_LOCK_KEY, token)
+
+
+@job
+def verify_sample() -> dict[str, Any]:
+    """Compare a random sample of every tenant's warm counters with SQL; count drift in a metric.
+
+    Each drifted group is logged as a WARNING (by maintenance.sample_verify) and the number of
+    drifted groups is added to keys.DRIFT_FOUND_KEY in the queue Redis. Nothing is repaired.
+    """
+    svc = services()
+    try:
+        report = maintenance.sample_verify(svc, int(svc.config.VERIFY_SAMPLE_SIZE))
+    except StoreUnavailable as error:
+        log.warning("job %s: sampling verify skipped, counter store down: %s", _job_id(),
+                    error.message)
+        return {"skipped": True}
+    svc.queue_redis.incrby(keys.DRIFT_FOUND_KEY, len(report.drifted))
+    log.info("job %s: sampling verify of %d tenants: %d groups compared, %d drifted", _job_id(),
+             report.tenants, report.sampled, len(report.drifted))
+    return {"skipped": False, "tenants": report.tenants, "sampled": report.sampled,
+            "drifted": len(report.drifted)}

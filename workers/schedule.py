@@ -1,5 +1,8 @@
 """`python -m workers.schedule`: every SCHEDULE_INTERVAL seconds, enqueue the periodic jobs.
 
+The table is PERIODIC (fixed intervals: the outbox sweep) plus CONFIGURED, whose intervals come
+from settings (the sampling verify, every VERIFY_INTERVAL_SECONDS; 0 turns a job off).
+
 It only enqueues. Each periodic job gets a stable id per time slot (name + slot number), so two
 schedulers, or a restart within a slot, enqueue it once; a job not started within a few slots
 expires instead of piling up behind a stopped worker.
@@ -16,7 +19,7 @@ from typing import Any
 
 import redis
 
-from tally.jobs import MAINTENANCE_QUEUE, SWEEP, enqueue_unique, make_job_id
+from tally.jobs import MAINTENANCE_QUEUE, SWEEP, VERIFY_SAMPLE, enqueue_unique, make_job_id
 
 log = logging.getLogger("workers.schedule")
 
@@ -36,6 +39,28 @@ PERIODIC: tuple[Periodic, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class Configured:
+    """A job enqueued every `<setting>` seconds of the config; a setting of 0 turns it off."""
+
+    name: str
+    path: str
+    queue: str
+    setting: str
+
+
+CONFIGURED: tuple[Configured, ...] = (
+    Configured("verify", VERIFY_SAMPLE, MAINTENANCE_QUEUE, "VERIFY_INTERVAL_SECONDS"),
+)
+
+
+def table(config: Any) -> tuple[Periodic, ...]:
+    """PERIODIC plus every CONFIGURED job that `config` turns on, at its configured interval."""
+    every = {job.name: int(getattr(config, job.setting)) for job in CONFIGURED}
+    return PERIODIC + tuple(Periodic(job.name, job.path, job.queue, every[job.name])
+                            for job in CONFIGURED if every[job.name] > 0)
+
+
 def tick(queue_redis: redis.Redis, now_s: float, interval: int, job_timeout: int,
          table: tuple[Periodic, ...] = PERIODIC) -> list[str]:
     """Enqueue each periodic job for the slot `now_s` falls in; returns the ids enqueued."""
@@ -52,10 +77,11 @@ def tick(queue_redis: redis.Redis, now_s: float, interval: int, job_timeout: int
     return enqueued
 
 
-def run(queue_redis: redis.Redis, interval: int, job_timeout: int, stop: threading.Event) -> None:
+def run(queue_redis: redis.Redis, interval: int, job_timeout: int, stop: threading.Event,
+        jobs: tuple[Periodic, ...] = PERIODIC) -> None:
     """Tick until `stop` is set."""
     while not stop.is_set():
-        tick(queue_redis, time.time(), interval, job_timeout)
+        tick(queue_redis, time.time(), interval, job_timeout, jobs)
         stop.wait(interval)
 
 
@@ -73,8 +99,10 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     interval = int(svc.config.SCHEDULE_INTERVAL)
-    log.info("scheduler: every %ds: %s", interval, ", ".join(p.name for p in PERIODIC))
-    run(svc.queue_redis, interval, int(svc.config.JOB_TIMEOUT), stop)
+    jobs = table(svc.config)
+    log.info("scheduler: ticks every %ds: %s", interval,
+             ", ".join(f"{p.name} every {p.every or interval}s" for p in jobs))
+    run(svc.queue_redis, interval, int(svc.config.JOB_TIMEOUT), stop, jobs)
     return 0
 
 

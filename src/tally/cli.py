@@ -71,28 +71,54 @@ def cache_invalidate(tenant: str, user: str | None, filter_id: str | None) -> No
     click.echo(f"dropped {removed} keys")
 
 
-@cache_group.command("rebuild")
-@click.option("--tenant", required=True, callback=_uuid)
-def cache_rebuild(tenant: str) -> None:
-    """Recompute a tenant's counters from SQL now."""
+def _tenants(tenant: str | None) -> list[str]:
+    """The tenant asked for, or every provisioned tenant when none was."""
     from tally.counting import maintenance
 
-    report = maintenance.rebuild(services(), tenant, progress=click.echo)
-    click.echo(report)
+    return [tenant] if tenant is not None else maintenance.tenants(services())
+
+
+EVERY_TENANT = "Only this tenant (default: every tenant, one after the other)."
+
+
+@cache_group.command("rebuild")
+@click.option("--tenant", default=None, callback=_uuid, help=EVERY_TENANT)
+def cache_rebuild(tenant: str | None) -> None:
+    """Recompute a tenant's (or every tenant's) counters from SQL now."""
+    from tally.counting import maintenance
+
+    chosen = _tenants(tenant)
+    for number, name in enumerate(chosen, 1):
+        if tenant is None:
+            click.echo(f"tenant {name} ({number}/{len(chosen)}): rebuilding")
+        click.echo(maintenance.rebuild(services(), name, progress=click.echo))
+    if tenant is None:
+        click.echo(f"{len(chosen)} tenant(s) rebuilt")
 
 
 @cache_group.command("verify")
-@click.option("--tenant", required=True, callback=_uuid)
+@click.option("--tenant", default=None, callback=_uuid, help=EVERY_TENANT)
 @click.option("--repair", is_flag=True, help="Rebuild what differs.")
-def cache_verify(tenant: str, repair: bool) -> None:
+def cache_verify(tenant: str | None, repair: bool) -> None:
     """Compare Redis with SQL, print each difference; exit 1 on drift unless repaired."""
     from tally.counting import maintenance
 
-    drift = maintenance.verify(services(), tenant, repair=repair, progress=click.echo)
-    for line in drift.lines:
-        click.echo(line)
-    click.echo(f"{len(drift.lines)} difference(s){' repaired' if repair and drift.lines else ''}")
-    if drift.lines and not repair:
+    chosen = _tenants(tenant)
+    total = 0
+    for number, name in enumerate(chosen, 1):
+        prefix = "" if tenant is not None else f"tenant {name} "
+        if tenant is None:
+            click.echo(f"tenant {name} ({number}/{len(chosen)}): verifying")
+        drift = maintenance.verify(services(), name, repair=repair, progress=click.echo)
+        for line in drift.lines:
+            click.echo(prefix + line)
+        if tenant is None:
+            click.echo(f"tenant {name}: {len(drift.lines)} difference(s)")
+        total += len(drift.lines)
+    if tenant is None:
+        click.echo(f"{len(chosen)} tenant(s) verified")
+    click.echo(f"{total} difference(s){' repaired' if repair and total else ''}")
+    if total and not repair:
         sys.exit(1)
 
 

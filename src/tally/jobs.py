@@ -20,7 +20,8 @@ QUEUES = (APPLY_QUEUE, MAINTENANCE_QUEUE)
 
 APPLY_TENANT = "workers.jobs.apply_tenant"
 SWEEP = "workers.jobs.sweep"
-JOB_PATHS = (APPLY_TENANT, SWEEP)
+VERIFY_SAMPLE = "workers.jobs.verify_sample"
+JOB_PATHS = (APPLY_TENANT, SWEEP, VERIFY_SAMPLE)
 
 DEFAULT_JOB_TIMEOUT = 120
 RESULT_TTL = 300  # seconds a finished job (and so its id) is kept

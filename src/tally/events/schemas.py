@@ -45,18 +45,6 @@ def _ms(value: datetime | None) -> int | None:
     return None if value is None else epoch_ms(value)
 
 
-class _StrictInteger(fields.Integer):
-    """An integer that is a JSON number without a fraction, never a string nor true/false."""
-
-    def __init__(self, **kwargs: Any):
-        super().__init__(strict=True, **kwargs)
-
-    def _validated(self, value: Any) -> Any:
-        if isinstance(value, bool):
-            raise self.make_error("invalid", input=value)
-        return super()._validated(value)
-
-
 class _StrictBoolean(fields.Boolean):
     """JSON true or false only (marshmallow's Boolean also takes "yes", 1, "on", ...)."""
 
@@ -74,7 +62,7 @@ class _Data(Schema):
 
 class TicketUpsertedSchema(_Data):
     id = _id(required=True)
-    version = _StrictInteger(required=True, validate=validate.Range(0, BIGINT_MAX))
+    version = fields.Integer(required=True, strict=True, validate=validate.Range(0, BIGINT_MAX))
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
     priority = fields.String(required=True, validate=validate.OneOf(PRIORITIES))
     team_id = _id(allow_none=True, load_default=None, data_key="teamId")
@@ -98,7 +86,7 @@ class TicketUpsertedSchema(_Data):
 
 class TicketDeletedSchema(_Data):
     id = _id(required=True)
-    version = _StrictInteger(required=True, validate=validate.Range(0, BIGINT_MAX))
+    version = fields.Integer(required=True, strict=True, validate=validate.Range(0, BIGINT_MAX))
 
 
 class NotificationCreatedSchema(_Data):

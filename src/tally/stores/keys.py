@@ -31,6 +31,10 @@ def applied_key(tenant: str) -> str:
     return tenant_prefix(tenant) + "applied"
 
 
+# In the QUEUE Redis, not a counter key (so no tenant tag): drifted groups the scheduled sampling
+# verify has found, summed over every tenant and run (workers/jobs.py; /metrics shows it).
+DRIFT_FOUND_KEY = f"{PREFIX}:stats:drift_found"
+
 # The outbox group of every ticket change; cells are rebuilt per (MP, bucket) from it.
 TICKETS_GROUP = "tickets"
 
