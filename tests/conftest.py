@@ -14,7 +14,7 @@ from tally.auth import devkeys
 from tally.localrun import RedisProcess
 from tally.provisioning import create_tenant
 from tally.stores.db import Database
-from tests.support.postgres import PostgresCluster, create_database
+from tests.support.postgres import PostgresCluster, create_database, drop_database
 
 REALM = devkeys.DEV_REALM
 
@@ -76,7 +76,9 @@ def db_url(request, tmp_path, sqlite_template) -> str:
         shutil.copy(sqlite_template, path)
         return f"sqlite:///{path}"
     server_url, template = request.getfixturevalue("postgres_server")
-    return create_database(server_url, template)
+    url = create_database(server_url, template)
+    request.addfinalizer(lambda: drop_database(url))
+    return url
 
 
 @pytest.fixture

@@ -43,7 +43,9 @@ def with_bad(bad: dict, at: int = 7, count: int = 20) -> dict:
 
 
 def _ticket_with(**fields) -> dict:
-    return b.ticket("t-1", 1, **fields)
+    raw = b.ticket("t-1", 1)
+    raw["data"].update(fields)
+    return raw
 
 
 def _without_event_id() -> dict:
@@ -60,7 +62,7 @@ BAD_BODIES = {
     "empty body": (dict(data=b"", content_type="application/json"), {"events"}),
     "body is a list": (dict(json=valid(2)), {"_schema"}),
     "body is a string": (dict(json="events"), {"_schema"}),
-    "body is null": (dict(json=None), {"events"}),
+    "body is null": (dict(data="null", content_type="application/json"), {"_schema"}),
     "unknown top-level field": (dict(json={"events": valid(1), "extra": 1}), {"extra"}),
     "events not a list": (dict(json={"events": {"0": b.created("n-1")}}), {"events"}),
     "events empty": (dict(json={"events": []}), {"events"}),

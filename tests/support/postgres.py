@@ -62,3 +62,12 @@ def create_database(server_url: str, template: str | None = None) -> str:
         conn.execute(text(f"CREATE DATABASE {name}{clause}"))
     engine.dispose()
     return server_url.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_database(url: str) -> None:
+    """Drop a test database, closing any connection a test process left open."""
+    server_url, name = url.rsplit("/", 1)
+    engine = create_engine(server_url + "/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    engine.dispose()

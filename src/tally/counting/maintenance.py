@@ -205,7 +205,7 @@ def tenants(services: "Services") -> list[str]:
 # -- scheduled sampling verify ------------------------------------------------------------------
 @dataclass(frozen=True)
 class GroupDrift:
-    """One counter group a sample found drifted, with every differing field."""
+    """One counter group a sample found drifted (`member` as family.rebuild takes it)."""
 
     tenant: str
     family: str
@@ -215,7 +215,7 @@ class GroupDrift:
     @property
     def line(self) -> str:
         values = "; ".join(f"{d.field} redis={d.redis} sql={d.sql}" for d in self.differences)
-        return f"tenant {self.tenant} {self.family} {self.member}: {values}"
+        return f"tenant {self.tenant} {self.family} {self.differences[0].member}: {values}"
 
 
 @dataclass

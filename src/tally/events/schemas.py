@@ -139,6 +139,8 @@ class EventSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
+    error_messages = {"type": "Must be an object."}
+
     event_id = fields.UUID(required=True, data_key="eventId")
     type = fields.String(required=True, validate=validate.OneOf(list(DATA_SCHEMAS)))
     occurred_at = _moment(required=True, data_key="occurredAt")
@@ -179,6 +181,7 @@ class EventBatchSchema(Schema):
     class Meta:
         unknown = RAISE
 
+    error_messages = {"type": 'The body must be a JSON object: {"events": [...]}.'}
     events = fields.List(fields.Nested(EventSchema), required=True, validate=_batch_size)
 
     def handle_error(self, error: ValidationError, data: Any, *, many: bool, **kwargs: Any) -> None:

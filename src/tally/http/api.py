@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from tally.errors import DatabaseUnavailable, PayloadTooLarge, TallyError
 from tally.http.envelope import failure
-from tally.stores.db import is_unavailable
+from tally.stores.db import describe, is_unavailable
 
 log = logging.getLogger("tally.http")
 
@@ -47,8 +47,9 @@ def register_error_handlers(app: Flask) -> None:
         """The one place a database failure becomes a response: 503 when it cannot serve now."""
         if not is_unavailable(error):
             return _unexpected(error)
-        log.warning("database unavailable: %s", str(error).splitlines()[0] if str(error) else "")
-        return _tally(DatabaseUnavailable())
+        unavailable = DatabaseUnavailable()
+        log.warning("%s: %s (%s)", unavailable.code, unavailable.message, describe(error))
+        return render(unavailable.http_status, unavailable.code, unavailable.message)
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException):  # noqa: ANN202

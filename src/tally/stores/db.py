@@ -28,6 +28,12 @@ def is_unavailable(error: BaseException) -> bool:
     return isinstance(error, exc.DBAPIError) and bool(error.connection_invalidated)
 
 
+def describe(error: BaseException) -> str:
+    """The first line of a driver error (SQLAlchemy appends the statement and a URL)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class Outage:
     """Logs a database outage once when it starts and once when it ends, not per request."""
 
@@ -41,7 +47,7 @@ class Outage:
             first, self.down = not self.down, True
         if first:
             self.log.warning("database unavailable; %s serves its last known entries: %s",
-                             self.what, str(error).splitlines()[0] if str(error) else error)
+                             self.what, describe(error))
 
     def recovered(self) -> None:
         with self._lock:

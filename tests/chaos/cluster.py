@@ -1,0 +1,136 @@
+"""The chaos suite's production-like deployment: two redis-servers, gunicorn, workers, scheduler.
+
+The counter store and the queue are separate RedisProcesses (as in production), the web process is
+gunicorn with the Procfile's config, and workers and the scheduler are the Procfile's commands.
+Each fault the suite injects is one method here; `faults` counts them by kind.
+"""
+from __future__ import annotations
+
+import collections
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import redis
+import requests
+
+from tally.localrun import RedisProcess, free_port, wait_for_port
+from tests.workers import procs
+
+WORKERS = 2
+VERIFY_EVERY_S = 5  # the scheduler's sampling verify runs while the faults do
+BOOT_DEADLINE_S = 60
+CLI = Path(sys.executable).with_name("tally")
+
+
+class Cluster:
+    """Every process of one deployment, their logs under `logs`, and the faults injected."""
+
+    def __init__(self, db_url: str, realms_file: str, logs: Path):
+        self.logs = logs
+        self.counter_server = RedisProcess().start()
+        self.queue_server = RedisProcess().start()
+        self.port = free_port()
+        self.env = procs.process_env(db_url, self.counter_server.url, realms_file)
+        self.env.update(TALLY_QUEUE_URL=self.queue_server.url, PORT=str(self.port),
+                        WEB_CONCURRENCY="2", GUNICORN_THREADS="4",
+                        TALLY_VERIFY_INTERVAL_SECONDS=str(VERIFY_EVERY_S))
+        self.web: subprocess.Popen | None = None
+        self.workers: list[subprocess.Popen] = []
+        self.scheduler: subprocess.Popen | None = None
+        self.rebuilds: list[subprocess.Popen] = []
+        self.faults: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+    def start(self) -> "Cluster":
+        self.web = procs.start("gunicorn", self.env, "-c", "config/gunicorn.conf.py",
+                               "--access-logfile", "/dev/null", "wsgi:app", log=self.log("web"))
+        wait_for_port(self.port, BOOT_DEADLINE_S)
+        assert requests.get(self.base + "/healthz", timeout=30).status_code == 200
+        self.workers = [self._worker() for _ in range(WORKERS)]
+        self.scheduler = procs.start("workers.schedule", self.env, log=self.log("scheduler"))
+        return self
+
+    def _worker(self) -> subprocess.Popen:
+        return procs.start("workers.run", self.env, log=self.log("worker"))
+
+    def counter_redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.counter_server.url, decode_responses=True)
+
+    def queue_redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.queue_server.url)
+
+    # -- faults -----------------------------------------------------------------------------------
+    def kill_worker(self, index: int) -> None:
+        """SIGKILL one worker with its work horse (mid-batch if it has one), start a new one."""
+        with self._lock:
+            victim = self.workers[index % len(self.workers)]
+            procs.kill_session(victim)
+            self.workers[index % len(self.workers)] = self._worker()
+            self.faults["worker SIGKILL"] += 1
+
+    def restart_queue(self) -> None:
+        """SIGKILL and restart the queue Redis: every queued job, id and lock is lost."""
+        self.queue_server.restart()
+        self.faults["queue Redis restart"] += 1
+
+    def flush_counters(self) -> None:
+        """FLUSHALL the counter Redis: counters, dedupe set, markers and registry are gone."""
+        client = self.counter_redis()
+        try:
+            client.flushall()
+        finally:
+            client.close()
+        self.faults["counter Redis FLUSHALL"] += 1
+
+    def start_rebuild(self) -> None:
+        """`tally cache rebuild` over every tenant, in the background, while writes go on."""
+        self.reap_rebuilds()
+        with open(self.log("cli"), "ab") as out:
+            self.rebuilds.append(subprocess.Popen([str(CLI), "cache", "rebuild"], cwd=procs.ROOT,
+                                                  env=self.env, stdout=out,
+                                                  stderr=subprocess.STDOUT))
+        self.faults["concurrent rebuild"] += 1
+
+    def reap_rebuilds(self, timeout: float = 0) -> None:
+        """Collect finished rebuilds (waiting up to `timeout` s each); a failed one fails the run."""
+        for process in list(self.rebuilds):
+            try:
+                code = process.wait(timeout) if timeout else process.poll()
+            except subprocess.TimeoutExpired:
+                raise AssertionError("a `tally cache rebuild` did not finish in time") from None
+            if code is not None:
+                assert code == 0, self.log("cli").read_text()[-3000:]
+                self.rebuilds.remove(process)
+
+    # -- the end ----------------------------------------------------------------------------------
+    def stop_background(self) -> None:
+        """Stop the scheduler and the workers (SIGTERM); each must exit cleanly."""
+        for process in [self.scheduler, *self.workers]:
+            if process is not None:
+                name = "scheduler" if process is self.scheduler else "worker"
+                assert procs.stop(process) == 0, self.log(name).read_text()[-3000:]
+        self.scheduler, self.workers = None, []
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(CLI), *args], cwd=procs.ROOT, env=self.env, capture_output=True,
+                              text=True, timeout=300)
+
+    def close(self) -> None:
+        """Stop everything still running (after a failure too)."""
+        for process in self.rebuilds:
+            process.kill()
+            process.wait(10)
+        for process in [self.scheduler, *self.workers, self.web]:
+            if process is not None:
+                procs.stop(process)
+        self.counter_server.stop()
+        self.queue_server.stop()
