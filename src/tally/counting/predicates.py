@@ -74,10 +74,11 @@ class Materialized:
     score_field: str | None = None
     # The filter (and profile) ids this MP was built for; bookkeeping only, not part of the id.
     origins: tuple[str, ...] = field(default=(), compare=False)
-    evaluator: Predicate = field(init=False, compare=False, repr=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "evaluator", compile_predicate(self.root))
+    @cached_property
+    def evaluator(self) -> Predicate:
+        """Compiled on first use: reads never evaluate, the worker and rebuilds do."""
+        return compile_predicate(self.root)
 
     @cached_property
     def spec(self) -> str:
