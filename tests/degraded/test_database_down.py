@@ -148,7 +148,7 @@ def test_cold_reads_are_a_503_and_leave_no_rebuild_behind(cluster, world):
     app, tenant, tokens, skew = world
     client = app.test_client()
     _warm(app, tokens)
-    bob, user_view = tokens["auth"]("bob", h.USER), "/api/v2/ticketing/ticket/count?type=user&module=ticketing"
+    bob, user_view = tokens["auth"]("bob", h.USER), h.COUNT.replace("template", "user")
     stranger = tokens["auth"]("eve", h.USER, of=str(uuid.uuid4()))
     unseen_filter = {"filterIds": ["all", str(uuid.uuid4())]}
 

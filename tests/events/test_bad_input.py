@@ -1,6 +1,7 @@
 """Bad input on POST /events: a clear 4xx in the envelope and nothing written, or all accepted."""
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
@@ -108,21 +109,33 @@ def test_a_body_not_declared_json_is_a_415(services, client, headers, tenant_id,
     assert written(services, tenant_id) == NOTHING
 
 
-def test_a_vendor_json_content_type_is_accepted(client, headers):
+def test_a_vendor_json_type_and_a_streamed_body_under_the_limit_are_accepted(client, headers):
     response = client.post(b.EVENTS, data=json.dumps({"events": valid(2)}),
                            content_type="application/vnd.tally+json",
                            headers=headers(roles=SERVICE))
     assert response.status_code == 202
     assert response.get_json()["data"] == {"accepted": 2, "duplicates": 0}
+    streamed = client.post(b.EVENTS, input_stream=io.BytesIO(json.dumps(
+        {"events": [b.created("n-9")]}).encode()), content_type="application/json",
+        headers={"Transfer-Encoding": "chunked", **headers(roles=SERVICE)},
+        environ_overrides={"wsgi.input_terminated": True})
+    assert streamed.status_code == 202
+    assert streamed.get_json()["data"] == {"accepted": 1, "duplicates": 0}
 
 
+@pytest.mark.parametrize("streamed", [False, True], ids=["content-length", "chunked"])
 def test_a_body_over_max_content_length_is_a_413_in_the_envelope(
-        app, services, client, headers, tenant_id):
+        app, services, client, headers, tenant_id, streamed):
     limit = app.config["MAX_CONTENT_LENGTH"]
     assert limit == 4 * 1024 * 1024  # the documented limit
-    body = json.dumps({"events": valid(3), "padding": "x" * limit})
-    response = client.post(b.EVENTS, data=body, content_type="application/json",
-                           headers=headers(roles=SERVICE))
+    body = json.dumps({"events": valid(3), "padding": "x" * limit}).encode()
+    if streamed:  # no Content-Length; the server (gunicorn) marks the stream as terminated
+        kwargs = dict(input_stream=io.BytesIO(body), headers={"Transfer-Encoding": "chunked",
+                                                              **headers(roles=SERVICE)},
+                      environ_overrides={"wsgi.input_terminated": True})
+    else:
+        kwargs = dict(data=body, headers=headers(roles=SERVICE))
+    response = client.post(b.EVENTS, content_type="application/json", **kwargs)
     assert response.status_code == 413
     error = response.get_json()["error"]
     assert error["code"] == "PAYLOAD_TOO_LARGE"

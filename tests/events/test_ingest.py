@@ -264,3 +264,43 @@ PRIORITY = ("low", "high")
 
 def unversioned(row):
     return {k: v for k, v in row.items() if k != "version"}
+
+
+class Deadlock(Exception):
+    sqlstate = "40P01"
+
+
+def test_a_batch_the_database_aborts_for_a_deadlock_is_run_again(db, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from tally.events import ingest as module
+
+    real, calls = module._ingest_once, []
+
+    def conflicted_once(*args):
+        calls.append(args)
+        if len(calls) == 1:
+            raise OperationalError("INSERT …", {}, Deadlock("deadlock detected"))
+        return real(*args)
+
+    monkeypatch.setattr(module, "_ingest_once", conflicted_once)
+    result = run(db, b.created("n-1", "ann"))
+    assert (len(calls), result.accepted) == (2, 1)
+    assert len(outbox(db)) == 1
+
+
+def test_other_database_errors_are_not_retried(db, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from tally.events import ingest as module
+
+    calls = []
+
+    def down(*args):
+        calls.append(args)
+        raise OperationalError("connect", {}, ConnectionError("connection refused"))
+
+    monkeypatch.setattr(module, "_ingest_once", down)
+    with pytest.raises(OperationalError):
+        run(db, b.created("n-1", "ann"))
+    assert len(calls) == 1

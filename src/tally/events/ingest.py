@@ -8,18 +8,24 @@ so "before" is exactly what the row held, even with concurrent ingests.
 from __future__ import annotations
 
 import json
+import logging
+import random
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 from sqlalchemy import Table, case, false, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tally.events.schemas import Event
 from tally.stores import keys
-from tally.stores.db import Database
+from tally.stores.db import Database, is_retryable
 from tally.stores.models import Notification, OutboxRow, SeenEvent, Ticket
 
+log = logging.getLogger("tally.events.ingest")
+CONFLICT_ATTEMPTS = 4  # a deadlock between concurrent batches is resolved by running one again
 CHANGES_PER_ROW = 200  # keeps one outbox row, and so one apply, small
 SEEN_CHUNK = 500
 
@@ -232,8 +238,11 @@ HANDLERS: dict[str, Callable[[_Batch, dict[str, Any]], None]] = {
 
 
 def _claim(session: Session, tenant: str, event_ids: Iterable[str], now_ms: int) -> set[str]:
-    """Record event ids as seen; returns those not seen before (this batch included)."""
-    unique = list(dict.fromkeys(event_ids))
+    """Record event ids as seen; returns those not seen before (this batch included).
+
+    Ids are claimed in sorted order so concurrent batches take their locks in the same order.
+    """
+    unique = sorted(set(event_ids))
     fresh: set[str] = set()
     for start in range(0, len(unique), SEEN_CHUNK):
         rows = [{"tenant_id": tenant, "event_id": event_id, "received_at": now_ms}
@@ -245,7 +254,24 @@ def _claim(session: Session, tenant: str, event_ids: Iterable[str], now_ms: int)
 
 
 def ingest(db: Database, tenant: str, events: Sequence[Event], now_ms: int) -> IngestResult:
-    """Apply a batch of events to SQL, all or nothing; a redelivered eventId is a no-op."""
+    """Apply a batch of events to SQL, all or nothing; a redelivered eventId is a no-op.
+
+    A transaction the database aborts to break a deadlock with a concurrent batch is run again.
+    """
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            return _ingest_once(db, tenant, events, now_ms)
+        except DBAPIError as error:
+            if not is_retryable(error) or attempt == CONFLICT_ATTEMPTS:
+                raise
+            log.info("tenant %s: ingest conflicted with a concurrent batch; retry %d", tenant,
+                     attempt)
+            time.sleep(random.uniform(0.01, 0.05) * attempt)
+    raise AssertionError("unreachable")
+
+
+def _ingest_once(db: Database, tenant: str, events: Sequence[Event],
+                 now_ms: int) -> IngestResult:
     with db.write() as session:
         fresh = _claim(session, tenant, (event.event_id for event in events), now_ms)
         batch = _Batch(session, tenant, now_ms)

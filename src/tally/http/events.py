@@ -8,6 +8,7 @@ from flask import g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from tally import jobs
 from tally.auth.guard import require_roles
@@ -46,12 +47,17 @@ def _document_errors(func: Any) -> Any:
 
 
 def _json_body(view: Callable[..., Any]) -> Callable[..., Any]:
-    """415 unless the body is declared JSON (application/json or application/*+json)."""
+    """415 unless the body is declared JSON (application/json or application/*+json); 413 for a
+    streamed (chunked) body that reaches the limit, which werkzeug would silently truncate."""
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if not request.is_json:
             raise UnsupportedMediaType(details={"contentType": request.mimetype or None})
+        limit = request.max_content_length
+        if (request.content_length is None and limit is not None
+                and len(request.get_data(cache=True)) >= limit):
+            raise RequestEntityTooLarge()
         return view(*args, **kwargs)
 
     return wrapper

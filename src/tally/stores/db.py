@@ -28,6 +28,15 @@ def is_unavailable(error: BaseException) -> bool:
     return isinstance(error, exc.DBAPIError) and bool(error.connection_invalidated)
 
 
+RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
+
+
+def is_retryable(error: BaseException) -> bool:
+    """True for a transaction the database aborted to resolve a conflict: run it again."""
+    state = getattr(getattr(error, "orig", None), "sqlstate", None)
+    return isinstance(error, exc.DBAPIError) and state in RETRYABLE_SQLSTATES
+
+
 def describe(error: BaseException) -> str:
     """The first line of a driver error (SQLAlchemy appends the statement and a URL)."""
     text = str(error).strip()
