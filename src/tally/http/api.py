@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from flask import Flask, current_app, jsonify
 from sqlalchemy.exc import SQLAlchemyError
@@ -18,6 +18,19 @@ log = logging.getLogger("tally.http")
 HTTP_CODES = {400: "VALIDATION_ERROR", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
               405: "METHOD_NOT_ALLOWED", 406: "NOT_ACCEPTABLE", 413: "PAYLOAD_TOO_LARGE",
               415: "UNSUPPORTED_MEDIA_TYPE", 422: "VALIDATION_ERROR", 429: "TOO_MANY_REQUESTS"}
+
+
+def error_docs(blp: Any, errors: dict[int, str]) -> Callable[[Any], Any]:
+    """A decorator documenting a view's error statuses (all in the envelope) on `blp`."""
+    from tally.http.schemas import ErrorEnvelopeSchema
+
+    def decorate(func: Any) -> Any:
+        for status, description in errors.items():
+            func = blp.alt_response(status, schema=ErrorEnvelopeSchema,
+                                    description=description)(func)
+        return func
+
+    return decorate
 
 
 def render(status: int, code: str, message: str, details: Any = None):  # noqa: ANN201

@@ -17,8 +17,9 @@ from tally.errors import UnsupportedMediaType
 from tally.events.ingest import ingest
 from tally.events.schemas import EventBatchSchema, Event
 from tally.extensions import services
+from tally.http.api import error_docs
 from tally.http.envelope import success
-from tally.http.schemas import EnvelopeSchema, ErrorEnvelopeSchema
+from tally.http.schemas import EnvelopeSchema
 
 blp = Blueprint("events", __name__, url_prefix="/api/v2/ticketing",
                 description="Change events from the ticket service")
@@ -29,6 +30,7 @@ ERRORS = {400: "Invalid header or body (nothing is written)",
           413: "The body exceeds MAX_CONTENT_LENGTH (4 MiB)",
           415: "The body is not application/json",
           503: "The database is unavailable (nothing is written; retry)"}
+document_errors = error_docs(blp, ERRORS)
 
 
 class IngestDataSchema(Schema):
@@ -38,12 +40,6 @@ class IngestDataSchema(Schema):
 
 class IngestEnvelopeSchema(EnvelopeSchema):
     data = fields.Nested(IngestDataSchema)
-
-
-def _document_errors(func: Any) -> Any:
-    for status, description in ERRORS.items():
-        func = blp.alt_response(status, schema=ErrorEnvelopeSchema, description=description)(func)
-    return func
 
 
 def _json_body(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -67,7 +63,7 @@ def _json_body(view: Callable[..., Any]) -> Callable[..., Any]:
 class Events(MethodView):
     @require_roles("ticket_service")
     @_json_body
-    @_document_errors
+    @document_errors
     @blp.arguments(EventBatchSchema, error_status_code=400)
     @blp.response(202, IngestEnvelopeSchema)
     def post(self, batch: dict[str, list[Event]]) -> dict[str, Any]:

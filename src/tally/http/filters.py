@@ -10,8 +10,8 @@ from flask_smorest import Blueprint
 from tally.auth.guard import ANY_TICKET_ROLE, require_roles
 from tally.extensions import services
 from tally.http import filter_schemas as fs
+from tally.http.api import error_docs
 from tally.http.envelope import success
-from tally.http.schemas import ErrorEnvelopeSchema
 
 blp = Blueprint("filters", __name__, url_prefix="/api/v2/ticketing",
                 description="Saved ticket filters: the system catalogue and users' custom filters")
@@ -20,13 +20,7 @@ ERRORS = {400: "Invalid header or body (details name the offending field or cond
           401: "Missing, expired or invalid token",
           403: "The caller lacks a ticket role, or the filter is not theirs to delete",
           404: "Unknown realm or tenant, or no such filter"}
-
-
-def document_errors(func: Any) -> Any:
-    """Document the guard's and validation's error statuses on a view."""
-    for status, description in ERRORS.items():
-        func = blp.alt_response(status, schema=ErrorEnvelopeSchema, description=description)(func)
-    return func
+document_errors = error_docs(blp, ERRORS)
 
 
 @blp.route("/filters")

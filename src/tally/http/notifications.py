@@ -19,6 +19,7 @@ from tally.errors import RebuildBusy, StoreUnavailable
 from tally.events import ingest, outbox
 from tally.extensions import Services, services
 from tally.http import schemas
+from tally.http.api import error_docs
 from tally.http.envelope import success
 
 log = logging.getLogger("tally.http.notifications")
@@ -28,16 +29,9 @@ blp = Blueprint("notifications", __name__, url_prefix="/api/v2/ticketing",
 COUNT_MESSAGE = "Notification count retrieved successfully"
 ERRORS = {400: "Invalid header, query or body", 401: "Missing, expired or invalid token",
           403: "The caller lacks a ticket role", 404: "Unknown realm or tenant"}
+document_errors = error_docs(blp, ERRORS)
 FULL = schemas.NotificationCountsSchema()
 MINIMAL = schemas.MinimalCountSchema()
-
-
-def document_errors(func: Any) -> Any:
-    """Document the guard's and validation's error statuses on a view."""
-    for status, description in ERRORS.items():
-        func = blp.alt_response(status, schema=schemas.ErrorEnvelopeSchema,
-                                description=description)(func)
-    return func
 
 
 def count_response(result: CountResult, view: str = "full", message: str = COUNT_MESSAGE,
