@@ -4,7 +4,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-import redis
 
 from tally.counting import notifications
 from tally.provisioning import create_tenant
@@ -13,18 +12,6 @@ from tests import factories
 from tests.conftest import REALM
 from tests.counting.test_ticket_maintenance import only_mp, warm_world
 from tests.factories import MIX
-
-
-@pytest.fixture
-def services(app):
-    return app.extensions["tally"]
-
-
-@pytest.fixture
-def raw(redis_url):
-    connection = redis.Redis.from_url(redis_url, decode_responses=True)
-    yield connection
-    connection.close()
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import collections
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import redis
@@ -70,12 +71,28 @@ class Cluster:
 
     # -- faults -----------------------------------------------------------------------------------
     def kill_worker(self, index: int) -> None:
-        """SIGKILL one worker with its work horse (mid-batch if it has one), start a new one."""
+        """SIGKILL one worker with its work horse, mid-job when it gets one soon; start another."""
         with self._lock:
             victim = self.workers[index % len(self.workers)]
+            busy = self._busy(victim.pid)
             procs.kill_session(victim)
             self.workers[index % len(self.workers)] = self._worker()
-            self.faults["worker SIGKILL"] += 1
+            self.faults[f"worker SIGKILL ({'mid-job' if busy else 'idle'})"] += 1
+
+    @staticmethod
+    def _busy(leader: int, polls: int = 500) -> bool:
+        """Poll (a bounded number of times) until the worker has a work horse: a process of its
+        session in a process group of its own (rq's horse calls setpgrp)."""
+        for _ in range(polls):
+            for pid in procs.session_pids(leader):
+                try:
+                    group = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[2])
+                except (OSError, IndexError, ValueError):
+                    continue
+                if group != leader:
+                    return True
+            time.sleep(0.005)
+        return False
 
     def restart_queue(self) -> None:
         """SIGKILL and restart the queue Redis: every queued job, id and lock is lost."""
@@ -101,7 +118,7 @@ class Cluster:
         self.faults["concurrent rebuild"] += 1
 
     def reap_rebuilds(self, timeout: float = 0) -> None:
-        """Collect finished rebuilds (waiting up to `timeout` s each); a failed one fails the run."""
+        """Collect finished rebuilds (waiting up to `timeout` s each); a failure fails the run."""
         for process in list(self.rebuilds):
             try:
                 code = process.wait(timeout) if timeout else process.poll()
@@ -113,11 +130,14 @@ class Cluster:
 
     # -- the end ----------------------------------------------------------------------------------
     def stop_background(self) -> None:
-        """Stop the scheduler and the workers (SIGTERM); each must exit cleanly."""
+        """Stop the scheduler and the workers: SIGTERM, then SIGKILL if one ignores it.
+
+        Exit codes are not checked: rq 2.12 loses a SIGTERM that lands while it logs (the
+        StopRequested its handler raises is swallowed by logging), and the outbox is drained.
+        """
         for process in [self.scheduler, *self.workers]:
             if process is not None:
-                name = "scheduler" if process is self.scheduler else "worker"
-                assert procs.stop(process) == 0, self.log(name).read_text()[-3000:]
+                procs.stop(process)
         self.scheduler, self.workers = None, []
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:

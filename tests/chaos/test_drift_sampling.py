@@ -45,13 +45,6 @@ def app(make_app, queue_server):
     return make_app(QUEUE_URL=queue_server.url, VERIFY_SAMPLE_SIZE=10_000)
 
 
-@pytest.fixture
-def raw(redis_url):
-    connection = redis.Redis.from_url(redis_url, decode_responses=True)
-    yield connection
-    connection.close()
-
-
 def warm_users(services, tenant: str, users: list[str], warm: int) -> None:
     """Give every user the MIX of notifications; the first `warm` users' counters are warm."""
     for number, user in enumerate(users):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import random
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,8 @@ CUSTOM = {
 }
 PROFILE = {"all": [{"field": "priority", "op": "in", "value": ["critical", "high", "medium"]}]}
 TIMEOUT_S = 120
+RETRIES_503 = 5
+HOLD_DEADLINE_S = 300
 
 
 @dataclass(frozen=True)
@@ -104,14 +107,22 @@ class Api:
 
 
 class Budget:
-    """The events still to send, handed out in batches; `sent` counts those answered 202."""
+    """The events still to send, handed out in batches; `sent` counts those answered 202.
 
-    def __init__(self, total: int):
-        self.left, self.sent, self.duplicates, self.batches = total, 0, 0, 0
+    Once `hold_at` events are handed out, producers wait for `released` (set after the faults
+    and the warm pass), so the last part of the stream always lands on warm counters.
+    """
+
+    def __init__(self, total: int, hold_at: int):
+        self.total, self.left, self.sent, self.duplicates, self.batches = total, total, 0, 0, 0
+        self.hold_at, self.released = hold_at, threading.Event()
         self.errors: list[str] = []
+        self.retried: list[str] = []  # 503 answers (retried with the same events)
         self.lock = threading.Lock()
 
     def take(self, wanted: int) -> int:
+        if self.total - self.left >= self.hold_at:
+            self.released.wait(HOLD_DEADLINE_S)
         with self.lock:
             granted = min(wanted, self.left)
             self.left -= granted
@@ -185,16 +196,28 @@ def produce(number: int, seed: int, tenants: list[Tenant], api: Api, budget: Bud
         tenant = rng.choice(tenants)
         with tenant.lock:
             made = [next_event(rng, tenant) for _ in range(size)]
-        try:
-            response = api.call("POST", "/events", tenant.id, SERVICE,
-                                json={"events": [event for event, _ in made]})
-            if response.status_code != 202:
-                budget.errors.append(f"POST /events {response.status_code}: {response.text}")
-                return
-        except requests.RequestException as error:
-            budget.errors.append(f"POST /events failed: {error}")
+        if not send(api, tenant, [event for event, _ in made], budget):
             return
         budget.done(size, sum(dup for _, dup in made))
+
+
+def send(api: Api, tenant: Tenant, events: list[dict], budget: Budget) -> bool:
+    """POST a batch as the ticket service does: a 503 (nothing accepted) is retried a few times."""
+    for attempt in range(1, RETRIES_503 + 1):
+        try:
+            response = api.call("POST", "/events", tenant.id, SERVICE, json={"events": events})
+        except requests.RequestException as error:
+            budget.errors.append(f"POST /events failed: {error}")
+            return False
+        if response.status_code == 202:
+            return True
+        if response.status_code != 503 or attempt == RETRIES_503:
+            budget.errors.append(f"POST /events {response.status_code}: {response.text}")
+            return False
+        with budget.lock:
+            budget.retried.append(response.json()["error"]["message"])
+        time.sleep(0.1 * attempt)
+    return False
 
 
 class Readers:
@@ -251,3 +274,22 @@ class Readers:
             ids = rng.sample(ids, 6)
         return self.api.ticket_count(tenant, caller, rng.choice(caller.views), ids,
                                      rng.choice(ZONES), rng.random() < 0.3)
+
+
+def warm_everything(api: Api, tenant: Tenant) -> list[str]:
+    """Read every user's badge and every caller's counts (all filters, with and without the
+    profile), so the rest of the stream lands on warm counters; returns any failures."""
+    failures = []
+    for user in USERS:
+        response = api.call("GET", "/ticket/notification/count", tenant.id,
+                            Caller(user, ("ticket_user",), (), ()))
+        if response.status_code != 200:
+            failures.append(f"badge {user}: {response.status_code}")
+    for caller in CALLERS:
+        for view in caller.views:
+            for profile in (False, True):
+                response = api.ticket_count(tenant, caller, view, list(tenant.filters), "UTC",
+                                            profile)
+                if response.status_code != 200:
+                    failures.append(f"counts {caller.user}/{view}: {response.status_code}")
+    return failures

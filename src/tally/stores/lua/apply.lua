@@ -7,7 +7,9 @@
 --                     "events": [{"id": "<outbox id>", "groups": [{"warm": i, "field": f|null,
 --                        "snap": i, "ops": [op, ...]}]}]}
 --   A group is applied only when warm (key i exists, or hash i has field f) and the event is not
---   in its snapshot set (an id found there is removed: that rebuild already counted it).
+--   in its snapshot set (an id found there is removed: that rebuild already counted it). An event
+--   may list one group several times (a ticket row holds many changes); the snapshot set is asked
+--   once per event and group, so a counted event is skipped for every entry of that group.
 --   ops: ["hincrby", i, field, n] | ["incrby", i, n] | ["hmax", i, field, n]
 --        | ["zmove", zset i, negatives-hash i, member, score, +1|-1]
 --   zmove keeps a member in the sorted set while its running count is 1; a removal that arrives
@@ -48,9 +50,12 @@ for _, event in ipairs(batch.events) do
   if redis.call('ZSCORE', KEYS[1], event.id) then
     duplicates = duplicates + 1
   else
+    local counted = {}  -- snapshot set index -> whether its rebuild already counted this event
     for _, group in ipairs(event.groups) do
-      local counted = redis.call('SREM', KEYS[group.snap], event.id) == 1
-      if not counted and warm(group) then
+      if counted[group.snap] == nil then
+        counted[group.snap] = redis.call('SREM', KEYS[group.snap], event.id) == 1
+      end
+      if not counted[group.snap] and warm(group) then
         for _, op in ipairs(group.ops) do
           local name, key = op[1], KEYS[op[2]]
           if name == 'hincrby' then
