@@ -8,24 +8,18 @@ so "before" is exactly what the row held, even with concurrent ingests.
 from __future__ import annotations
 
 import json
-import logging
-import random
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 from sqlalchemy import Table, case, false, select, update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tally.events.schemas import Event
 from tally.stores import keys
-from tally.stores.db import Database, is_retryable
+from tally.stores.db import Database
 from tally.stores.models import Notification, OutboxRow, SeenEvent, Ticket
 
-log = logging.getLogger("tally.events.ingest")
-CONFLICT_ATTEMPTS = 4  # a deadlock between concurrent batches is resolved by running one again
 CHANGES_PER_ROW = 200  # keeps one outbox row, and so one apply, small
 SEEN_CHUNK = 500
 
@@ -258,29 +252,19 @@ def ingest(db: Database, tenant: str, events: Sequence[Event], now_ms: int) -> I
 
     A transaction the database aborts to break a deadlock with a concurrent batch is run again.
     """
-    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
-        try:
-            return _ingest_once(db, tenant, events, now_ms)
-        except DBAPIError as error:
-            if not is_retryable(error) or attempt == CONFLICT_ATTEMPTS:
-                raise
-            log.info("tenant %s: ingest conflicted with a concurrent batch; retry %d", tenant,
-                     attempt)
-            time.sleep(random.uniform(0.01, 0.05) * attempt)
-    raise AssertionError("unreachable")
+    return db.write_retrying(lambda session: _ingest_once(session, tenant, events, now_ms))
 
 
-def _ingest_once(db: Database, tenant: str, events: Sequence[Event],
+def _ingest_once(session: Session, tenant: str, events: Sequence[Event],
                  now_ms: int) -> IngestResult:
-    with db.write() as session:
-        fresh = _claim(session, tenant, (event.event_id for event in events), now_ms)
-        batch = _Batch(session, tenant, now_ms)
-        accepted = 0
-        for event in events:
-            if event.event_id not in fresh:
-                continue
-            fresh.discard(event.event_id)  # a second copy in the same batch is a duplicate
-            HANDLERS[event.type](batch, event.data)
-            accepted += 1
-        outbox_ids = batch.flush()
+    fresh = _claim(session, tenant, (event.event_id for event in events), now_ms)
+    batch = _Batch(session, tenant, now_ms)
+    accepted = 0
+    for event in events:
+        if event.event_id not in fresh:
+            continue
+        fresh.discard(event.event_id)  # a second copy in the same batch is a duplicate
+        HANDLERS[event.type](batch, event.data)
+        accepted += 1
+    outbox_ids = batch.flush()
     return IngestResult(accepted, len(events) - accepted, tuple(sorted(outbox_ids)))

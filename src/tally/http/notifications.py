@@ -53,9 +53,9 @@ def count_response(result: CountResult, view: str = "full", message: str = COUNT
 
 def mark_read(svc: Services, tenant: str, user: str, ids: list[str] | None) -> CountResult:
     """Mark notifications read in SQL, apply the delta now (read-your-writes), return the counts."""
-    with svc.db.write() as session:
-        outbox_id = ingest.mark_notifications_read(session, tenant, user, ids,
-                                                   at=epoch_ms(svc.clock()))
+    at = epoch_ms(svc.clock())
+    outbox_id = svc.db.write_retrying(
+        lambda session: ingest.mark_notifications_read(session, tenant, user, ids, at=at))
     if outbox_id is None:
         return notifications.count(svc, tenant, user)
     try:

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
+import time
 from contextlib import contextmanager
 from importlib import resources
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+log = logging.getLogger("tally.stores.db")
+T = TypeVar("T")
 WRITE = "tally_write"
 
 
@@ -118,6 +122,20 @@ class Database:
         with Session(bind=bind) as session:
             with session.begin():
                 yield session
+
+    def write_retrying(self, work: Callable[[Session], T], attempts: int = 4) -> T:
+        """Run `work` in a write transaction; a transaction the database aborted to break a
+        deadlock (or a serialization conflict) with a concurrent one is run again."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.write() as session:
+                    return work(session)
+            except exc.DBAPIError as error:
+                if not is_retryable(error) or attempt == attempts:
+                    raise
+                log.info("write conflicted with a concurrent transaction; retry %d", attempt)
+                time.sleep(random.uniform(0.01, 0.05) * attempt)
+        raise AssertionError("unreachable")
 
     def session(self) -> Session:
         return self._factory()
