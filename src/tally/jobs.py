@@ -16,7 +16,9 @@ log = logging.getLogger("tally.jobs")
 
 APPLY_QUEUE = "tally-apply"
 MAINTENANCE_QUEUE = "tally-maintenance"
-QUEUES = (APPLY_QUEUE, MAINTENANCE_QUEUE)
+# The order workers take them in: maintenance first, as its jobs (sweep, sampling verify) are
+# periodic and short, and behind the apply queue of a busy ingest they would starve.
+QUEUES = (MAINTENANCE_QUEUE, APPLY_QUEUE)
 
 APPLY_TENANT = "workers.jobs.apply_tenant"
 SWEEP = "workers.jobs.sweep"

@@ -17,6 +17,7 @@ import redis
 import requests
 
 from tally.localrun import RedisProcess, free_port, wait_for_port
+from tally.stores import keys
 from tests.workers import procs
 
 WORKERS = 2
@@ -42,6 +43,7 @@ class Cluster:
         self.scheduler: subprocess.Popen | None = None
         self.rebuilds: list[subprocess.Popen] = []
         self.faults: collections.Counter[str] = collections.Counter()
+        self.drift_counted = 0  # the drift metric's value before each queue restart lost it
         self._lock = threading.Lock()
 
     @property
@@ -62,6 +64,18 @@ class Cluster:
 
     def _worker(self) -> subprocess.Popen:
         return procs.start("workers.run", self.env, log=self.log("worker"))
+
+    def drift_metric(self) -> int:
+        """The sampling verify's drift counter in the queue Redis now (0 when absent)."""
+        client = self.queue_redis()
+        try:
+            return int(client.get(keys.DRIFT_FOUND_KEY) or 0)
+        finally:
+            client.close()
+
+    def verify_runs(self) -> int:
+        """Sampling verify jobs the workers completed so far (rq logs each)."""
+        return self.log("worker").read_text().count("Successfully completed periodic verify")
 
     def counter_redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.counter_server.url, decode_responses=True)
@@ -95,7 +109,8 @@ class Cluster:
         return False
 
     def restart_queue(self) -> None:
-        """SIGKILL and restart the queue Redis: every queued job, id and lock is lost."""
+        """SIGKILL and restart the queue Redis: every queued job, id, lock and metric is lost."""
+        self.drift_counted += self.drift_metric()
         self.queue_server.restart()
         self.faults["queue Redis restart"] += 1
 

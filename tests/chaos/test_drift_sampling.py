@@ -8,6 +8,7 @@ import uuid
 import pytest
 import redis
 from rq import Queue, SimpleWorker
+from rq.job import Job
 
 from config import ConfigError, Test, from_env
 from tally import jobs as names
@@ -146,3 +147,21 @@ def test_the_verify_settings_come_from_the_environment():
     assert (default.VERIFY_INTERVAL_SECONDS, default.VERIFY_SAMPLE_SIZE) == (300, 20)
     with pytest.raises(ConfigError, match="TALLY_VERIFY_SAMPLE_SIZE"):
         from_env({"TALLY_VERIFY_SAMPLE_SIZE": "many"})
+
+
+def test_workers_take_the_sampling_verify_before_a_backlog_of_apply_jobs(
+        app, queue_redis, tenant_id):
+    # Given a backlog of apply jobs, then a sampling verify
+    for high in range(1, 4):
+        names.enqueue_apply(queue_redis, tenant_id, high)
+    names.enqueue_unique(queue_redis, names.MAINTENANCE_QUEUE, names.VERIFY_SAMPLE,
+                         job_id="verify-now")
+    # When a worker takes the queues in their configured order
+    queues = [Queue(name, connection=queue_redis) for name in names.QUEUES]
+    with app.app_context():
+        assert SimpleWorker(queues, connection=queue_redis).work(burst=True)
+    # Then the verify ran first
+    done = [Job.fetch(job_id, connection=queue_redis)
+            for job_id in ["verify-now"] + [names.apply_job_id(tenant_id, h) for h in range(1, 4)]]
+    assert all(job.get_status() == "finished" for job in done)
+    assert done[0].ended_at <= min(job.started_at for job in done[1:])
