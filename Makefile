@@ -5,7 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint clean
+BENCH_ARGS ?=
+
+.PHONY: install run test lint clean bench
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,8 +23,14 @@ run: $(STAMP) ## embedded Redis + SQLite under var/ + migrations + demo + web, w
 test: $(STAMP) ## the whole suite against real redis-server (and PostgreSQL when available)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+bench: $(STAMP) ## the benchmark table of docs/benchmarks.md (BENCH_ARGS="--quick" to try it)
+	@command -v wrk >/dev/null || { echo "installing wrk (apt-get, needs root)"; \
+		apt-get install -y -qq wrk >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq wrk; }; }
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 lint: $(STAMP)
-	$(BIN)/python -m flake8 src workers tests config wsgi.py
+	$(BIN)/python -m flake8 src workers tests config bench wsgi.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache build *.egg-info

@@ -33,6 +33,9 @@ class Base:
     TESTING = False
     # SQLAlchemy URL of the source of truth (SQLite or PostgreSQL).
     DATABASE_URL = "sqlite:///var/tally.db"
+    # PostgreSQL connections each process keeps pooled, and how many more it may open under load.
+    DB_POOL_SIZE = 5
+    DB_MAX_OVERFLOW = 10
     # The counter store (derived data only).
     REDIS_URL = "redis://127.0.0.1:6379/0"
     # True: REDIS_URL is a seed node of a Redis Cluster.
@@ -59,10 +62,24 @@ class Base:
     SCHEDULE_INTERVAL = 5
     # Most outbox rows one apply job takes.
     APPLY_BATCH_SIZE = 500
+    # Jobs a worker process runs before it replaces itself with a fresh one (0: never).
+    WORKER_MAX_JOBS = 10_000
     # Seconds between sampling verifies of warm counters against SQL (0: never).
     VERIFY_INTERVAL_SECONDS = 300
     # Warm counter groups (user hashes, ticket cells) one sampling verify compares per tenant.
     VERIFY_SAMPLE_SIZE = 20
+    # True: serve /bench/baseline, the constant-body yardstick of `make bench` (not in production).
+    BENCH_BASELINE = False
+    # Notification streams (SSE) one web process holds; gunicorn gets this many threads on top
+    # of GUNICORN_THREADS, so polls never wait behind streams (config/gunicorn.conf.py).
+    STREAMS_PER_PROCESS = 200
+    # Streams one user may hold on one web process (more → 429 with Retry-After).
+    STREAMS_PER_USER = 8
+    # Seconds between keep-alive comments on an idle stream (also how soon a dead client's
+    # stream is noticed, and how often streams re-read while the pub/sub connection is down).
+    STREAM_HEARTBEAT_SECONDS = 15
+    # Seconds a stream lives before the server ends it; the client reconnects (token re-checked).
+    STREAM_MAX_SECONDS = 900
 
     # flask-smorest / OpenAPI
     API_TITLE = "tally"
@@ -118,7 +135,24 @@ def from_env(environ: Mapping[str, str] | None = None) -> Base:
         config.VAR_DIR = env["TALLY_VAR_DIR"]
     if "TALLY_POLL_INTERVAL" in env:
         config.POLL_INTERVAL = parse_int("TALLY_POLL_INTERVAL", env["TALLY_POLL_INTERVAL"], 1)
+    if "TALLY_BENCH_BASELINE" in env:
+        config.BENCH_BASELINE = parse_bool("TALLY_BENCH_BASELINE", env["TALLY_BENCH_BASELINE"])
+    for name in ("STREAMS_PER_PROCESS", "STREAMS_PER_USER"):
+        if f"TALLY_{name}" in env:
+            setattr(config, name, parse_int(f"TALLY_{name}", env[f"TALLY_{name}"]))
+    for name in ("STREAM_HEARTBEAT_SECONDS", "STREAM_MAX_SECONDS"):
+        if f"TALLY_{name}" in env:
+            setattr(config, name, parse_int(f"TALLY_{name}", env[f"TALLY_{name}"], 1))
+    if "TALLY_WORKER_MAX_JOBS" in env:
+        config.WORKER_MAX_JOBS = parse_int("TALLY_WORKER_MAX_JOBS", env["TALLY_WORKER_MAX_JOBS"])
+    if "TALLY_DB_POOL_SIZE" in env:
+        config.DB_POOL_SIZE = parse_int("TALLY_DB_POOL_SIZE", env["TALLY_DB_POOL_SIZE"], 1)
+    if "TALLY_DB_MAX_OVERFLOW" in env:
+        config.DB_MAX_OVERFLOW = parse_int("TALLY_DB_MAX_OVERFLOW", env["TALLY_DB_MAX_OVERFLOW"])
     for name in ("VERIFY_INTERVAL_SECONDS", "VERIFY_SAMPLE_SIZE"):
         if f"TALLY_{name}" in env:
             setattr(config, name, parse_int(f"TALLY_{name}", env[f"TALLY_{name}"]))
+    if config.REDIS_CLUSTER and not config.QUEUE_URL:  # RQ cannot run on a Redis Cluster
+        raise ConfigError("TALLY_QUEUE_URL must name a standalone Redis when "
+                          "TALLY_REDIS_CLUSTER is true")
     return config

@@ -14,6 +14,7 @@ from tally.auth import devkeys
 from tally.localrun import RedisProcess
 from tally.provisioning import create_tenant
 from tally.stores.db import Database
+from tests.support.counter_store import CounterStore
 from tests.support.postgres import PostgresCluster, create_database, drop_database
 
 REALM = devkeys.DEV_REALM
@@ -87,6 +88,13 @@ def redis_url(redis_proc) -> str:
     client.flushall()
     client.close()
     return redis_proc.url
+
+
+@pytest.fixture
+def counter_store(redis_url) -> CounterStore:
+    """The counter Redis of tests that run on both kinds (here the standalone server, which RQ
+    shares); tests/cluster/conftest.py swaps in a Redis Cluster."""
+    return CounterStore(url=redis_url, queue_url=redis_url)
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """Thin RQ entry points, enqueued by the dotted paths in tally/jobs.py; each runs in an app context.
 
 A job uses the app already pushed (tests with SimpleWorker inside `app.app_context()`), else the
-process's app: built once (workers/run.py binds it before forking), with the SQL pool inherited
-through fork() dropped first, since a connection must never be shared by two processes.
+process's app: built once (workers/run.py binds it), and, should a job ever run in a forked
+process, with the SQL pool inherited through fork() dropped first, since a connection must never
+be shared by two processes.
 """
 from __future__ import annotations
 
@@ -72,10 +73,23 @@ def _job_id() -> str:
 
 @job
 def apply_tenant(tenant: str, high_water: int) -> dict[str, int]:
-    """Apply every pending outbox row of `tenant` (at least those up to `high_water`)."""
-    report = outbox.apply_pending(services(), tenant)
+    """Apply every pending outbox row of `tenant` (at least those up to `high_water`).
+
+    Jobs coalesce: one applies every row pending when it starts, so the jobs enqueued meanwhile
+    find theirs applied and return after one query. A job takes no new batch after
+    APPLY_BUDGET_SECONDS and enqueues its continuation instead.
+    """
+    svc = services()
+    report = outbox.apply_pending(svc, tenant, budget_seconds=names.APPLY_BUDGET_SECONDS)
     log.info("job %s tenant %s: high water %s, %d rows, %d applied, %d already applied",
              _job_id(), tenant, high_water, report.rows, report.applied, report.duplicates)
+    if report.more:
+        high = outbox.high_water(svc.db, tenant)
+        if high is not None:
+            names.enqueue_apply(svc.queue_redis, tenant, high, attempt=f"after-{report.last_id}",
+                                job_timeout=int(svc.config.JOB_TIMEOUT))
+            log.info("job %s tenant %s: time budget spent; continues up to %s", _job_id(),
+                     tenant, high)
     return {"rows": report.rows, "applied": report.applied, "duplicates": report.duplicates}
 
 

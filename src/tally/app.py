@@ -5,16 +5,17 @@ import logging
 from typing import Any
 
 from flask import Flask
-from flask_smorest import Api
 
 from config import Base, from_env
-from tally import extensions
+from tally import extensions, logs, metrics
 from tally.auth import guard
 from tally.auth.realms import Realms
-from tally.http import events, filters, notifications, ops, tickets
+from tally.http import events, filters, notifications, ops, stream, tickets
 from tally.http.api import register_error_handlers
+from tally.http.bodies import LimitedRequest
+from tally.http.openapi import build_api
 
-API_BLUEPRINTS = (notifications.blp, events.blp, filters.blp, tickets.blp)
+API_BLUEPRINTS = (notifications.blp, stream.blp, events.blp, filters.blp, tickets.blp)
 
 
 def create_app(config: Base | None = None, **overrides: Any) -> Flask:
@@ -26,18 +27,30 @@ def create_app(config: Base | None = None, **overrides: Any) -> Flask:
         setattr(config, name, value)
 
     app = Flask("tally")
+    app.request_class = LimitedRequest  # the body limit holds for chunked bodies too
     app.config.from_object(config)
     app.json.sort_keys = False  # keep the seed's field order (byType, byPriority, counts)
-    logging.basicConfig(level=logging.INFO if not config.TESTING else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(logging.INFO if not config.TESTING else logging.WARNING)  # JSON lines
+    logs.install(app)  # request ids and one log line per request (its hook runs first)
+    metrics.install(app)
     extensions.init_app(app, config, Realms.load(config.REALMS_FILE))
 
     # One Api per app (not a module global), so a test run can build many apps.
-    api = Api(app, spec_kwargs={"info": {"description": "Exact notification and ticket counts"}})
+    api = build_api(app)  # the envelope, the guard's headers and errors in /openapi.json
     api.register_blueprint(ops.blp)
     for blueprint in API_BLUEPRINTS:
         api.register_blueprint(blueprint)
     app.extensions["tally_api"] = api
+
+    if config.BENCH_BASELINE:  # the benchmark's constant-body route (TALLY_BENCH_BASELINE)
+        from tally.http import baseline
+
+        baseline.install(app)
+
+    if config.ENV == "development":  # the status page of `make run`; never elsewhere
+        from tally.http import status
+
+        app.register_blueprint(status.blp)
 
     register_error_handlers(app)
     guard.install(app)

@@ -9,6 +9,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from tally.extensions import services
+from tally.progress import Progress
 
 tally_cli = AppGroup("tally", help="Operate tally: schema, tenants, counters, development tokens.")
 
@@ -81,17 +82,24 @@ def _tenants(tenant: str | None) -> list[str]:
 EVERY_TENANT = "Only this tenant (default: every tenant, one after the other)."
 
 
+def _progress() -> Progress:
+    """Report lines on stdout; a bar on stderr when it is a terminal."""
+    return Progress(click.echo, sys.stderr)
+
+
 @cache_group.command("rebuild")
 @click.option("--tenant", default=None, callback=_uuid, help=EVERY_TENANT)
 def cache_rebuild(tenant: str | None) -> None:
     """Recompute a tenant's (or every tenant's) counters from SQL now."""
     from tally.counting import maintenance
 
-    chosen = _tenants(tenant)
-    for number, name in enumerate(chosen, 1):
-        if tenant is None:
-            click.echo(f"tenant {name} ({number}/{len(chosen)}): rebuilding")
-        click.echo(maintenance.rebuild(services(), name, progress=click.echo))
+    chosen, progress = _tenants(tenant), _progress()
+    with progress.counting(len(chosen), "tenants rebuilt") as advance:
+        for number, name in enumerate(chosen, 1):
+            if tenant is None:
+                progress(f"tenant {name} ({number}/{len(chosen)}): rebuilding")
+            progress(maintenance.rebuild(services(), name, progress=progress))
+            advance()
     if tenant is None:
         click.echo(f"{len(chosen)} tenant(s) rebuilt")
 
@@ -103,23 +111,72 @@ def cache_verify(tenant: str | None, repair: bool) -> None:
     """Compare Redis with SQL, print each difference; exit 1 on drift unless repaired."""
     from tally.counting import maintenance
 
-    chosen = _tenants(tenant)
+    chosen, progress = _tenants(tenant), _progress()
     total = 0
-    for number, name in enumerate(chosen, 1):
-        prefix = "" if tenant is not None else f"tenant {name} "
-        if tenant is None:
-            click.echo(f"tenant {name} ({number}/{len(chosen)}): verifying")
-        drift = maintenance.verify(services(), name, repair=repair, progress=click.echo)
-        for line in drift.lines:
-            click.echo(prefix + line)
-        if tenant is None:
-            click.echo(f"tenant {name}: {len(drift.lines)} difference(s)")
-        total += len(drift.lines)
+    with progress.counting(len(chosen), "tenants verified") as advance:
+        for number, name in enumerate(chosen, 1):
+            prefix = "" if tenant is not None else f"tenant {name} "
+            if tenant is None:
+                progress(f"tenant {name} ({number}/{len(chosen)}): verifying")
+            drift = maintenance.verify(services(), name, repair=repair, progress=progress)
+            for line in drift.lines:
+                progress(prefix + line)
+            if tenant is None:
+                progress(f"tenant {name}: {len(drift.lines)} difference(s)")
+            total += len(drift.lines)
+            advance()
     if tenant is None:
         click.echo(f"{len(chosen)} tenant(s) verified")
     click.echo(f"{total} difference(s){' repaired' if repair and total else ''}")
     if total and not repair:
         sys.exit(1)
+
+
+@cache_group.command("stats")
+@click.option("--tenant", default=None, callback=_uuid, help="Only this tenant (default: all).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
+def cache_stats(tenant: str | None, as_json: bool) -> None:
+    """Keys and memory per tenant, warm/cold tenants and users, outbox backlog."""
+    import json
+
+    from tally.counting import cache_stats as stats
+    from tally.events.outbox import backlog
+
+    chosen, progress = _tenants(tenant), _progress()
+    pending = stats.pending_by_tenant(services())
+    rows = []
+    with progress.counting(len(chosen), "tenants measured") as advance:
+        for name in chosen:
+            rows.append(stats.tenant_stats(services(), name, pending))
+            advance()
+    backlog_rows, oldest_ms = backlog(services().db)
+    if as_json:
+        click.echo(json.dumps({"tenants": [row.as_dict() for row in rows],
+                               "outbox": {"pending": backlog_rows, "oldestAgeMs": oldest_ms},
+                               "redisUsedMemory": stats.used_memory(services())}, indent=2))
+        return
+    click.echo(f"{'tenant':36}  {'state':5}  {'keys':>7}  {'memory':>10}  {'warm users':>11}  "
+               f"{'predicates':>10}  {'outbox':>7}")
+    for row in rows:
+        click.echo(f"{row.tenant:36}  {'warm' if row.warm else 'cold':5}  {row.keys:>7}  "
+                   f"{_bytes(row.memory_bytes):>10}  {f'{row.warm_users}/{row.users}':>11}  "
+                   f"{row.predicates:>10}  {row.outbox_pending:>7}")
+    warm = sum(row.warm for row in rows)
+    click.echo(f"{len(rows)} tenant(s): {warm} warm, {len(rows) - warm} cold; "
+               f"{sum(row.keys for row in rows)} keys, "
+               f"{_bytes(sum(row.memory_bytes for row in rows))} "
+               f"(counter Redis uses {_bytes(stats.used_memory(services()))} in all)")
+    click.echo(f"outbox backlog: {backlog_rows} row(s), oldest {oldest_ms / 1000:.1f} s")
+
+
+def _bytes(size: int | None) -> str:
+    if size is None:
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} B"
 
 
 # -- development ---------------------------------------------------------------------------------
@@ -147,7 +204,7 @@ def demo() -> None:
     """Provision the demo tenant and its data (what `make run` uses)."""
     from tally.demo import provision_demo
 
-    provision_demo(services(), progress=click.echo)
+    provision_demo(services(), progress=_progress())
 
 
 def main() -> None:

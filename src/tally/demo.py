@@ -16,8 +16,9 @@ from tally.counting.system_filters import DEMO_FILTERS, FilterSpec
 from tally.events.ingest import ingest
 from tally.events.outbox import apply_pending
 from tally.events.schemas import load_events
+from tally.progress import Progress
 from tally.provisioning import create_tenant, filter_row
-from tally.stores.models import Filter, Ticket
+from tally.stores.models import Filter, OutboxRow, Ticket
 
 DEMO_TENANT = "5e1f4a2c-8b3d-4c6e-9f70-1a2b3c4d5e6f"
 DEMO_AGENT, DEMO_USER, DEMO_ADMIN = "demo-agent", "demo-user", "demo-admin"
@@ -83,8 +84,14 @@ def _add_filters(services: Any, now: int) -> None:
                         if spec.id not in existing)
 
 
-def provision_demo(services: Any, progress: Callable[[str], None] = print) -> Demo:
-    """Create the demo tenant, its filters and data; safe to run again (it adds nothing twice)."""
+def provision_demo(services: Any, progress: Callable[[str], None] = print,
+                   tickets: int = TICKETS) -> Demo:
+    """Create the demo tenant, its filters and data; safe to run again (it adds nothing twice).
+
+    `progress` gets report lines; a tally.progress.Progress on a terminal also draws bars.
+    `tickets` makes a smaller demo for tests (the notifications stay the same).
+    """
+    progress = progress if isinstance(progress, Progress) else Progress(progress)
     now = epoch_ms(services.clock())
     created = create_tenant(services.db, DEMO_TENANT, "Demo Inc.", devkeys.DEV_REALM)
     progress(f"demo tenant {DEMO_TENANT} {'created' if created else 'already there'}")
@@ -94,25 +101,50 @@ def provision_demo(services: Any, progress: Callable[[str], None] = print) -> De
                               .where(Ticket.tenant_id == DEMO_TENANT)) or 0
     if have == 0:
         rng = random.Random(20250710)
-        events = [_ticket_event(rng, n, now) for n in range(TICKETS)]
+        events = [_ticket_event(rng, n, now) for n in range(tickets)]
         events += [_notification_event(rng, n, DEMO_AGENT, now) for n in range(24)]
         events += [_notification_event(rng, n, DEMO_USER, now) for n in range(8)]
-        reads = [e["data"]["id"] for e in events[TICKETS:TICKETS + 12]]
+        reads = [e["data"]["id"] for e in events[tickets:tickets + 12]]
         events.append({"eventId": str(uuid.uuid5(uuid.NAMESPACE_URL, "demo-read")),
                        "type": "notification.read", "occurredAt": iso_ms(from_epoch_ms(now)),
                        "data": {"userId": DEMO_AGENT, "ids": reads}})
-        for start in range(0, len(events), CHUNK):
-            ingest(services.db, DEMO_TENANT, load_events({"events": events[start:start + CHUNK]}),
-                   now)
-            progress(f"demo data: {min(start + CHUNK, len(events))}/{len(events)} events")
-        report = apply_pending(services, DEMO_TENANT)
-        progress(f"demo counters: {report.rows} outbox rows applied")
-        have = TICKETS
+        _ingest(services, progress, events, now)
+        _apply(services, progress)
+        have = tickets
     return Demo(DEMO_TENANT, have)
 
 
+def _ingest(services: Any, progress: Progress, events: list[dict[str, Any]], now: int) -> None:
+    """Ingest the demo events a chunk at a time: a bar on a terminal, else a line per chunk."""
+    with progress.counting(len(events), "demo data") as advance:
+        for start in range(0, len(events), CHUNK):
+            chunk = events[start:start + CHUNK]
+            ingest(services.db, DEMO_TENANT, load_events({"events": chunk}), now)
+            advance(len(chunk))
+            if not progress.live:
+                progress(f"demo data: {start + len(chunk)}/{len(events)} events")
+    if progress.live:
+        progress(f"demo data: {len(events)} events")
+
+
+def _apply(services: Any, progress: Progress) -> None:
+    """Apply the demo's outbox to the counters now (no worker needed), a chunk at a time."""
+    with services.db.snapshot() as session:
+        pending = session.scalar(select(func.count()).select_from(OutboxRow).where(
+            OutboxRow.tenant_id == DEMO_TENANT, OutboxRow.applied_at.is_(None))) or 0
+    applied = 0
+    with progress.counting(pending, "demo counters") as advance:
+        while True:
+            report = apply_pending(services, DEMO_TENANT, limit=CHUNK)
+            if report.rows == 0:
+                break
+            applied += report.rows
+            advance(report.rows)
+    progress(f"demo counters: {applied} outbox rows applied")
+
+
 def demo_token(services: Any, user: str = DEMO_AGENT, roles: tuple[str, ...] = ("ticket_agent",),
-               teams: tuple[str, ...] = DEMO_TEAMS) -> str:
-    """A 12-hour token for a demo user, signed with the local dev key."""
+               teams: tuple[str, ...] = DEMO_TEAMS, ttl: int = 12 * 3600) -> str:
+    """A token for a demo user (12 hours unless `ttl` says), signed with the local dev key."""
     return devkeys.dev_token(services.config.VAR_DIR, tenant=DEMO_TENANT, user=user,
-                             roles=list(roles), teams=list(teams), ttl=12 * 3600)
+                             roles=list(roles), teams=list(teams), ttl=ttl)

@@ -16,13 +16,17 @@ EXTENSION = "tally"
 
 
 def counter_client(url: str, cluster: bool) -> Any:
-    """The counter store's client: strings in and out; a RedisCluster when configured."""
+    """The counter store's client: strings in and out; a RedisCluster when configured.
+
+    The cluster client connects on first use (as redis.Redis does), so the app starts and answers
+    from SQL while the cluster is down; it follows MOVED/ASK and re-reads the slot map on errors.
+    """
     options = dict(decode_responses=True, socket_timeout=5, socket_connect_timeout=2,
                    health_check_interval=30)
     if cluster:
-        from redis.cluster import RedisCluster
+        from tally.stores.redis_cluster import LazyCluster
 
-        return RedisCluster.from_url(url, **options)
+        return LazyCluster(url, **options)
     return redis.Redis.from_url(url, retry_on_timeout=True, **options)
 
 
@@ -50,7 +54,7 @@ def init_app(app: Flask, config: Any, realms: Any) -> Services:
     counters = RedisCounters(counter_client(config.REDIS_URL, config.REDIS_CLUSTER))
     services = Services(
         config=config,
-        db=Database(config.DATABASE_URL),
+        db=Database(config.DATABASE_URL, config.DB_POOL_SIZE, config.DB_MAX_OVERFLOW),
         counters=counters,
         ticket_counters=TicketCounters(counters),
         queue_redis=queue_client(config.queue_url),

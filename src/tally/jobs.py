@@ -29,6 +29,9 @@ DEFAULT_JOB_TIMEOUT = 120
 RESULT_TTL = 300  # seconds a finished job (and so its id) is kept
 FAILURE_TTL = 86_400  # seconds a failed job is kept for operators
 APPLY_RETRY_INTERVALS = [1, 2, 5, 10, 30]
+# An apply job takes no new batch after this many seconds and enqueues its continuation, so a job
+# stays short: a SIGTERM lets it finish, and maintenance jobs get their turn during a backlog.
+APPLY_BUDGET_SECONDS = 5.0
 
 
 def make_job_id(kind: str, *parts: object) -> str:

@@ -139,7 +139,11 @@ def _print_demo(token: str, tenant: str, realm: str, port: int) -> None:
           f"'{base}/ticket/notification/read' -d '{{\"all\": true}}'")
     print(f"curl -s {auth} -H 'content-type: application/json' -H 'issupportrequest: false' "
           f"-X POST '{base}/ticket/count?type=template&module=ticketing' -d '{body}'")
-    print(f"\nAPI docs: http://127.0.0.1:{port}/docs   Ctrl-C stops everything.")
+    print(f"\nthe badge as Server-Sent Events (Ctrl-C ends it):\n  curl -sN {auth} "
+          f"'{base}/ticket/notification/stream'")
+    print(f"\nstatus page (live badge and sidebar of demo-agent): http://127.0.0.1:{port}/")
+    print(f"API docs: http://127.0.0.1:{port}/docs   metrics: http://127.0.0.1:{port}/metrics")
+    print("Ctrl-C stops everything.")
     print("============================================================================\n",
           flush=True)
 
@@ -171,12 +175,13 @@ def main() -> None:
         from tally.app import create_app
         from tally.demo import demo_token, provision_demo
         from tally.extensions import services
+        from tally.progress import terminal
 
         app = create_app()
         with app.app_context():
             services().db.upgrade()
             print("migrations applied")
-            demo = provision_demo(services(), progress=print)
+            demo = provision_demo(services(), progress=terminal(print))
             token = demo_token(services())
         python = sys.executable
         commands = {

@@ -18,6 +18,7 @@ import requests
 
 from tally.localrun import RedisProcess, free_port, wait_for_port
 from tally.stores import keys
+from tests.support.counter_store import CounterStore
 from tests.workers import procs
 
 WORKERS = 2
@@ -29,14 +30,18 @@ CLI = Path(sys.executable).with_name("tally")
 class Cluster:
     """Every process of one deployment, their logs under `logs`, and the faults injected."""
 
-    def __init__(self, db_url: str, realms_file: str, logs: Path):
+    def __init__(self, db_url: str, realms_file: str, logs: Path,
+                 counter_cluster_url: str | None = None):
+        """`counter_cluster_url`: a Redis Cluster's seed node for the counters (tests/cluster);
+        None starts a redis-server of the deployment's own."""
         self.logs = logs
-        self.counter_server = RedisProcess().start()
+        self.counter_server = None if counter_cluster_url else RedisProcess().start()
         self.queue_server = RedisProcess().start()
+        self.counters = CounterStore(counter_cluster_url or self.counter_server.url,
+                                     self.queue_server.url, cluster=bool(counter_cluster_url))
         self.port = free_port()
-        self.env = procs.process_env(db_url, self.counter_server.url, realms_file)
-        self.env.update(TALLY_QUEUE_URL=self.queue_server.url, PORT=str(self.port),
-                        WEB_CONCURRENCY="2", GUNICORN_THREADS="4",
+        self.env = self.counters.process_env(db_url, realms_file)
+        self.env.update(PORT=str(self.port), WEB_CONCURRENCY="2", GUNICORN_THREADS="4",
                         TALLY_VERIFY_INTERVAL_SECONDS=str(VERIFY_EVERY_S))
         self.web: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
@@ -77,9 +82,6 @@ class Cluster:
         """Sampling verify jobs the workers completed so far (rq logs each)."""
         return self.log("worker").read_text().count("Successfully completed periodic verify")
 
-    def counter_redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.counter_server.url, decode_responses=True)
-
     def queue_redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.queue_server.url)
 
@@ -115,12 +117,9 @@ class Cluster:
         self.faults["queue Redis restart"] += 1
 
     def flush_counters(self) -> None:
-        """FLUSHALL the counter Redis: counters, dedupe set, markers and registry are gone."""
-        client = self.counter_redis()
-        try:
-            client.flushall()
-        finally:
-            client.close()
+        """FLUSHALL the counter Redis (every master of a cluster): counters, dedupe set, markers
+        and registry are gone."""
+        self.counters.flush()
         self.faults["counter Redis FLUSHALL"] += 1
 
     def start_rebuild(self) -> None:
@@ -167,5 +166,6 @@ class Cluster:
         for process in [self.scheduler, *self.workers, self.web]:
             if process is not None:
                 procs.stop(process)
-        self.counter_server.stop()
+        if self.counter_server is not None:
+            self.counter_server.stop()
         self.queue_server.stop()

@@ -130,19 +130,24 @@ def cluster(db_url, realms_file, tmp_path):
 
 @pytest.fixture
 def svc(cluster, db_url, realms_file, var_dir):
-    app = create_app(Test(), DATABASE_URL=db_url, REDIS_URL=cluster.counter_server.url,
-                     QUEUE_URL=cluster.queue_server.url, REALMS_FILE=realms_file,
-                     VAR_DIR=var_dir)
+    app = create_app(Test(), DATABASE_URL=db_url, REALMS_FILE=realms_file, VAR_DIR=var_dir,
+                     **cluster.counters.settings)
     yield app.extensions["tally"]
     app.extensions["tally"].db.engine.dispose()
 
 
-def test_chaos_seed_counts_exact_after_faults(cluster, svc, var_dir, capsys):
+@pytest.fixture
+def events() -> int:
+    """Events the producers send (tests/cluster runs fewer)."""
+    return EVENTS
+
+
+def test_chaos_seed_counts_exact_after_faults(cluster, svc, events, var_dir, capsys):
     started = time.monotonic()
     api = Api(cluster.base, var_dir)
     tenants = provision(api, svc.db, 2)
-    budget, producing = Budget(EVENTS, int(EVENTS * HOLD_AT)), threading.Event()
-    plan = fault_plan(SEED, EVENTS, os.environ.get("TALLY_CHAOS_FAULTS"))
+    budget, producing = Budget(events, int(events * HOLD_AT)), threading.Event()
+    plan = fault_plan(SEED, events, os.environ.get("TALLY_CHAOS_FAULTS"))
     readers = Readers(SEED, tenants, api, READERS).start()
     producers = [threading.Thread(target=produce, args=(n, SEED, tenants, api, budget))
                  for n in range(PRODUCERS)]
@@ -177,10 +182,8 @@ def test_chaos_seed_counts_exact_after_faults(cluster, svc, var_dir, capsys):
     sampled_drift = cluster.drift_counted + cluster.drift_metric()
     phases["drain"] = time.monotonic() - started - sum(phases.values())
     cluster.stop_background()
-    counters = cluster.counter_redis()
-    procs.wait_until(lambda: not counters.keys(keys.PREFIX + ":*:lock:*"), 60,
+    procs.wait_until(lambda: not cluster.counters.keys(keys.PREFIX + ":*:lock:*"), 60,
                      "rebuild markers of killed processes to expire")
-    counters.close()
     warm = {t.id: sum(len(f.warm(svc, t.id)) for f in maintenance.FAMILIES) for t in tenants}
 
     # Then `tally cache verify` finds no drift in any tenant, user or filter
@@ -207,7 +210,7 @@ def test_chaos_seed_counts_exact_after_faults(cluster, svc, var_dir, capsys):
     assert "2 tenant(s) verified" in verify.stdout and drift_lines == []
     assert mismatches == [], mismatches[:3]
     assert sampled_drift == 0 and logged_drift == 0
-    assert budget.sent == EVENTS and budget.duplicates > 0
+    assert budget.sent == events and budget.duplicates > 0
     assert sum(cluster.faults.values()) == len(plan)
     assert all(n >= MIN_WARM_GROUPS for n in warm.values()), warm
     assert sources["cache"] > 0, sources

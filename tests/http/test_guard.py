@@ -236,13 +236,36 @@ def test_token_of_another_realm_is_401(client, es_key, es_tenant, headers, tenan
     assert_error(client.get(f"{PREFIX}/_probe", headers=call), 401, "UNAUTHORIZED")
 
 
+def test_token_of_a_realm_sharing_the_keys_is_401_for_the_other_realm(
+        make_app, realms_file, tmp_path, headers):
+    # Two realms behind one identity provider publish the same keys: only `iss` tells them
+    # apart, so realm A's valid token (and its tenant claim) buys nothing in realm B.
+    realms = json.loads(Path(realms_file).read_text())
+    realms["twin"] = dict(realms[REALM], issuer="https://tally.invalid/realms/twin")
+    path = tmp_path / "twin-realms.json"
+    path.write_text(json.dumps(realms))
+    app = make_app(REALMS_FILE=str(path))
+    twin_tenant = str(uuid.uuid4())
+    create_tenant(app.extensions["tally"].db, twin_tenant, "Twin tenant", "twin")
+    call = headers(tenant=twin_tenant)  # a dev-realm token naming the twin realm's tenant
+    assert_error(client_get(app, call), 404, "TENANT_NOT_FOUND")  # the dev realm: not its tenant
+    call["realmname"] = "twin"
+    assert_error(client_get(app, call), 401, "UNAUTHORIZED")
+
+
+def client_get(app, call):
+    return app.test_client().get(f"{PREFIX}/ticket/notification/count", headers=call)
+
+
 @pytest.mark.parametrize("change", [
-    pytest.param({"iss": "https://es.invalid/realms/other"}, id="wrong-iss"),
-    pytest.param({"exp": int(time.time()) - 120}, id="expired"),
-    pytest.param({"nbf": int(time.time()) + 600}, id="not-yet-valid"),
+    pytest.param(lambda now: {"iss": "https://es.invalid/realms/other"}, id="wrong-iss"),
+    pytest.param(lambda now: {"exp": now - 120}, id="expired"),
+    pytest.param(lambda now: {"nbf": now + 600}, id="not-yet-valid"),
 ])
 def test_invalid_es_claims_are_401(client, es_key, es_tenant, change):
-    response = client.get(f"{PREFIX}/_probe", headers=es_headers(es_key, es_tenant, **change))
+    # Times are taken when the test runs, not when it is collected (a long suite runs it later).
+    claims = change(int(time.time()))
+    response = client.get(f"{PREFIX}/_probe", headers=es_headers(es_key, es_tenant, **claims))
     assert_error(response, 401, "UNAUTHORIZED")
 
 
@@ -322,7 +345,8 @@ def test_role_check_comes_before_argument_validation(client, headers):
 
 def test_require_roles_keeps_the_openapi_documentation(client):
     operation = client.get("/openapi.json").get_json()["paths"][f"{PREFIX}/_smorest"]["get"]
-    assert [parameter["name"] for parameter in operation["parameters"]] == ["n"]
+    assert [parameter["name"] for parameter in operation["parameters"]] == [
+        "n", "x-tenantid", "realmname"]  # the query's, then the guard's (tally.http.openapi)
 
 
 # -- order: the first failing check wins ---------------------------------------------------------

@@ -122,8 +122,8 @@ def applied_rows(svc) -> int:
 
 
 @pytest.fixture
-def env(db_url, redis_url, realms_file):
-    return procs.process_env(db_url, redis_url, realms_file)
+def env(db_url, counter_store, realms_file):
+    return counter_store.process_env(db_url, realms_file)
 
 
 @pytest.fixture
@@ -161,7 +161,7 @@ def test_counters_equal_sql_after_random_events_with_redelivery(client, headers,
 
 
 def test_a_sigkilled_worker_loses_and_doubles_nothing_after_restart_and_sweep(
-        client, headers, svc, tenant_id, env, worker_log, redis_url):
+        client, headers, svc, tenant_id, env, worker_log, counter_store):
     # Given warm counters and a worker applying a stream of batches
     for user in USERS:
         assert notifications.rebuild_user(svc, tenant_id, user)
@@ -180,7 +180,7 @@ def test_a_sigkilled_worker_loses_and_doubles_nothing_after_restart_and_sweep(
         procs.stop(worker)
     assert killed_at is not None and killed_at < len(batches) - 1
     # ... and every job it left queued is lost too
-    queue_redis = redis.Redis.from_url(redis_url)
+    queue_redis = redis.Redis.from_url(counter_store.queue_url)
     Queue(names.APPLY_QUEUE, connection=queue_redis).empty()
     assert outbox.backlog(svc.db)[0] > 0
     # When a new worker starts and the sweep runs

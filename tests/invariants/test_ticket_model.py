@@ -11,7 +11,6 @@ import random
 from datetime import datetime, timezone
 
 import pytest
-import redis
 
 from tally.clock import epoch_ms
 from tally.counting import oracle
@@ -110,16 +109,21 @@ def check_all(client, headers, truth, filters, profile_id, callers, expect_sourc
 
 
 @pytest.fixture
-def worker(db_url, redis_url, realms_file, tmp_path):
+def model_size() -> tuple[int, int]:
+    """Tickets loaded first, and changes streamed after (tests/cluster runs a smaller model)."""
+    return 2000, 1500
+
+
+@pytest.fixture
+def worker(db_url, counter_store, realms_file, tmp_path):
     log = tmp_path / "worker.log"
-    process = procs.start("workers.run", procs.process_env(db_url, redis_url, realms_file),
-                          log=log)
+    process = procs.start("workers.run", counter_store.process_env(db_url, realms_file), log=log)
     yield process, log
     procs.stop(process)
 
 
 def test_pipeline_counts_equal_the_oracle_warm_and_cold(app, client, headers, tenant_id, worker,
-                                                        redis_url, capsys):
+                                                        counter_store, model_size, capsys):
     process, log = worker
     svc = app.extensions["tally"]
     svc.clock = lambda: NOW
@@ -127,11 +131,13 @@ def test_pipeline_counts_equal_the_oracle_warm_and_cold(app, client, headers, te
     service = headers(user="svc", roles=("ticket_service",))
     admin = headers(user="u5", roles=("ticket_admin",))
 
-    # Given 2,000 tickets (with some redelivered) and three shared custom filters and a profile
+    # Given 2,000 tickets (model_size; with some redelivered), three shared custom filters and a
+    # profile
+    loaded, streamed = model_size
     truth = Truth()
-    initial = [dict(t, deleted=False) for t in random_tickets(SEED, 2000, epoch_ms(NOW))]
+    initial = [dict(t, deleted=False) for t in random_tickets(SEED, loaded, epoch_ms(NOW))]
     events = [upserted(t) for t in initial]
-    events += [dict(e) for e in rng.sample(events, 100)]
+    events += [dict(e) for e in rng.sample(events, loaded // 20)]
     for ticket in initial:
         truth.upsert(ticket)
     post_events(client, service, events)
@@ -151,14 +157,14 @@ def test_pipeline_counts_equal_the_oracle_warm_and_cold(app, client, headers, te
     # When every caller reads once (cells become warm), then a stream of changes is applied
     first = check_all(client, headers, truth, filters, profile_id, callers,
                       {"recomputed", "cache"})
-    changes = stream(rng, truth, epoch_ms(NOW), 1500)
+    changes = stream(rng, truth, epoch_ms(NOW), streamed)
     post_events(client, service, changes)
     procs.wait_until(drained, 120, "the worker to drain the stream", log)
 
     # Then warm counts equal the oracle, and so do cold ones after Redis is emptied
     warm = check_all(client, headers, truth, filters, profile_id, callers, {"cache"})
     procs.stop(process)
-    redis.Redis.from_url(redis_url).flushall()
+    counter_store.flush()
     cold = check_all(client, headers, truth, filters, profile_id, callers,
                      {"recomputed", "cache"})
     with capsys.disabled():

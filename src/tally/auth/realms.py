@@ -22,6 +22,7 @@ REALM_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 FETCH_TIMEOUT = 3.0  # seconds for one JWKS download
 KEYS_TTL = 300.0  # seconds a fetched JWKS is used before it is fetched again
 REFETCH_INTERVAL = 30.0  # at most one unknown-kid refetch per realm in this many seconds
+MISSING_RETRY_INTERVAL = 5.0  # with no keys yet, at most one download attempt in this many seconds
 MAX_JWKS_BYTES = 1024 * 1024
 
 Fetch = Callable[[str], bytes]
@@ -42,21 +43,28 @@ class Realm:
     jwks_file: str | None = None
 
 
-def fetch_url(url: str) -> bytes:
-    """Download a JWKS document with a short timeout."""
+def fetch_url(url: str, timeout: float = FETCH_TIMEOUT) -> bytes:
+    """Download a JWKS document; a server slower than `timeout` seconds raises an OSError."""
     request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT) as response:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
         return response.read(MAX_JWKS_BYTES + 1)
 
 
 class _KeyCache:
-    """One realm's key set, when it was loaded, and when an unknown kid last forced a reload."""
+    """One realm's key set and when it was last downloaded, tried, and refetched for a kid.
+
+    `lock` guards the fields and is never held during a download; `fetching` is held by the one
+    thread downloading, so a slow issuer delays only callers that have no key to answer from.
+    """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.fetching = threading.Lock()
         self.keys: PyJWKSet | None = None
-        self.loaded_at = float("-inf")
-        self.refetched_at = float("-inf")
+        self.loaded_at = float("-inf")  # last successful download (or kept keys after a failure)
+        self.tried_at = float("-inf")  # last download attempt, successful or not
+        self.refetched_at = float("-inf")  # last download forced by an unknown kid
+        self.attempts = 0
 
 
 class Realms:
@@ -103,32 +111,51 @@ class Realms:
         return self._realms.get(name)
 
     def signing_key(self, realm: Realm, kid: str | None) -> PyJWK:
-        """The realm's key for `kid` (no kid: its only key); raise KeyLookupError if none fits."""
+        """The realm's key for `kid` (no kid: its only key); raise KeyLookupError if none fits.
+
+        The key set is downloaded when missing (retried at most every MISSING_RETRY_INTERVAL) or
+        older than KEYS_TTL, and once more for an unknown kid at most every REFETCH_INTERVAL (a
+        rotated key). One thread downloads at a time; meanwhile the others answer from the keys
+        already held, or, holding none, wait for that download instead of starting their own.
+        """
         cache = self._caches.setdefault(realm.name, _KeyCache())
         with cache.lock:
-            now = self._clock()
-            if cache.keys is None or now - cache.loaded_at >= KEYS_TTL:
-                self._reload(realm, cache, now)
-            key = _pick(cache.keys, kid)
-            if key is None and now - cache.refetched_at >= REFETCH_INTERVAL:
-                # A rotated key: the issuer may have published it since we last looked.
-                cache.refetched_at = now
-                self._reload(realm, cache, now)
+            now, keys, attempts = self._clock(), cache.keys, cache.attempts
+            key = _pick(keys, kid)
+            if keys is None:
+                due = now - cache.tried_at >= MISSING_RETRY_INTERVAL
+            else:
+                due = now - cache.loaded_at >= KEYS_TTL
+                if key is None and now - cache.refetched_at >= REFETCH_INTERVAL:
+                    cache.refetched_at, due = now, True
+        if due and cache.fetching.acquire(blocking=keys is None):
+            try:
+                if cache.attempts == attempts:  # nobody downloaded while this thread waited
+                    self._reload(realm, cache)
                 key = _pick(cache.keys, kid)
+            finally:
+                cache.fetching.release()
         if key is None:
-            raise KeyLookupError(f"realm {realm.name} has no signing key for kid {kid!r}")
+            held = "no keys yet" if cache.keys is None else f"no signing key for kid {kid!r}"
+            raise KeyLookupError(f"realm {realm.name} has {held}")
         return key
 
-    def _reload(self, realm: Realm, cache: _KeyCache, now: float) -> None:
-        """Replace the cached key set; on failure keep the old one if there is one."""
+    def _reload(self, realm: Realm, cache: _KeyCache) -> None:
+        """Download the key set; on failure keep the old one, or raise when there is none."""
         try:
-            cache.keys = self._read(realm)
-            cache.loaded_at = now
-        except KeyLookupError as error:
-            if cache.keys is None:
-                raise
-            log.warning("keeping the previous keys of realm %s: %s", realm.name, error)
-            cache.loaded_at = now  # retry after another TTL, not on every request
+            keys, error = self._read(realm), None
+        except KeyLookupError as failure:
+            keys, error = None, failure
+        with cache.lock:
+            cache.attempts += 1
+            cache.tried_at = self._clock()
+            if keys is not None:
+                cache.keys, cache.loaded_at = keys, cache.tried_at
+            elif cache.keys is not None:
+                log.warning("keeping the previous keys of realm %s: %s", realm.name, error)
+                cache.loaded_at = cache.tried_at  # retry after another TTL, not on every request
+            else:
+                raise error  # type: ignore[misc]
 
     def _read(self, realm: Realm) -> PyJWKSet:
         try:

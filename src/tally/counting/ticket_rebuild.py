@@ -31,26 +31,6 @@ def _timed_writes(tenant: str, cell: Cell, members: dict[str, int]) -> list[Op]:
     return writes
 
 
-def _members(rows: Any, timed: Sequence[Cell]) -> dict[str, dict[str, int]]:
-    from tally.counting.visibility import ticket_buckets
-
-    out: dict[str, dict[str, int]] = {cell.group: {} for cell in timed}
-    by_mp: dict[str, list[Cell]] = {}
-    for cell in timed:
-        by_mp.setdefault(cell.mp.id, []).append(cell)
-    for row in rows:
-        buckets = set(ticket_buckets(row))
-        for cells in by_mp.values():
-            mp = cells[0].mp
-            member = mp.member(row) if mp.matches(row) else None
-            if member is None:
-                continue
-            for cell in cells:
-                if cell.bucket in buckets:
-                    out[cell.group][member[0]] = member[1]
-    return out
-
-
 def _snapshot_ids(tenant: str, outbox: list[tuple[int, dict[str, Any]]],
                   cells: Sequence[Cell]) -> dict[str, list[int]]:
     """Per held cell, the outbox rows whose deltas touch it (computed as the worker would)."""
@@ -89,7 +69,7 @@ def rebuild_cells(services: Any, tenant: str, cells: Sequence[Cell], now_ms: int
         with services.db.snapshot() as session:
             values = sql.cell_counts(session, tenant, list(answer_cells) + plain,
                                      list(answer_windows) + [None] * len(plain))
-            members = _members(sql.matching_tickets(session, tenant, timed), timed)
+            members = sql.timed_members(session, tenant, timed)
             outbox = sql.recent_outbox(session, tenant, keys.TICKETS_GROUP, horizon)
         answer, plain_values = values[:len(answer_cells)], values[len(answer_cells):]
         # Rows Redis has applied are deduped if a worker brings them again: no need to record them.

@@ -2,8 +2,18 @@
 
 Every change that alters what counters see is recorded as {"before": ROW|null, "after": ROW|null}
 in an outbox row of its counter group, in the same transaction as the change itself (design.md).
-Rows are locked (PostgreSQL) or the database is (SQLite, BEGIN IMMEDIATE) before they are read,
-so "before" is exactly what the row held, even with concurrent ingests.
+
+A batch costs a few statements whatever its size (a 5,000-event call is not 5,000 round trips):
+
+1. claim the event ids (multi-row INSERT ... ON CONFLICT DO NOTHING: redeliveries drop out);
+2. lock and read every touched ticket and notification (SELECT ... FOR UPDATE in id order on
+   PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the whole database), so "before" is exactly
+   what the row held, even with concurrent ingests;
+3. apply the events in order to those rows in memory, collecting the outbox changes;
+4. insert the rows the batch creates (INSERT ... ON CONFLICT DO NOTHING); should a concurrent
+   batch have committed one of them since step 2, that row is locked and read, and step 3 runs
+   again with it;
+5. write the changed rows (one executemany UPDATE per table) and the outbox rows (one INSERT).
 """
 from __future__ import annotations
 
@@ -11,17 +21,17 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import Table, case, false, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, case, false, update
 from sqlalchemy.orm import Session
 
+from tally.events.locked_rows import LockedRows, Row, chunks
+from tally.events.locked_rows import dialect_insert as _insert
 from tally.events.schemas import Event
 from tally.stores import keys
 from tally.stores.db import Database
 from tally.stores.models import Notification, OutboxRow, SeenEvent, Ticket
 
 CHANGES_PER_ROW = 200  # keeps one outbox row, and so one apply, small
-SEEN_CHUNK = 500
 
 _notifications: Table = Notification.__table__  # type: ignore[assignment]
 _tickets: Table = Ticket.__table__  # type: ignore[assignment]
@@ -49,20 +59,17 @@ class IngestResult:
         return max(self.outbox_ids) if self.outbox_ids else None
 
 
-def _insert(session: Session, table: Table) -> Any:
-    """The dialect's INSERT, which has on_conflict_do_nothing()."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
 def _newer(column: Any, at: int) -> Any:
     """updated_at never goes back, so max(updated_at) always equals the counters' lastUpdated."""
     return case((column > at, column), else_=at)
 
 
 def notification_row(row: Any, **changes: Any) -> dict[str, Any]:
-    base = {"id": row.id, "userId": row.user_id, "type": row.type, "priority": row.priority,
-            "read": bool(row.read), "deleted": bool(row.deleted)}
+    """A notification (a stored row or a column dict) as an outbox ROW."""
+    get = row._mapping if hasattr(row, "_mapping") else row
+    base = {"id": get["id"], "userId": get["user_id"], "type": get["type"],
+            "priority": get["priority"], "read": bool(get["read"]),
+            "deleted": bool(get["deleted"])}
     base.update(changes)
     return base
 
@@ -76,17 +83,24 @@ def ticket_row(values: Any) -> dict[str, Any]:
     return row
 
 
+def _insert_outbox(session: Session, tenant: str, at: int,
+                   owed: Iterable[tuple[str, str, Sequence[dict[str, Any]]]]) -> list[int]:
+    """Write outbox rows of (group, kind, changes), CHANGES_PER_ROW changes at most per row, in
+    one multi-row INSERT; returns the new ids (none when nothing changed)."""
+    rows = [{"tenant_id": tenant, "group_key": group, "created_at": at, "applied_at": None,
+             "payload": json.dumps({"kind": kind, "at": at, "changes": list(part)},
+                                   separators=(",", ":"))}
+            for group, kind, changes in owed for part in chunks(changes, CHANGES_PER_ROW)]
+    if not rows:
+        return []
+    return [int(i) for i in session.execute(_outbox.insert().returning(_outbox.c.id), rows)
+            .scalars()]
+
+
 def write_outbox(session: Session, tenant: str, group: str, kind: str, at: int,
                  changes: Sequence[dict[str, Any]]) -> list[int]:
     """Record changes owed to one counter group; returns the new outbox ids (none if no change)."""
-    ids = []
-    for start in range(0, len(changes), CHANGES_PER_ROW):
-        payload = {"kind": kind, "at": at, "changes": list(changes[start:start + CHANGES_PER_ROW])}
-        stmt = _outbox.insert().values(tenant_id=tenant, group_key=group, created_at=at,
-                                       payload=json.dumps(payload, separators=(",", ":")),
-                                       applied_at=None).returning(_outbox.c.id)
-        ids.append(int(session.execute(stmt).scalar_one()))
-    return ids
+    return _insert_outbox(session, tenant, at, [(group, kind, changes)])
 
 
 def mark_notifications_read(session: Session, tenant: str, user: str, ids: list[str] | None,
@@ -117,109 +131,94 @@ def mark_notifications_read(session: Session, tenant: str, user: str, ids: list[
 
 @dataclass
 class _Batch:
-    """The state of one ingest: the session, and the changes owed per counter group."""
+    """The state of one ingest: its rows, and the changes owed per counter group."""
 
     session: Session
     tenant: str
     at: int
+    tickets: LockedRows
+    notifications: LockedRows
     groups: dict[str, tuple[str, list[dict[str, Any]]]] = field(default_factory=dict)
-    outbox_ids: list[int] = field(default_factory=list)
+    # Each notification.read event gets an outbox row of its own, in event order.
+    reads: list[tuple[str, str, list[dict[str, Any]]]] = field(default_factory=list)
 
     def owe(self, group: str, kind: str, before: Any, after: Any) -> None:
         self.groups.setdefault(group, (kind, []))[1].append({"before": before, "after": after})
 
-    def flush(self) -> list[int]:
-        for group, (kind, changes) in self.groups.items():
-            self.outbox_ids += write_outbox(self.session, self.tenant, group, kind, self.at,
-                                            changes)
-        self.groups.clear()
-        return self.outbox_ids
+    def restart(self) -> None:
+        self.groups, self.reads = {}, []
+        self.tickets.restart()
+        self.notifications.restart()
 
-    def ticket(self, ticket_id: str) -> Any:
-        """The stored ticket, locked for the rest of the transaction, or None."""
-        stmt = select(_tickets).where(_tickets.c.tenant_id == self.tenant,
-                                      _tickets.c.id == ticket_id).with_for_update()
-        return self.session.execute(stmt).first()
-
-    def insert_ticket(self, values: dict[str, Any]) -> bool:
-        """Insert a ticket unless one with its id exists (also one inserted concurrently)."""
-        stmt = _insert(self.session, _tickets).values(tenant_id=self.tenant, **values)
-        stmt = stmt.on_conflict_do_nothing(index_elements=["tenant_id", "id"])
-        return self.session.execute(stmt.returning(_tickets.c.id)).first() is not None
-
-    def update_ticket(self, ticket_id: str, values: dict[str, Any]) -> None:
-        self.session.execute(update(_tickets).where(
-            _tickets.c.tenant_id == self.tenant, _tickets.c.id == ticket_id).values(**values))
+    def owed(self) -> list[tuple[str, str, list[dict[str, Any]]]]:
+        return self.reads + [(group, kind, changes) for group, (kind, changes) in
+                             self.groups.items()]
 
 
 def _ticket_upserted(batch: _Batch, data: dict[str, Any]) -> None:
     values = {name: data[name] for name in TICKET_FIELDS if name != "deleted"}
     values["deleted"] = False
-    current = batch.ticket(data["id"])
-    if current is None:
-        if batch.insert_ticket(values):
-            batch.owe(keys.TICKETS_GROUP, "ticket", None, ticket_row(values))
-            return
-        current = batch.ticket(data["id"])
-    if data["version"] <= current.version:
+    current = batch.tickets.get(data["id"])
+    if current is not None and data["version"] <= current["version"]:
         return  # stale or redelivered: the stored version wins
-    batch.update_ticket(data["id"], values)
+    batch.tickets.put(data["id"], values)
     # Even a bare version bump is owed: timed cells hold members '<id>:<version>'.
-    batch.owe(keys.TICKETS_GROUP, "ticket", ticket_row(current), ticket_row(values))
+    batch.owe(keys.TICKETS_GROUP, "ticket", current and ticket_row(current), ticket_row(values))
 
 
 def _ticket_deleted(batch: _Batch, data: dict[str, Any]) -> None:
-    tombstone = {name: None for name in TICKET_FIELDS}
-    tombstone.update(id=data["id"], version=data["version"], deleted=True, tags=[],
-                     is_support_request=False)
-    current = batch.ticket(data["id"])
+    current = batch.tickets.get(data["id"])
     if current is None:
-        if batch.insert_ticket(tombstone):
-            return  # never counted: the tombstone only keeps later stale upserts out
-        current = batch.ticket(data["id"])
-    if data["version"] < current.version:
+        tombstone: Row = {name: None for name in TICKET_FIELDS}
+        tombstone.update(id=data["id"], version=data["version"], deleted=True, tags=[],
+                         is_support_request=False)
+        batch.tickets.put(data["id"], tombstone)
+        return  # never counted: the tombstone only keeps later stale upserts out
+    if data["version"] < current["version"]:
         return
-    if current.deleted:
-        if data["version"] > current.version:
-            batch.update_ticket(data["id"], {"version": data["version"]})
+    if current["deleted"]:
+        if data["version"] > current["version"]:
+            batch.tickets.put(data["id"], {**current, "version": data["version"]})
         return
-    batch.update_ticket(data["id"], {"version": data["version"], "deleted": True})
+    batch.tickets.put(data["id"], {**current, "version": data["version"], "deleted": True})
     before = ticket_row(current)
     after = {**before, "version": data["version"], "deleted": True}
     batch.owe(keys.TICKETS_GROUP, "ticket", before, after)
 
 
 def _notification_created(batch: _Batch, data: dict[str, Any]) -> None:
-    stmt = _insert(batch.session, _notifications).values(
-        tenant_id=batch.tenant, id=data["id"], user_id=data["user_id"], type=data["type"],
-        ticket_id=data["ticket_id"], priority=data["priority"], created_at=data["created_at"],
-        read=False, deleted=False, updated_at=batch.at)
-    stmt = stmt.on_conflict_do_nothing(index_elements=["tenant_id", "id"])
-    if batch.session.execute(stmt.returning(_notifications.c.id)).first() is None:
+    if batch.notifications.get(data["id"]) is not None:
         return  # the id exists (live or deleted): a notification is created once
-    row = {"id": data["id"], "userId": data["user_id"], "type": data["type"],
-           "priority": data["priority"], "read": False, "deleted": False}
-    batch.owe(keys.notification_group(data["user_id"]), "notification", None, row)
+    row = {"id": data["id"], "user_id": data["user_id"], "type": data["type"],
+           "ticket_id": data["ticket_id"], "priority": data["priority"],
+           "created_at": data["created_at"], "read": False, "deleted": False,
+           "updated_at": batch.at}
+    batch.notifications.put(data["id"], row)
+    batch.owe(keys.notification_group(data["user_id"]), "notification", None,
+              notification_row(row))
 
 
 def _notification_read(batch: _Batch, data: dict[str, Any]) -> None:
-    written = mark_notifications_read(batch.session, batch.tenant, data["user_id"], data["ids"],
-                                      batch.at)
-    if written is not None:
-        batch.outbox_ids.append(written)
+    changes = []
+    for nid in sorted(set(data["ids"])):
+        row = batch.notifications.get(nid)
+        if row is None or row["user_id"] != data["user_id"] or row["read"] or row["deleted"]:
+            continue
+        after = {**row, "read": True, "updated_at": max(row["updated_at"], batch.at)}
+        batch.notifications.put(nid, after)
+        changes.append({"before": notification_row(row), "after": notification_row(after)})
+    if changes:
+        batch.reads.append((keys.notification_group(data["user_id"]), "notification", changes))
 
 
 def _notification_deleted(batch: _Batch, data: dict[str, Any]) -> None:
-    stmt = update(_notifications).where(
-        _notifications.c.tenant_id == batch.tenant, _notifications.c.id == data["id"],
-        _notifications.c.deleted == false(),
-    ).values(deleted=True, updated_at=_newer(_notifications.c.updated_at, batch.at)).returning(
-        _notifications.c.id, _notifications.c.user_id, _notifications.c.type,
-        _notifications.c.priority, _notifications.c.read, _notifications.c.deleted)
-    row = batch.session.execute(stmt).first()
-    if row is not None:
-        batch.owe(keys.notification_group(row.user_id), "notification",
-                  notification_row(row, deleted=False), notification_row(row))
+    row = batch.notifications.get(data["id"])
+    if row is None or row["deleted"]:
+        return
+    after = {**row, "deleted": True, "updated_at": max(row["updated_at"], batch.at)}
+    batch.notifications.put(data["id"], after)
+    batch.owe(keys.notification_group(row["user_id"]), "notification", notification_row(row),
+              notification_row(after))
 
 
 HANDLERS: dict[str, Callable[[_Batch, dict[str, Any]], None]] = {
@@ -236,15 +235,28 @@ def _claim(session: Session, tenant: str, event_ids: Iterable[str], now_ms: int)
 
     Ids are claimed in sorted order so concurrent batches take their locks in the same order.
     """
-    unique = sorted(set(event_ids))
-    fresh: set[str] = set()
-    for start in range(0, len(unique), SEEN_CHUNK):
-        rows = [{"tenant_id": tenant, "event_id": event_id, "received_at": now_ms}
-                for event_id in unique[start:start + SEEN_CHUNK]]
-        stmt = _insert(session, _seen).values(rows).on_conflict_do_nothing(
-            index_elements=["tenant_id", "event_id"]).returning(_seen.c.event_id)
-        fresh.update(session.execute(stmt).scalars())
-    return fresh
+    rows = [{"tenant_id": tenant, "event_id": event_id, "received_at": now_ms}
+            for event_id in sorted(set(event_ids))]
+    if not rows:
+        return set()
+    # An executemany: SQLAlchemy sends it as multi-row INSERTs ("insertmanyvalues"), in order.
+    stmt = _insert(session, _seen).on_conflict_do_nothing(
+        index_elements=["tenant_id", "event_id"]).returning(_seen.c.event_id)
+    return set(session.execute(stmt, rows).scalars())
+
+
+def _touched(events: Sequence[Event]) -> tuple[set[str], set[str]]:
+    """The ticket ids and notification ids the events name."""
+    tickets: set[str] = set()
+    notifications: set[str] = set()
+    for event in events:
+        if event.type.startswith("ticket."):
+            tickets.add(event.data["id"])
+        elif event.type == "notification.read":
+            notifications.update(event.data["ids"])
+        else:
+            notifications.add(event.data["id"])
+    return tickets, notifications
 
 
 def ingest(db: Database, tenant: str, events: Sequence[Event], now_ms: int) -> IngestResult:
@@ -258,13 +270,23 @@ def ingest(db: Database, tenant: str, events: Sequence[Event], now_ms: int) -> I
 def _ingest_once(session: Session, tenant: str, events: Sequence[Event],
                  now_ms: int) -> IngestResult:
     fresh = _claim(session, tenant, (event.event_id for event in events), now_ms)
-    batch = _Batch(session, tenant, now_ms)
-    accepted = 0
+    new_events = []
     for event in events:
-        if event.event_id not in fresh:
-            continue
-        fresh.discard(event.event_id)  # a second copy in the same batch is a duplicate
-        HANDLERS[event.type](batch, event.data)
-        accepted += 1
-    outbox_ids = batch.flush()
-    return IngestResult(accepted, len(events) - accepted, tuple(sorted(outbox_ids)))
+        if event.event_id in fresh:
+            fresh.discard(event.event_id)  # a second copy in the same batch is a duplicate
+            new_events.append(event)
+    batch = _Batch(session, tenant, now_ms, LockedRows(session, _tickets, tenant),
+                   LockedRows(session, _notifications, tenant))
+    ticket_ids, notification_ids = _touched(new_events)
+    batch.tickets.lock(ticket_ids)
+    batch.notifications.lock(notification_ids)
+    while True:  # once, unless a concurrent batch created one of our new rows meanwhile
+        batch.restart()
+        for event in new_events:
+            HANDLERS[event.type](batch, event.data)
+        if batch.tickets.insert_new() & batch.notifications.insert_new():
+            break
+    batch.tickets.write()
+    batch.notifications.write()
+    outbox_ids = _insert_outbox(session, tenant, now_ms, batch.owed())
+    return IngestResult(len(new_events), len(events) - len(new_events), tuple(sorted(outbox_ids)))

@@ -2,11 +2,14 @@
 
 A row is applied by RedisCounters.apply (atomic, once per outbox id), then marked applied in SQL.
 A crash between the two leaves the row pending; its next apply is a no-op thanks to the dedupe
-set. Rows are pruned only after their dedupe entries are dropped, and only once applied for longer
+set. Rows are read APPLY_BATCH_SIZE at a time and turned into counter ops APPLY_CHANGES at a time
+(a row holds up to 200 changes, each with ops on many cells), which bounds a batch's memory.
+Rows are pruned only after their dedupe entries are dropped, and only once applied for longer
 than OUTBOX_RETENTION_SECONDS (well beyond JOB_TIMEOUT, so no job can still hold them).
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -17,6 +20,7 @@ from sqlalchemy import delete, func, select, update
 from tally.clock import epoch_ms, utc_now
 from tally.errors import GuardChanged, RebuildBusy, StoreUnavailable
 from tally.events.deltas import outbox_delta
+from tally.metrics import record_events_applied
 from tally.stores import keys
 from tally.stores.base import ApplyResult
 from tally.stores.db import Database
@@ -29,8 +33,10 @@ log = logging.getLogger("tally.events.outbox")
 
 BUSY_RETRIES = 5
 BUSY_SLEEP_SECONDS = 0.05
+APPLY_CHANGES = 2000  # changes turned into ops, and applied, at once
 PRUNE_CHUNK = 1000
 NOTIFICATION_PREFIX = keys.notification_group("x")[:-1]  # "n:"
+ParsedRow = tuple[int, str, dict[str, Any]]  # outbox id, group, payload
 
 
 @dataclass
@@ -41,20 +47,22 @@ class ApplyReport:
     applied: int = 0
     duplicates: int = 0
     batches: int = 0
+    more: bool = False  # stopped at its time budget with rows perhaps still pending
+    last_id: int | None = None  # the newest outbox id taken
 
 
 def _now(services: "Services") -> int:
     return epoch_ms(services.clock())
 
 
-def _apply(services: "Services", tenant: str, rows: Sequence[Any]) -> ApplyResult:
+def _apply(services: "Services", tenant: str, rows: Sequence[ParsedRow]) -> ApplyResult:
     """counters.apply, waiting briefly while a rebuild holds a touched group.
 
     Ticket rows are turned into ops against the tenant's registered predicates, and the apply is
     guarded by the registry's version: if a predicate was registered meanwhile, the ops are
     recomputed with it (else its freshly rebuilt cells would miss this delta).
     """
-    has_tickets = any(row.group_key == keys.TICKETS_GROUP for row in rows)
+    has_tickets = any(group == keys.TICKETS_GROUP for _, group, _ in rows)
     for attempt in range(BUSY_RETRIES + 1):
         guards: list[tuple[str, str]] = []
         mps: list[Any] = []
@@ -62,7 +70,7 @@ def _apply(services: "Services", tenant: str, rows: Sequence[Any]) -> ApplyResul
             registry = services.ticket_counters.registry(tenant)
             mps = list(registry.mps.values())
             guards = [(keys.mp_version_key(tenant), registry.version)]
-        deltas = [outbox_delta(tenant, row.id, row.payload, mps) for row in rows]
+        deltas = [outbox_delta(tenant, row_id, payload, mps) for row_id, _, payload in rows]
         try:
             return services.counters.apply(tenant, deltas, _now(services), guards)
         except (RebuildBusy, GuardChanged):
@@ -77,8 +85,8 @@ def _notify(services: "Services", tenant: str, rows: Sequence[Any]) -> None:
     users = sorted({row.group_key[len(NOTIFICATION_PREFIX):] for row in rows
                     if row.group_key.startswith(NOTIFICATION_PREFIX)})
     try:
-        for user in users:
-            services.counters.publish(keys.stream_channel(tenant, user), "changed")
+        services.counters.publish_many(
+            tenant, [keys.stream_channel(tenant, user) for user in users], "changed")
     except StoreUnavailable as error:
         log.warning("tenant %s: could not notify streams: %s", tenant, error.message)
 
@@ -87,17 +95,36 @@ def _apply_rows(services: "Services", tenant: str, rows: Sequence[Any],
                 report: ApplyReport) -> None:
     if not rows:
         return
-    result = _apply(services, tenant, rows)
+    parsed = [(row.id, row.group_key, json.loads(row.payload)) for row in rows]
+    applied = duplicates = 0
+    for part in _by_changes(parsed, APPLY_CHANGES):
+        result = _apply(services, tenant, part)
+        applied, duplicates = applied + result.applied, duplicates + result.duplicates
     ids = [row.id for row in rows]
     with services.db.write() as session:
         session.execute(update(OutboxRow).where(OutboxRow.id.in_(ids),
                                                 OutboxRow.applied_at.is_(None))
                         .values(applied_at=_now(services)))
     report.rows += len(rows)
-    report.applied += result.applied
-    report.duplicates += result.duplicates
+    report.applied += applied
+    report.duplicates += duplicates
     report.batches += 1
+    report.last_id = rows[-1].id
+    record_events_applied(services.queue_redis, applied)  # for /metrics, best effort
     _notify(services, tenant, rows)
+
+
+def _by_changes(rows: list[ParsedRow], size: int) -> list[list[ParsedRow]]:
+    """Consecutive runs of rows holding about `size` changes each (a row is never split)."""
+    parts: list[list[ParsedRow]] = [[]]
+    changes = 0
+    for row in rows:
+        if parts[-1] and changes >= size:
+            parts.append([])
+            changes = 0
+        parts[-1].append(row)
+        changes += len(row[2]["changes"])
+    return parts
 
 
 def _pending(tenant: str) -> Any:
@@ -106,13 +133,15 @@ def _pending(tenant: str) -> Any:
 
 
 def apply_pending(services: "Services", tenant: str, *, ids: list[int] | None = None,
-                  limit: int | None = None) -> ApplyReport:
+                  limit: int | None = None, budget_seconds: float | None = None) -> ApplyReport:
     """Apply a tenant's pending outbox rows (or exactly `ids`, if still pending) to the counters.
 
     Without ids: every row pending when the call starts, in id order, APPLY_BATCH_SIZE at a time,
-    at most `limit` rows. Raises RebuildBusy when a rebuild outlasts the brief retries, and
+    at most `limit` rows, and no new batch once `budget_seconds` have passed (the report then
+    says `more`). Raises RebuildBusy when a rebuild outlasts the brief retries, and
     StoreUnavailable when Redis is down; the rows then stay pending for a later job or the sweep.
     """
+    deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
     size = int(services.config.APPLY_BATCH_SIZE)
     report = ApplyReport()
     db = services.db
@@ -138,6 +167,9 @@ def apply_pending(services: "Services", tenant: str, *, ids: list[int] | None = 
             break
         _apply_rows(services, tenant, rows, report)
         after = rows[-1].id
+        if deadline is not None and time.monotonic() >= deadline:
+            report.more = len(rows) == take
+            break
     return report
 
 

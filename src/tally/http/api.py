@@ -20,14 +20,22 @@ HTTP_CODES = {400: "VALIDATION_ERROR", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 40
               415: "UNSUPPORTED_MEDIA_TYPE", 422: "VALIDATION_ERROR", 429: "TOO_MANY_REQUESTS"}
 
 
+# The code an example error body shows for each status a view documents.
+EXAMPLE_CODES = {**HTTP_CODES, 404: "TENANT_NOT_FOUND", 422: "INVALID_FILTER_ID",
+                 503: "SERVICE_UNAVAILABLE"}
+
+
 def error_docs(blp: Any, errors: dict[int, str]) -> Callable[[Any], Any]:
-    """A decorator documenting a view's error statuses (all in the envelope) on `blp`."""
+    """A decorator documenting a view's error statuses (all in the envelope, with an example) on
+    `blp`; the guard's statuses are added to every guarded operation by tally.http.openapi."""
+    from tally.http.openapi import error_example
     from tally.http.schemas import ErrorEnvelopeSchema
 
     def decorate(func: Any) -> Any:
         for status, description in errors.items():
-            func = blp.alt_response(status, schema=ErrorEnvelopeSchema,
-                                    description=description)(func)
+            example = error_example(EXAMPLE_CODES.get(status, "INTERNAL_ERROR"), description)
+            func = blp.alt_response(status, schema=ErrorEnvelopeSchema, description=description,
+                                    example=example)(func)
         return func
 
     return decorate

@@ -7,8 +7,7 @@ from typing import Any, Callable
 from flask import g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
-from werkzeug.exceptions import RequestEntityTooLarge
+from marshmallow import Schema, fields, validate
 
 from tally import jobs
 from tally.auth.guard import require_roles
@@ -17,7 +16,9 @@ from tally.errors import UnsupportedMediaType
 from tally.events.ingest import ingest
 from tally.events.schemas import EventBatchSchema, Event
 from tally.extensions import services
+from tally.http import examples
 from tally.http.api import error_docs
+from tally.http.bodies import storable_body
 from tally.http.envelope import success
 from tally.http.schemas import EnvelopeSchema
 
@@ -34,26 +35,25 @@ document_errors = error_docs(blp, ERRORS)
 
 
 class IngestDataSchema(Schema):
-    accepted = fields.Integer(metadata={"description": "events applied for the first time"})
-    duplicates = fields.Integer(metadata={"description": "redelivered eventIds (no-ops)"})
+    accepted = fields.Integer(required=True, validate=validate.Range(min=0),
+                              metadata={"description": "events applied for the first time"})
+    duplicates = fields.Integer(required=True, validate=validate.Range(min=0),
+                                metadata={"description": "redelivered eventIds (no-ops)"})
 
 
 class IngestEnvelopeSchema(EnvelopeSchema):
-    data = fields.Nested(IngestDataSchema)
+    data = fields.Nested(IngestDataSchema, required=True)
 
 
 def _json_body(view: Callable[..., Any]) -> Callable[..., Any]:
-    """415 unless the body is declared JSON (application/json or application/*+json); 413 for a
-    streamed (chunked) body that reaches the limit, which werkzeug would silently truncate."""
+    """415 unless the body is declared JSON (application/json or application/*+json); a body
+    over the limit, chunked ones included, is a 413 when read (tally.http.bodies)."""
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if not request.is_json:
             raise UnsupportedMediaType(details={"contentType": request.mimetype or None})
-        limit = request.max_content_length
-        if (request.content_length is None and limit is not None
-                and len(request.get_data(cache=True)) >= limit):
-            raise RequestEntityTooLarge()
+        request.get_data(cache=True)  # 413 before the body's validation errors
         return view(*args, **kwargs)
 
     return wrapper
@@ -63,9 +63,10 @@ def _json_body(view: Callable[..., Any]) -> Callable[..., Any]:
 class Events(MethodView):
     @require_roles("ticket_service")
     @_json_body
+    @storable_body
     @document_errors
-    @blp.arguments(EventBatchSchema, error_status_code=400)
-    @blp.response(202, IngestEnvelopeSchema)
+    @blp.arguments(EventBatchSchema, error_status_code=400, example=examples.EVENTS_BODY)
+    @blp.response(202, IngestEnvelopeSchema, example=examples.INGESTED)
     def post(self, batch: dict[str, list[Event]]) -> dict[str, Any]:
         """Ingest change events; a redelivered eventId is a no-op."""
         svc, tenant = services(), g.principal.tenant_id

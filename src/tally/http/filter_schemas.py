@@ -8,6 +8,7 @@ from marshmallow import Schema, ValidationError, fields, post_dump, post_load, v
 
 from tally.counting.conditions import DefinitionError, parse_definition
 from tally.http.schemas import EnvelopeSchema
+from tally.http.ticket_schemas import FILTER_TYPES
 
 COLOR = r"^#[0-9A-Fa-f]{6}$"
 OPTIONAL = ("color", "conditions", "shared")
@@ -26,10 +27,12 @@ class FilterBodySchema(Schema):
     the parsed `Definition` once the body is valid.
     """
 
-    name = fields.String(required=True, validate=[validate.Length(1, 200), _not_blank])
+    name = fields.String(required=True, validate=[validate.Length(1, 200), _not_blank],
+                         metadata={"example": "VIP tickets"})
     color = fields.String(load_default=None, validate=validate.Regexp(
-        COLOR, error="The color must be #RRGGBB, e.g. #3B82F6."))
-    shared = fields.Boolean(load_default=False)
+        COLOR, error="The color must be #RRGGBB, e.g. #3B82F6."), metadata={"example": "#3B82F6"})
+    shared = fields.Boolean(load_default=False, metadata={
+        "description": "true: visible to every user of the tenant"})
     conditions = fields.Raw(required=True, metadata={
         "type": "object", "example": {"all": [{"field": "tags", "op": "contains",
                                                "value": "vip"}]}})
@@ -52,10 +55,9 @@ class FilterBodySchema(Schema):
 class FilterItemSchema(Schema):
     """One filter as GET /filters lists it; absent optionals are left out, not null."""
 
-    id = fields.String(required=True)
-    name = fields.String(required=True)
-    type = fields.String(required=True, metadata={"enum": [
-        "system", "status", "priority", "assignment", "team", "time", "sla", "custom"]})
+    id = fields.String(required=True, metadata={"example": "a7069dca-b9b1-4bf5-9a41-20dd75bf6f62"})
+    name = fields.String(required=True, metadata={"example": "VIP tickets"})
+    type = fields.String(required=True, metadata={"enum": list(FILTER_TYPES)})
     color = fields.String(metadata={"example": "#3B82F6"})
     conditions = fields.Function(lambda item: item.definition.to_obj(),
                                  metadata={"type": "object"})
@@ -69,7 +71,7 @@ class FilterItemSchema(Schema):
 
 
 class FilterListSchema(Schema):
-    items = fields.List(fields.Nested(FilterItemSchema))
+    items = fields.List(fields.Nested(FilterItemSchema), required=True)
 
 
 class DeletedSchema(Schema):
@@ -78,12 +80,12 @@ class DeletedSchema(Schema):
 
 
 class FilterListEnvelopeSchema(EnvelopeSchema):
-    data = fields.Nested(FilterListSchema)
+    data = fields.Nested(FilterListSchema, required=True)
 
 
 class FilterEnvelopeSchema(EnvelopeSchema):
-    data = fields.Nested(FilterItemSchema)
+    data = fields.Nested(FilterItemSchema, required=True)
 
 
 class DeletedEnvelopeSchema(EnvelopeSchema):
-    data = fields.Nested(DeletedSchema)
+    data = fields.Nested(DeletedSchema, required=True)

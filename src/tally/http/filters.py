@@ -9,8 +9,9 @@ from flask_smorest import Blueprint
 
 from tally.auth.guard import ANY_TICKET_ROLE, require_roles
 from tally.extensions import services
-from tally.http import filter_schemas as fs
+from tally.http import examples, filter_schemas as fs
 from tally.http.api import error_docs
+from tally.http.bodies import storable_body
 from tally.http.envelope import success
 
 blp = Blueprint("filters", __name__, url_prefix="/api/v2/ticketing",
@@ -18,15 +19,17 @@ blp = Blueprint("filters", __name__, url_prefix="/api/v2/ticketing",
 
 ERRORS = {400: "Invalid header or body (details name the offending field or condition path)",
           401: "Missing, expired or invalid token",
-          403: "The caller lacks a ticket role, or the filter is not theirs to delete",
-          404: "Unknown realm or tenant, or no such filter"}
+          403: "The caller lacks a ticket role", 404: "Unknown realm or tenant"}
 document_errors = error_docs(blp, ERRORS)
+DELETE_ERRORS = {**ERRORS, 403: "The caller lacks a ticket role, or the filter is one they can "
+                                "see but do not own (a system or someone else's shared filter)",
+                 404: "Unknown realm or tenant, or no filter with this id visible to the caller"}
 
 
 @blp.route("/filters")
 class Filters(MethodView):
     @require_roles(*ANY_TICKET_ROLE)
-    @blp.response(200, fs.FilterListEnvelopeSchema)
+    @blp.response(200, fs.FilterListEnvelopeSchema, example=examples.FILTERS)
     @document_errors
     def get(self) -> dict[str, Any]:
         """The filters visible to the caller: system ones, their own, and shared ones."""
@@ -36,8 +39,9 @@ class Filters(MethodView):
         return success({"items": items}, "Filters retrieved successfully")
 
     @require_roles(*ANY_TICKET_ROLE)
-    @blp.arguments(fs.FilterBodySchema, error_status_code=400)
-    @blp.response(201, fs.FilterEnvelopeSchema)
+    @storable_body
+    @blp.arguments(fs.FilterBodySchema, error_status_code=400, example=examples.FILTER_BODY)
+    @blp.response(201, fs.FilterEnvelopeSchema, example=examples.FILTER)
     @document_errors
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Create a custom filter owned by the caller (private unless `shared`)."""
@@ -52,8 +56,8 @@ class Filters(MethodView):
 @blp.route("/filters/<string:filter_id>")
 class FilterById(MethodView):
     @require_roles(*ANY_TICKET_ROLE)
-    @blp.response(200, fs.DeletedEnvelopeSchema)
-    @document_errors
+    @blp.response(200, fs.DeletedEnvelopeSchema, example=examples.DELETED)
+    @error_docs(blp, DELETE_ERRORS)
     def delete(self, filter_id: str) -> dict[str, Any]:
         """Delete one of the caller's own custom filters."""
         principal = g.principal

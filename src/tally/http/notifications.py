@@ -18,8 +18,10 @@ from tally.counting.model import CountResult
 from tally.errors import RebuildBusy, StoreUnavailable
 from tally.events import ingest, outbox
 from tally.extensions import Services, services
-from tally.http import schemas
+from tally.http import examples, schemas
 from tally.http.api import error_docs
+from tally.http.bodies import storable_body
+from tally.http.openapi import COUNT_HEADERS, IF_NONE_MATCH
 from tally.http.envelope import success
 
 log = logging.getLogger("tally.http.notifications")
@@ -34,12 +36,17 @@ FULL = schemas.NotificationCountsSchema()
 MINIMAL = schemas.MinimalCountSchema()
 
 
+def count_etag(view: str, data: Any) -> str:
+    """The version of a count body: a hash of the view and the data (the ETag, the SSE id)."""
+    return hashlib.sha256(json.dumps([view, data], sort_keys=True).encode()).hexdigest()[:32]
+
+
 def count_response(result: CountResult, view: str = "full", message: str = COUNT_MESSAGE,
                    conditional: bool = True) -> Response:
     """The count body with its source, caching headers and ETag (a hash of view and data, never
     of the timestamp); 304 when `conditional` and If-None-Match names that ETag or `*`."""
     data = (MINIMAL if view == "minimal" else FULL).dump(result.value)
-    etag = hashlib.sha256(json.dumps([view, data], sort_keys=True).encode()).hexdigest()[:32]
+    etag = count_etag(view, data)
     if conditional and request.if_none_match.contains_weak(etag):
         response = Response(status=304)
     else:
@@ -67,13 +74,15 @@ def mark_read(svc: Services, tenant: str, user: str, ids: list[str] | None) -> C
     return notifications.count(svc, tenant, user)
 
 
-@blp.route("/ticket/notification/count")
+@blp.route("/ticket/notification/count", parameters=[IF_NONE_MATCH])
 class NotificationCount(MethodView):
     @require_roles(*ANY_TICKET_ROLE)
     @blp.arguments(schemas.CountQuerySchema, location="query", error_status_code=400)
     @blp.response(200, schemas.CountEnvelopeSchema,
-                  description="view=full (default); view=minimal answers data: {count: unread}")
-    @blp.alt_response(304, description="Unchanged since the ETag in If-None-Match")
+                  description="view=full (default); view=minimal answers data: {count: unread}",
+                  headers=COUNT_HEADERS, example=examples.NOTIFICATION_COUNT)
+    @blp.alt_response(304, description="Unchanged since the ETag in If-None-Match (no body)",
+                      headers=COUNT_HEADERS)
     @document_errors
     def get(self, args: dict[str, Any]) -> Response:
         """The caller's notification counts (the badge)."""
@@ -86,7 +95,7 @@ class NotificationCount(MethodView):
 class NotificationList(MethodView):
     @require_roles(*ANY_TICKET_ROLE)
     @blp.arguments(schemas.ListQuerySchema, location="query", error_status_code=400)
-    @blp.response(200, schemas.ListEnvelopeSchema)
+    @blp.response(200, schemas.ListEnvelopeSchema, example=examples.NOTIFICATION_LIST)
     @document_errors
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """The caller's notifications, newest first, a page at a time."""
@@ -100,8 +109,10 @@ class NotificationList(MethodView):
 @blp.route("/ticket/notification/read")
 class NotificationRead(MethodView):
     @require_roles(*ANY_TICKET_ROLE)
-    @blp.arguments(schemas.ReadBodySchema, error_status_code=400)
-    @blp.response(200, schemas.CountEnvelopeSchema)
+    @storable_body
+    @blp.arguments(schemas.ReadBodySchema, error_status_code=400, example=examples.READ_BODY)
+    @blp.response(200, schemas.CountEnvelopeSchema, headers=COUNT_HEADERS,
+                  example=dict(examples.NOTIFICATION_COUNT, message="Notifications marked as read"))
     @document_errors
     def post(self, body: dict[str, Any]) -> Response:
         """Mark the given notifications (or all) read; answers the new counts."""

@@ -1,11 +1,14 @@
-"""Liveness and readiness probes (outside the API prefix, no auth)."""
+"""Liveness and readiness probes and Prometheus metrics (outside the API prefix, no auth)."""
 from __future__ import annotations
 
 import logging
 
+from flask import Response
 from flask_smorest import Blueprint
+from marshmallow import Schema, fields
 from sqlalchemy import text
 
+from tally import metrics
 from tally.errors import TallyError
 from tally.extensions import services
 
@@ -13,13 +16,26 @@ log = logging.getLogger("tally.http.ops")
 blp = Blueprint("ops", __name__, description="Probes for operators and orchestrators")
 
 
+class ChecksSchema(Schema):
+    database = fields.String(required=True, metadata={"example": "ok"})
+    redis = fields.String(required=True, metadata={"example": "ok"})
+
+
+class ProbeSchema(Schema):
+    status = fields.String(required=True, metadata={"example": "ok"})
+    checks = fields.Nested(ChecksSchema)
+
+
 @blp.route("/healthz")
+@blp.response(200, ProbeSchema)
 def healthz():  # noqa: ANN201
     """The process is up."""
     return {"status": "ok"}
 
 
 @blp.route("/readyz")
+@blp.response(200, ProbeSchema)
+@blp.alt_response(503, schema=ProbeSchema, description="A dependency is unreachable")
 def readyz():  # noqa: ANN201
     """The database and the counter store are reachable (503 otherwise)."""
     checks = {"database": "ok", "redis": "ok"}
@@ -36,3 +52,11 @@ def readyz():  # noqa: ANN201
         checks["redis"] = "unavailable"
     ready = all(v == "ok" for v in checks.values())
     return {"status": "ok" if ready else "unavailable", "checks": checks}, 200 if ready else 503
+
+
+@blp.route("/metrics")
+@blp.response(200, description="Prometheus text exposition", content_type=metrics.CONTENT_TYPE)
+def metrics_text() -> Response:
+    """Requests and latency per route, warm vs cold reads, outbox backlog, events applied, failed
+    jobs, drift found by the sampling verify, open streams (see docs/operations.md)."""
+    return Response(metrics.exposition(services()), content_type=metrics.CONTENT_TYPE)

@@ -10,6 +10,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from tally.clock import from_epoch_ms, iso_ms
 from tally.counting.model import NOTIFICATION_TYPES, PRIORITIES
+from tally.http.bodies import storable
 
 
 def iso_or_none(epoch_ms: int | None) -> str | None:
@@ -32,72 +33,109 @@ class Cursor(fields.Field):
             created, ident = decoded
         except (ValueError, TypeError, binascii.Error):
             raise ValidationError("Not a valid cursor.") from None
-        if type(created) is not int or not isinstance(ident, str) or not 0 < len(ident) <= 64:
+        if type(created) is not int or not isinstance(ident, str) or not 0 < len(ident) <= 64 \
+                or not storable(ident):
             raise ValidationError("Not a valid cursor.")
         return created, ident
 
 
 # -- envelopes (documentation of the success body) ----------------------------------------------
+TIMESTAMP = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"  # ISO 8601 UTC, milliseconds, Z
+EXAMPLE_TIMESTAMP = "2025-07-10T12:34:56.789Z"
+
+
+def _timestamp(**kwargs: Any) -> fields.String:
+    return fields.String(validate=validate.Regexp(TIMESTAMP), metadata={
+        "format": "date-time", "example": EXAMPLE_TIMESTAMP}, **kwargs)
+
+
 class EnvelopeSchema(Schema):
-    success = fields.Boolean(metadata={"example": True})
-    message = fields.String()
-    timestamp = fields.String(metadata={"example": "2025-07-10T12:34:56.789Z"})
+    success = fields.Boolean(required=True, validate=validate.Equal(True),
+                             metadata={"example": True})
+    message = fields.String(required=True)
+    timestamp = _timestamp(required=True)
 
 
 class ErrorBodySchema(Schema):
-    code = fields.String(metadata={"example": "UNAUTHORIZED"})
-    message = fields.String()
-    details = fields.Raw(allow_none=True)
+    code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z][A-Z_]*$"),
+                         metadata={"example": "UNAUTHORIZED"})
+    message = fields.String(required=True, metadata={
+        "example": "Invalid or expired authentication token"})
+    details = fields.Raw(required=True, allow_none=True, metadata={
+        "description": "null, or what was wrong: the field paths of a VALIDATION_ERROR, "
+                       "`invalidIds` of an INVALID_FILTER_ID, the header of an INVALID_HEADER"})
 
 
 class ErrorEnvelopeSchema(Schema):
-    success = fields.Boolean(metadata={"example": False})
-    error = fields.Nested(ErrorBodySchema)
-    timestamp = fields.String(metadata={"example": "2025-07-10T12:34:56.789Z"})
+    success = fields.Boolean(required=True, validate=validate.Equal(False),
+                             metadata={"example": False})
+    error = fields.Nested(ErrorBodySchema, required=True)
+    timestamp = _timestamp(required=True)
 
 
 # -- count --------------------------------------------------------------------------------------
+def _every(names: tuple[str, ...]) -> dict[str, Any]:
+    """OpenAPI for an object holding an integer ≥ 0 under each of `names`, and nothing else."""
+    return {"properties": {name: {"type": "integer", "minimum": 0} for name in names},
+            "required": list(names), "additionalProperties": False}
+
+
 class NotificationCountsSchema(Schema):
     """The badge payload: unread broken down by every type and priority."""
 
-    total = fields.Integer(required=True)
-    unread = fields.Integer(required=True)
+    total = fields.Integer(required=True, validate=validate.Range(min=0),
+                           metadata={"example": 24})
+    unread = fields.Integer(required=True, validate=validate.Range(min=0),
+                            metadata={"example": 12})
     by_type = fields.Dict(data_key="byType", keys=fields.String(validate=validate.OneOf(
-        NOTIFICATION_TYPES)), values=fields.Integer(), required=True)
+        NOTIFICATION_TYPES)), values=fields.Integer(), required=True,
+        metadata=_every(NOTIFICATION_TYPES))
     by_priority = fields.Dict(data_key="byPriority", keys=fields.String(validate=validate.OneOf(
-        PRIORITIES)), values=fields.Integer(), required=True)
+        PRIORITIES)), values=fields.Integer(), required=True, metadata=_every(PRIORITIES))
     last_updated = fields.Function(lambda counts: iso_or_none(counts.last_updated),
-                                   data_key="lastUpdated", allow_none=True,
-                                   metadata={"type": "string", "format": "date-time"})
+                                   data_key="lastUpdated", allow_none=True, required=True,
+                                   metadata={"type": "string", "format": "date-time",
+                                             "example": EXAMPLE_TIMESTAMP})
 
 
 class MinimalCountSchema(Schema):
-    count = fields.Integer(attribute="unread", required=True)
+    count = fields.Integer(attribute="unread", required=True, validate=validate.Range(min=0),
+                           metadata={"example": 12})
 
 
 class CountQuerySchema(Schema):
     view = fields.String(load_default="full", validate=validate.OneOf(["full", "minimal"]))
 
 
+# Components registered by tally.http.openapi, so that `data` can be either of them.
+COUNT_DATA = ("NotificationCounts", "MinimalCount")
+
+
 class CountEnvelopeSchema(EnvelopeSchema):
-    data = fields.Nested(NotificationCountsSchema)
+    data = fields.Raw(required=True, metadata={
+        "description": "NotificationCounts; with view=minimal, MinimalCount ({count: unread})",
+        "oneOf": [{"$ref": f"#/components/schemas/{name}"} for name in COUNT_DATA]})
 
 
 # -- list ---------------------------------------------------------------------------------------
 class NotificationItemSchema(Schema):
-    id = fields.String()
-    type = fields.String()
-    ticket_id = fields.String(data_key="ticketId", allow_none=True)
-    priority = fields.String()
+    id = fields.String(required=True, metadata={"example": "n-1042"})
+    type = fields.String(required=True, validate=validate.OneOf(NOTIFICATION_TYPES))
+    ticket_id = fields.String(data_key="ticketId", allow_none=True, required=True,
+                              metadata={"example": "T-311"})
+    priority = fields.String(required=True, validate=validate.OneOf(PRIORITIES))
     created_at = fields.Function(lambda row: iso_or_none(row.created_at), data_key="createdAt",
-                                 metadata={"type": "string", "format": "date-time"})
-    read = fields.Boolean()
+                                 required=True, metadata={"type": "string", "format": "date-time",
+                                                          "example": EXAMPLE_TIMESTAMP})
+    read = fields.Boolean(required=True)
 
 
 class NotificationPageSchema(Schema):
-    items = fields.List(fields.Nested(NotificationItemSchema))
+    items = fields.List(fields.Nested(NotificationItemSchema), required=True)
     next_cursor = Cursor(attribute="next_after", data_key="nextCursor", allow_none=True,
-                         metadata={"type": "string", "nullable": True})
+                         required=True, metadata={
+                             "type": "string", "nullable": True,
+                             "description": "Pass as `cursor` for the next page; null on the last"})
 
 
 class ListQuerySchema(Schema):
@@ -110,7 +148,7 @@ class ListQuerySchema(Schema):
 
 
 class ListEnvelopeSchema(EnvelopeSchema):
-    data = fields.Nested(NotificationPageSchema)
+    data = fields.Nested(NotificationPageSchema, required=True)
 
 
 # -- read ---------------------------------------------------------------------------------------
@@ -118,8 +156,8 @@ class ReadBodySchema(Schema):
     """Exactly one of `ids` (1..1000 notification ids) or `all: true`."""
 
     ids = fields.List(fields.String(validate=validate.Length(1, 64)),
-                      validate=validate.Length(1, 1000))
-    all = fields.Boolean()
+                      validate=validate.Length(1, 1000), metadata={"example": ["n-1042", "n-1043"]})
+    all = fields.Boolean(metadata={"description": "true: mark every notification read"})
 
     @validates_schema
     def _one_of(self, data: dict[str, Any], **_kwargs: Any) -> None:

@@ -14,23 +14,29 @@ from tally.counting.visibility import VIEW_TYPES, view_of
 from tally.counting.tickets import TicketCountQuery, TicketCountService
 from tally.errors import InvalidFilterId, ValidationFailed
 from tally.extensions import services
-from tally.http import ticket_schemas
+from tally.http import examples, ticket_schemas
+from tally.http.api import error_docs
 from tally.http.envelope import success
-from tally.http.schemas import ErrorEnvelopeSchema
+from tally.http.openapi import SUPPORT_HEADER, header_refs
 
 blp = Blueprint("tickets", __name__, url_prefix="/api/v2/ticketing",
                 description="Ticket counts per sidebar filter")
 MESSAGE = "Ticket counts retrieved successfully"
-SUPPORT_HEADER = "issupportrequest"
+ERRORS = {400: "Invalid header, query or body (details name each field)",
+          403: "The token does not name the tenant, lacks a ticket role, or the role does not "
+               "allow this `type` (type=agent needs ticket_agent or ticket_admin)",
+          422: "A filter id (or templateProfileFilterId) the caller cannot use; "
+               "details.invalidIds lists them"}
 
 
 def support_only() -> bool:
-    raw = request.headers.get(SUPPORT_HEADER)
+    name = SUPPORT_HEADER["name"]
+    raw = request.headers.get(name)
     if raw is None or raw.strip().lower() == "false":
         return False
     if raw.strip().lower() == "true":
         return True
-    raise ValidationFailed(details={SUPPORT_HEADER: ["must be true or false"]})
+    raise ValidationFailed(details={name: ["must be true or false"]})
 
 
 def resolve_filters(body: dict[str, Any]) -> tuple[dict[str, Any], Any]:
@@ -68,16 +74,16 @@ def details(resolved: Any) -> dict[str, Any]:
     return out
 
 
-@blp.route("/ticket/count")
+@blp.route("/ticket/count", parameters=[SUPPORT_HEADER])
 class TicketCount(MethodView):
     @require_roles(*ANY_TICKET_ROLE)
     @check_view_type
     @blp.arguments(ticket_schemas.TicketCountQuerySchema, location="query", error_status_code=400)
-    @blp.arguments(ticket_schemas.TicketCountBodySchema, error_status_code=400)
-    @blp.response(200, ticket_schemas.TicketCountEnvelopeSchema)
-    @blp.alt_response(400, schema=ErrorEnvelopeSchema, description="Invalid header, query or body")
-    @blp.alt_response(403, schema=ErrorEnvelopeSchema, description="Role missing for the type")
-    @blp.alt_response(422, schema=ErrorEnvelopeSchema, description="Unknown or invisible filter id")
+    @blp.arguments(ticket_schemas.TicketCountBodySchema, error_status_code=400,
+                   example=examples.TICKET_COUNT_BODY)
+    @blp.response(200, ticket_schemas.TicketCountEnvelopeSchema, example=examples.TICKET_COUNT,
+                  headers=header_refs("X-Count-Source", "Cache-Control"))
+    @error_docs(blp, ERRORS)
     def post(self, query: dict[str, Any], body: dict[str, Any]):  # noqa: ANN201
         """Counts for up to 200 filter ids, with filterDetails and summary (X-Count-Source)."""
         support = support_only()

@@ -69,7 +69,12 @@ class Outage:
             self.log.info("database reachable again; %s reads it again", self.what)
 
 
-def make_engine(url: str) -> Engine:
+POOL_SIZE, MAX_OVERFLOW = 5, 10  # per process; docs/deployment.md sizes max_connections
+
+
+def make_engine(url: str, pool_size: int = POOL_SIZE, max_overflow: int = MAX_OVERFLOW) -> Engine:
+    """An engine for `url`; on PostgreSQL each process pools `pool_size` connections, opening up
+    to `max_overflow` more under load (a request waits for one at most 30 s, then gets 503)."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -77,7 +82,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _sqlite_transactions(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
 
 
 def _sqlite_transactions(engine: Engine) -> None:
@@ -99,9 +104,9 @@ def _sqlite_transactions(engine: Engine) -> None:
 class Database:
     """An engine plus the two kinds of unit of work tally uses."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, pool_size: int = POOL_SIZE, max_overflow: int = MAX_OVERFLOW):
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, pool_size, max_overflow)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
 

@@ -34,6 +34,9 @@ def applied_key(tenant: str) -> str:
 # In the QUEUE Redis, not a counter key (so no tenant tag): drifted groups the scheduled sampling
 # verify has found, summed over every tenant and run (workers/jobs.py; /metrics shows it).
 DRIFT_FOUND_KEY = f"{PREFIX}:stats:drift_found"
+# In the QUEUE Redis too: outbox rows applied to the counters for the first time, every tenant
+# (tally.metrics.record_events_applied; /metrics shows it).
+EVENTS_APPLIED_KEY = f"{PREFIX}:stats:events_applied"
 
 # The outbox group of every ticket change; cells are rebuilt per (MP, bucket) from it.
 TICKETS_GROUP = "tickets"

@@ -41,7 +41,12 @@ class Ticket(Model):
     due_at: Mapped[int | None] = mapped_column(BigInteger)
     sla_due_at: Mapped[int | None] = mapped_column(BigInteger)
 
-    __table_args__ = (Index("ix_tickets_tenant_live", "tenant_id", "deleted"),)
+    # The scope indexes serve cold counts of narrow views (an agent's teams, a requester);
+    # migration 0002 builds them CONCURRENTLY on PostgreSQL.
+    __table_args__ = (Index("ix_tickets_tenant_live", "tenant_id", "deleted"),
+                      Index("ix_tickets_tenant_team", "tenant_id", "team_id"),
+                      Index("ix_tickets_tenant_assignee", "tenant_id", "assignee_id"),
+                      Index("ix_tickets_tenant_requester", "tenant_id", "requester_id"))
 
 
 class Notification(Model):

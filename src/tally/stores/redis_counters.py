@@ -9,11 +9,13 @@ from importlib import resources
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import redis
+from redis.exceptions import RedisClusterException
 
 from tally.counting.model import NOTIFICATION_TYPES, PRIORITIES, NotificationCounts
 from tally.errors import GuardChanged, RebuildBusy, StoreUnavailable
-from tally.stores import keys
+from tally.stores import apply_calls, keys
 from tally.stores.base import ApplyResult, Install, Key, Op, OutboxDelta
+from tally.stores.redis_cluster import NOT_RUN, scan_tenant, tenant_pipeline
 
 log = logging.getLogger("tally.stores.redis")
 T = TypeVar("T")
@@ -27,13 +29,16 @@ def _script(name: str) -> str:
 
 
 def wrap_errors(method: Callable[..., T]) -> Callable[..., T]:
-    """Turn any redis failure into StoreUnavailable, the one type the SQL fallback catches."""
+    """Turn any redis failure into StoreUnavailable, the one type the SQL fallback catches.
+
+    RedisClusterException is not a RedisError: redis-py raises it when no cluster node answers.
+    """
 
     @wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> T:
         try:
             return method(*args, **kwargs)
-        except redis.RedisError as error:
+        except (redis.RedisError, RedisClusterException) as error:
             raise StoreUnavailable(f"counter store: {error.__class__.__name__}: {error}") from error
 
     return wrapper
@@ -72,32 +77,41 @@ class RedisCounters:
     @wrap_errors
     def apply(self, tenant: str, deltas: Iterable[OutboxDelta], now_ms: int,
               guards: Sequence[tuple[str, str]] = ()) -> ApplyResult:
-        """Apply outbox deltas once each, all or nothing.
+        """Apply outbox deltas once each, in one round trip of apply.lua calls (apply_calls.py).
 
-        Raises RebuildBusy (nothing written) while a touched group is being rebuilt, and
-        GuardChanged when a guard key (e.g. the filter registry version) no longer holds its value.
+        Each call is all or nothing. Raises RebuildBusy while a group a call touches is being
+        rebuilt, and GuardChanged when a guard key (e.g. the filter registry version) no longer
+        holds its value; that call wrote nothing, the others may have applied their events, which
+        a retry then counts as duplicates.
         """
-        table = _KeyTable(keys.applied_key(tenant))
-        locks: dict[str, None] = {}
-        events = []
-        for delta in deltas:
-            groups = []
-            for g in delta.groups:
-                locks[g.group] = None
-                groups.append({"warm": table(g.warm_key), "field": g.warm_field,
-                               "snap": table(keys.group_snapshot_key(tenant, g.group)),
-                               "ops": [table.op(op) for op in g.ops]})
-            events.append({"id": str(delta.outbox_id), "groups": groups})
-        if not events:
-            return ApplyResult(0, 0)
-        body = {"locks": [table(keys.group_lock_key(tenant, g)) for g in locks],
-                "guards": [[table(key), value] for key, value in guards], "events": events}
-        reply = self._apply(keys=table.keys, args=[now_ms, json.dumps(body)])
-        if reply[0] == APPLY_BUSY:
-            raise RebuildBusy(f"rebuild in progress: {table.keys[reply[1] - 1]}")
-        if reply[0] == APPLY_GUARD:
-            raise GuardChanged(table.keys[reply[1] - 1])
-        return ApplyResult(applied=int(reply[1]), duplicates=int(reply[2]))
+        calls = apply_calls.encode(tenant, deltas, guards)
+        if len(calls) == 1:
+            replies = [self._apply(keys=calls[0].keys, args=[now_ms, calls[0].body])]
+        else:
+            replies = self._apply_pipelined(tenant, calls, now_ms)
+        applied = duplicates = 0
+        for call, reply in zip(calls, replies):
+            if reply[0] == APPLY_BUSY:
+                raise RebuildBusy(f"rebuild in progress: {call.keys[reply[1] - 1]}")
+            if reply[0] == APPLY_GUARD:
+                raise GuardChanged(call.keys[reply[1] - 1])
+            applied, duplicates = applied + int(reply[1]), duplicates + int(reply[2])
+        return ApplyResult(applied=applied, duplicates=duplicates)
+
+    def _apply_pipelined(self, tenant: str, calls: Sequence[apply_calls.ApplyCall],
+                         now_ms: int) -> list[Any]:
+        """Several apply calls in one round trip; a call a cluster did not run is sent again."""
+        pipe = tenant_pipeline(self.client, tenant)
+        for call in calls:
+            self._apply(keys=call.keys, args=[now_ms, call.body], client=pipe)
+        replies = []
+        for call, reply in zip(calls, pipe.execute(raise_on_error=False)):
+            if isinstance(reply, NOT_RUN):
+                reply = self._apply(keys=call.keys, args=[now_ms, call.body])
+            elif isinstance(reply, Exception):
+                raise reply
+            replies.append(reply)
+        return replies
 
     @wrap_errors
     def begin_rebuild(self, tenant: str, group: str) -> str | None:
@@ -128,11 +142,24 @@ class RedisCounters:
 
     @wrap_errors
     def install_many(self, tenant: str, token: str, plans: Sequence[Install]) -> list[bool]:
-        """Install several groups in one round trip (each install atomic on its own)."""
-        pipe = self.client.pipeline(transaction=False)
+        """Install several groups in one round trip (each install atomic on its own).
+
+        An install whose reply says it did not run (on a cluster: redirected by a reshard) is
+        sent again on its own, through the client that follows redirections.
+        """
+        if not plans:
+            return []
+        pipe = tenant_pipeline(self.client, tenant)
         for plan in plans:
             self._install_call(tenant, token, plan, client=pipe)
-        return [int(reply) == INSTALL_OK for reply in pipe.execute()] if plans else []
+        installed = []
+        for plan, reply in zip(plans, pipe.execute(raise_on_error=False)):
+            if isinstance(reply, NOT_RUN):
+                reply = self._install_call(tenant, token, plan)
+            elif isinstance(reply, Exception):
+                raise reply
+            installed.append(int(reply) == INSTALL_OK)
+        return installed
 
     @wrap_errors
     def applied_among(self, tenant: str, outbox_ids: Sequence[int]) -> set[int]:
@@ -154,7 +181,7 @@ class RedisCounters:
         pattern = keys.tenant_prefix(tenant) + (match or "*")
         removed = 0
         batch: list[str] = []
-        for key in self.client.scan_iter(match=pattern, count=500):
+        for key in scan_tenant(self.client, tenant, pattern):
             batch.append(key)
             if len(batch) >= 500:
                 removed += self.client.delete(*batch)
@@ -176,6 +203,15 @@ class RedisCounters:
     @wrap_errors
     def publish(self, channel: str, message: str) -> None:
         self.client.publish(channel, message)
+
+    @wrap_errors
+    def publish_many(self, tenant: str, channels: Sequence[str], message: str) -> None:
+        """PUBLISH `message` on several of a tenant's channels in one round trip."""
+        if channels:
+            pipe = tenant_pipeline(self.client, tenant)
+            for channel in channels:
+                pipe.publish(channel, message)
+            pipe.execute()
 
 
 NOTIFICATION_FIELDS = ("total", "unread", "lu")

@@ -8,6 +8,7 @@ from typing import Any, Collection, Sequence
 
 from tally.counting.predicates import Materialized
 from tally.stores import keys
+from tally.stores.redis_cluster import scan_tenant
 from tally.stores.redis_counters import RedisCounters, _KeyTable, _script, wrap_errors
 
 NEG_INF = float("-inf")
@@ -164,7 +165,7 @@ class TicketCounters:
     def origins(self, tenant: str, mp_id: str) -> list[str]:
         """The filter (and profile) ids whose origin sets name the MP, sorted."""
         found = []
-        for key in self.client.scan_iter(match=keys.origin_sets_pattern(tenant), count=500):
+        for key in scan_tenant(self.client, tenant, keys.origin_sets_pattern(tenant)):
             if self.client.sismember(key, mp_id):
                 found.append(keys.origin_filter_of_key(tenant, key) or "")
         return sorted(found)
@@ -195,7 +196,7 @@ class TicketCounters:
         if ids and filter_id is not None:
             self.client.srem(keys.filter_mps_key(tenant, filter_id), *ids)
         wanted, batch = set(ids), []
-        for key in self.client.scan_iter(match=keys.tenant_pattern(tenant), count=500):
+        for key in scan_tenant(self.client, tenant):
             owner = keys.mp_of_key(tenant, key)
             if (owner in wanted or (everything and owner is not None)
                     or (everything and keys.origin_filter_of_key(tenant, key) is not None)):

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that measure tally's speed (never asserted by the test suite)."""

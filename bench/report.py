@@ -1,0 +1,124 @@
+"""The benchmark's one table (Markdown), built from the measurements of each database."""
+from __future__ import annotations
+
+import math
+import os
+import platform
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.recompute import Recompute
+from bench.visibility import Visibility
+from bench.wrk import Paired
+
+DB_NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+
+
+@dataclass(frozen=True)
+class LoadRow:
+    name: str
+    paired: Paired
+    target: float | None  # least ratio to the baseline
+
+
+@dataclass
+class DbResult:
+    kind: str
+    seeding: str = ""
+    loads: list[LoadRow] = field(default_factory=list)
+    scale: list[tuple[str, float]] = field(default_factory=list)  # (row, 1M ÷ 1k)
+    recompute: Recompute | None = None
+    visibility: Visibility | None = None
+    visibility_rate: int = 500
+    worker: dict[str, Any] | str = "pending"
+
+
+def _n(value: float, digits: int = 0) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:,.{digits}f}"
+
+
+def _met(ok: bool | None) -> str:
+    return "—" if ok is None else ("yes" if ok else "**no**")
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def table(results: list[DbResult]) -> str:
+    lines = [_row(["measurement", "db", "figure", "p50 ms", "p99 ms", "ratio", "target", "met"]),
+             _row(["---"] * 8)]
+    for result in results:
+        db = DB_NAMES[result.kind]
+        for load in result.loads:
+            p = load.paired
+            figure = f"{_n(p.rps)} req/s (baseline {_n(p.baseline_rps)})"
+            if p.errors:
+                figure += f", {p.errors} errors"
+            target = f"≥ {load.target:.2f}" if load.target is not None else "—"
+            met = None if load.target is None else p.ratio >= load.target
+            lines.append(_row([load.name, db, figure, _n(p.p50_ms, 2), _n(p.p99_ms, 2),
+                               f"{p.ratio:.2f}", target, _met(met)]))
+        for name, ratio in result.scale:
+            lines.append(_row([name, db, "ratio of the ratios to the baseline", "", "",
+                               f"{ratio:.2f}", "≥ 0.90", _met(ratio >= 0.9)]))
+        lines += _recompute_rows(result, db) + _write_rows(result, db)
+    return "\n".join(lines)
+
+
+def _recompute_rows(result: DbResult, db: str) -> list[str]:
+    r = result.recompute
+    if r is None:
+        return []
+    figure = (f"recompute query {_n(r.sql_ms)} ms; one COUNT(*) {_n(r.scan_ms, 1)} ms; "
+              f"{r.queries} queries, one per number, {_n(r.per_filter_ms)} ms")
+    is_pg = result.kind == "postgres"
+    return [_row(["cold recompute, 30 filters, largest tenant", db, figure, "", "",
+                  f"{r.over_scan:.1f}× scan; {r.over_per_filter:.2f}× per-filter",
+                  "≤ 2× scan (PostgreSQL)" if is_pg else "—",
+                  _met(r.over_scan <= 2 if is_pg else None)]),
+            _row(["cold read, 30 filters (query + timed members + install)", db,
+                  f"{_n(r.cold_ms)} ms through gunicorn", "", "",
+                  f"{r.cold_ms / r.scan_ms:.1f}× scan", "—", "—"])]
+
+
+def _write_rows(result: DbResult, db: str) -> list[str]:
+    rows = []
+    v = result.visibility
+    if v is not None:
+        figure = (f"{_n(v.rate)} events/s sent; {v.measured:,} measured, {v.missing} missing, "
+                  f"{v.refused} refused; POST p99 {_n(v.post_p99_ms, 1)} ms")
+        ok = v.missing == 0 and v.refused == 0 and v.p99_ms <= 250
+        rows.append(_row([f"event-to-visible at {result.visibility_rate} events/s", db, figure,
+                          _n(v.p50_ms, 1), _n(v.p99_ms, 1), "", "p99 ≤ 250 ms", _met(ok)]))
+    worker = result.worker
+    if isinstance(worker, dict):
+        figure = (f"{_n(worker['events_per_second'])} events/s "
+                  f"({worker['events']:,} events in {worker['seconds']:.1f} s; ingest "
+                  f"{_n(worker.get('ingest_events_per_second', float('nan')))} events/s)")
+        ok: bool | None = worker["events_per_second"] >= 3000
+    else:
+        figure, ok = worker, None
+    rows.append(_row(["events applied per second, one worker process", db, figure, "", "", "",
+                      "≥ 3,000/s", _met(ok)]))
+    return rows
+
+
+def machine() -> str:
+    """One line naming the machine the figures come from."""
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            model = next(line.split(":", 1)[1].strip() for line in handle
+                         if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    memory = ""
+    try:
+        with open("/proc/meminfo") as handle:
+            kib = int(handle.readline().split()[1])
+        memory = f", {kib / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    return (f"{model}, {os.cpu_count()} cores{memory}; {platform.system()} "
+            f"{platform.release()}; Python {platform.python_version()}")

@@ -1,0 +1,217 @@
+"""`python -m bench.run` (what `make bench` runs): seed, serve, load, and print one table.
+
+For each database (SQLite, PostgreSQL): seed a 1,000-ticket and a 1,000,000-ticket tenant, the
+latter with 100,000 notifications; serve them with gunicorn as the Procfile does; drive it with
+wrk from its own process, each endpoint alternating with the constant-body baseline in short
+rounds; time the cold 30-filter recompute; measure event-to-visible latency at a steady event
+rate with a real worker; and run bench/worker_throughput.py for events applied per second.
+Progress goes to stderr, the table to stdout (and to --output as Markdown).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import runpy
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import calls, grid, recompute, report, visibility, wrk
+from bench.seed import SeededTenant, seed_tenant
+from bench.stack import ROOT, Stack
+from config import from_env
+from tally.auth import devkeys
+from tally.app import create_app
+from tally.stores.db import Database
+
+SMALL_TENANT = "00000000-0000-4000-8000-000000001000"
+LARGE_TENANT = "00000000-0000-4000-8000-000001000000"
+
+
+def progress(line: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    add = parser.add_argument
+    add("--db", default="sqlite,postgres", help="comma-separated: sqlite, postgres")
+    add("--tickets", type=int, default=1_000_000, help="tickets of the large tenant")
+    add("--small-tickets", type=int, default=1_000, help="tickets of the small tenant")
+    add("--notifications", type=int, default=100_000, help="notifications of the large tenant")
+    add("--users", type=int, default=2_000, help="users holding those notifications")
+    add("--badge-users", type=int, default=200, help="users whose tokens poll the badge")
+    add("--rounds", type=int, default=3, help="endpoint/baseline round pairs per row")
+    add("--seconds", type=float, default=5.0, help="seconds per wrk round")
+    add("--connections", type=int, default=16, help="wrk connections")
+    add("--event-rate", type=int, default=500, help="events/s for event-to-visible")
+    add("--event-seconds", type=float, default=30.0, help="seconds of steady events")
+    add("--event-batch", type=int, default=10, help="events per POST /events")
+    add("--ticket-share", type=float, default=0.2, help="share of ticket.upserted events")
+    add("--recompute-repeats", type=int, default=5)
+    add("--quick", action="store_true",
+        help="small sizes and short rounds, to check the harness (not for the table)")
+    add("--skip-worker", action="store_true", help="skip bench/worker_throughput.py")
+    add("--output", help="also write the table and its context to this Markdown file")
+    add("--workdir", help="keep databases and logs here (default: a temp dir)")
+    add("--grid", help="instead of the table: WORKERSxTHREADS pairs to compare, e.g. 2x4,4x4 "
+                       "(first --db only)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.tickets, args.notifications, args.users = 20_000, 5_000, 400
+        args.rounds, args.seconds, args.event_seconds, args.recompute_repeats = 2, 2.0, 8.0, 2
+    return args
+
+
+def gunicorn_settings(env: dict[str, str]) -> dict[str, object]:
+    """What config/gunicorn.conf.py resolves to under `env` (workers, threads, class)."""
+    saved = dict(os.environ)
+    try:
+        os.environ.update(env)
+        conf = runpy.run_path(str(ROOT / "config" / "gunicorn.conf.py"))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    names = ("workers", "threads", "poll_threads", "worker_class", "accesslog")
+    return {name: conf.get(name) for name in names}
+
+
+def measure_loads(base: str, var: str, args: argparse.Namespace, users: list[str],
+                  result: report.DbResult) -> None:
+    def paired(name: str, endpoint: list[wrk.HttpCall], size: int, target: float | None) -> None:
+        progress(f"load: {name}")
+        pair = wrk.alternate(base, endpoint, calls.baseline_calls(endpoint, size), args.rounds,
+                             args.seconds, args.connections)
+        progress(f"  {pair.rps:,.0f} req/s, p99 {pair.p99_ms:.1f} ms, {pair.ratio:.2f}× baseline")
+        result.loads.append(report.LoadRow(name, pair, target))
+
+    badge = calls.notification_calls(var, LARGE_TENANT, users[:args.badge_users])
+    paired("notification count", badge, calls.warm(base, badge), 0.75)
+    conditional = calls.conditional_calls(base, badge)
+    paired("notification count, 304", conditional, calls.warm(base, conditional, 304), 0.75)
+    ratios = {}
+    for tenant, size_name in ((SMALL_TENANT, f"{args.small_tickets:,}"),
+                              (LARGE_TENANT, f"{args.tickets:,}")):
+        for profile in (False, True):
+            call = calls.ticket_call(var, tenant, profile)
+            started = time.monotonic()
+            size = calls.warm(base, [call])
+            progress(f"warmed the {size_name}-ticket tenant's cells in "
+                     f"{time.monotonic() - started:.1f}s")
+            what = "ticket count, within a template profile" if profile else \
+                "ticket count, 30 filters, agent of 3 teams, Asia/Calcutta"
+            paired(f"{what} ({size_name} tickets)", [call], size, 0.5)
+            ratios.setdefault(profile, []).append(result.loads[-1].paired.ratio)
+    for profile, (small, large) in ratios.items():
+        name = "ticket count within a profile" if profile else "ticket count"
+        result.scale.append((f"{name}: {args.tickets:,} ÷ {args.small_tickets:,} tickets",
+                             large / small))
+
+
+def worker_throughput(kind: str, quick: bool) -> dict | str:
+    script = ROOT / "bench" / "worker_throughput.py"
+    if not script.exists():
+        return "pending"
+    command = [sys.executable, "-m", "bench.worker_throughput", "--json", "--db", kind]
+    if quick:
+        command += ["--events", "2000"]
+    progress(f"worker throughput: {' '.join(command[1:])}")
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        return f"failed (exit {done.returncode}): {done.stderr.strip()[-300:]}"
+    return json.loads(lines[-1])
+
+
+def seed(stack: Stack, args: argparse.Namespace) -> tuple[SeededTenant, SeededTenant]:
+    db = Database(stack.db_url)
+    small = seed_tenant(db, SMALL_TENANT, args.small_tickets, 0, 1, devkeys.DEV_REALM, progress)
+    large = seed_tenant(db, LARGE_TENANT, args.tickets, args.notifications, args.users,
+                        devkeys.DEV_REALM, progress)
+    db.engine.dispose()
+    return small, large
+
+
+def run_grid(kind: str, args: argparse.Namespace, workdir: Path) -> str:
+    with Stack(kind, workdir) as stack:
+        _small, large = seed(stack, args)
+        return grid.measure(stack, grid.parse(args.grid), LARGE_TENANT,
+                            list(large.notification_users[:args.badge_users]), args.rounds,
+                            args.seconds, args.connections, progress)
+
+
+def bench_db(kind: str, args: argparse.Namespace, workdir: Path) -> report.DbResult:
+    result = report.DbResult(kind, visibility_rate=args.event_rate)
+    with Stack(kind, workdir) as stack:
+        small, large = seed(stack, args)
+        result.seeding = (f"{small.tickets + large.tickets:,} tickets and "
+                          f"{large.notifications:,} notifications seeded in "
+                          f"{small.seconds + large.seconds:.0f} s")
+        var = str(stack.var_dir)
+        with stack.web() as base:
+            users = list(large.notification_users)
+            measure_loads(base, var, args, users, result)
+            progress("cold recompute")
+            app = create_app(from_env(stack.env()))
+            result.recompute = recompute.measure(app.extensions["tally"], base,
+                                                 calls.ticket_call(var, LARGE_TENANT),
+                                                 LARGE_TENANT, args.recompute_repeats)
+            app.extensions["tally"].db.engine.dispose()
+            progress(f"event-to-visible at {args.event_rate} events/s")
+            with stack.worker():
+                result.visibility = visibility.measure(
+                    stack.redis.url, base, LARGE_TENANT, users[:args.badge_users],
+                    calls.service_headers(var, LARGE_TENANT), args.tickets, args.event_rate,
+                    args.event_batch, args.event_seconds, args.ticket_share)
+    if not args.skip_worker:
+        result.worker = worker_throughput(kind, args.quick)
+    return result
+
+
+def context(args: argparse.Namespace) -> str:
+    settings = gunicorn_settings({})
+    return (f"Machine: {report.machine()}.\n"
+            f"gunicorn (config/gunicorn.conf.py): {settings['workers']} workers × "
+            f"{settings.get('poll_threads') or settings['threads']} request threads "
+            f"({settings['threads']} in all, {settings['worker_class']}); "
+            f"wrk: 1 thread, {args.connections} connections, "
+            f"{args.rounds} rounds of {args.seconds:g} s per row and per baseline.\n"
+            f"Sizes: {args.small_tickets:,} and {args.tickets:,} tickets, "
+            f"{args.notifications:,} notifications over {args.users:,} users"
+            f"{' (--quick: not the issue sizes)' if args.quick else ''}.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    wrk.wrk_binary()
+    root = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="tally-bench-"))
+    progress(f"working in {root}")
+    kinds = [k.strip() for k in args.db.split(",") if k.strip()]
+    for kind in kinds:
+        if kind not in report.DB_NAMES:
+            raise SystemExit(f"unknown --db {kind!r}: use sqlite and/or postgres")
+    if args.grid:
+        text = context(args) + "\n\n" + run_grid(kinds[0], args, root / kinds[0])
+    else:
+        results = []
+        for kind in kinds:
+            progress(f"== {report.DB_NAMES[kind]}")
+            results.append(bench_db(kind, args, root / kind))
+            progress(results[-1].seeding)
+        text = context(args) + "\n" + "\n".join(
+            f"{report.DB_NAMES[r.kind]}: {r.seeding}." for r in results) + "\n\n" + \
+            report.table(results)
+    print(text)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    if not args.workdir:  # databases of a million rows: keep them only when asked (--workdir)
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""The processes one benchmark run needs, all on loopback and all stopped at the end.
+
+A redis-server (tally.localrun.RedisProcess), a throwaway PostgreSQL cluster when asked
+(tests/support/postgres.py, run as the `postgres` user under root), gunicorn started exactly as
+the Procfile's `web` line (`-c config/gunicorn.conf.py wsgi:app`, production settings, bound to
+127.0.0.1) and real worker processes (`python -m workers.run`).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from tally.auth import devkeys
+from tally.localrun import RedisProcess, free_port
+from tally.stores.db import Database
+from tests.support.postgres import PostgresCluster
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def stop_process(process: subprocess.Popen, grace: float = 20.0) -> None:
+    """SIGTERM the process we started (and its session), then SIGKILL after `grace` seconds."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+
+
+def wait_http(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Wait until `url` answers 200; fail early if `process` died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process {process.args} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+class Stack:
+    """Redis (+ PostgreSQL) for one database kind, with gunicorn and workers on demand."""
+
+    def __init__(self, kind: str, workdir: Path):
+        self.kind = kind
+        self.workdir = workdir
+        self.var_dir = workdir / "var"
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        self.redis = RedisProcess(workdir=str(self._dir("redis")))
+        self.postgres: PostgresCluster | None = None
+        self.db_url = f"sqlite:///{workdir / 'tally.db'}"
+        self.realms_file = devkeys.ensure_dev_realm(str(self.var_dir))
+
+    def _dir(self, name: str) -> Path:
+        path = self.workdir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def __enter__(self) -> "Stack":
+        self.redis.start()
+        if self.kind == "postgres":
+            if not PostgresCluster.available():
+                raise RuntimeError("postgres: initdb/pg_ctl/postgres are not on PATH")
+            self.postgres = PostgresCluster().start()
+            self.db_url = self.postgres.url
+        Database(self.db_url).upgrade()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.redis.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The environment of tally's processes: production settings plus the baseline route."""
+        env = dict(os.environ)
+        env.update(TALLY_ENV="production", TALLY_DATABASE_URL=self.db_url,
+                   TALLY_REDIS_URL=self.redis.url, TALLY_REALMS_FILE=self.realms_file,
+                   TALLY_VAR_DIR=str(self.var_dir), TALLY_BENCH_BASELINE="true",
+                   PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT),
+                                                            env.get("PYTHONPATH")])))
+        env.update(extra)
+        return env
+
+    @contextmanager
+    def web(self, workers: int | None = None, threads: int | None = None) -> Iterator[str]:
+        """gunicorn as the Procfile runs it, on a free loopback port; yields its base URL.
+
+        `workers` and `threads` set WEB_CONCURRENCY and GUNICORN_THREADS; None leaves them as
+        the environment has them (else config/gunicorn.conf.py's defaults apply).
+        """
+        port = free_port()
+        sizing = {"WEB_CONCURRENCY": workers, "GUNICORN_THREADS": threads}
+        env = self.env(PORT=str(port), **{k: str(v) for k, v in sizing.items() if v is not None})
+        command = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
+                   "--bind", f"127.0.0.1:{port}", "wsgi:app"]
+        log = open(self._dir("logs") / f"gunicorn-{port}.log", "ab")
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_http(base + "/healthz", process)
+            yield base
+        finally:
+            stop_process(process)
+            log.close()
+
+    @contextmanager
+    def worker(self) -> Iterator[subprocess.Popen]:
+        """One real worker process (`python -m workers.run`)."""
+        log = open(self._dir("logs") / "worker.log", "ab")
+        process = subprocess.Popen([sys.executable, "-m", "workers.run"], cwd=ROOT,
+                                   env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        try:
+            _wait_worker(self.redis.url, process)
+            yield process
+        finally:
+            stop_process(process)
+            log.close()
+
+
+def _wait_worker(redis_url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Wait until a worker has registered with RQ (it then listens on its queues)."""
+    import redis
+    from rq import Worker
+
+    connection = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while Worker.count(connection=connection) == 0:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the worker did not register with RQ (see logs/worker.log)")
+            time.sleep(0.1)
+    finally:
+        connection.close()

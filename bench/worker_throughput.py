@@ -1,0 +1,346 @@
+"""`python -m bench.worker_throughput [--db sqlite|postgres] [--events N] [--batch B] [--json]`
+
+Measures the write path: how fast the real ingest code takes events into SQL, and how many events
+ONE real worker process (`python -m workers.run`) applies to the counters per second.
+
+1. Seeds a tenant in a throwaway database (a SQLite file, or a PostgreSQL cluster started in a
+   temp dir; `--postgres-url` or TALLY_TEST_POSTGRES_URL to use a running server) and a
+   redis-server of its own: the system filters plus the demo's custom filters, BASE_TICKETS
+   tickets, every filter materialised by real POST /ticket/count reads of an admin, agents across
+   teams and requesters, and warm notification counters for every user.
+2. Ingests N events (bench/worker_workload.py: new tickets, updates across statuses, teams and
+   assignees, a few deletes, notifications created and read) in calls of B events through
+   tally.events.ingest, enqueueing an apply job after each call as POST /events does; each call
+   is timed (validation is not).
+3. Drain mode (default): the events are ingested with no worker running; then one worker starts
+   and is timed from its registration in RQ to the last outbox row applied.
+   Live mode (`--live RATE`): the worker runs first and the calls are paced at RATE events/s;
+   the report adds the lag from ingest to applied (outbox created_at → applied_at, per event).
+4. Runs `tally cache verify` for the tenant: the counters must equal SQL (drift 0).
+
+The worker's and the counter Redis's CPU seconds are reported too: on a shared machine they are
+steadier than wall time. Progress goes to stderr; stdout gets one human line, or with --json one
+JSON object: {"events", "seconds", "events_per_second", "ingest_events_per_second", "db", ...}.
+Never part of the test suite: numbers depend on the machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, Iterator
+
+import redis
+from rq import Worker
+from sqlalchemy import func, select
+
+from bench.worker_workload import AGENTS, REQUESTERS, TEAMS, USERS, Workload
+from config import Production
+from tally import jobs as names
+from tally.app import create_app
+from tally.auth import devkeys
+from tally.clock import epoch_ms
+from tally.counting import maintenance, notifications
+from tally.counting.system_filters import DEMO_FILTERS, SYSTEM_FILTERS
+from tally.demo import CATEGORY_FILTERS
+from tally.events import outbox
+from tally.events.ingest import ingest
+from tally.events.schemas import load_events
+from tally.localrun import RedisProcess
+from tally.provisioning import create_tenant, filter_row
+from tally.stores.db import Database
+from tally.stores.models import OutboxRow
+
+ROOT = Path(__file__).resolve().parents[1]
+TENANT = "b3c4d5e6-0000-4000-8000-00000000be0c"
+BASE_TICKETS = 2000
+DRAIN_DEADLINE_S = 900
+FILTER_IDS = [s.id for s in SYSTEM_FILTERS] + [s.id for s in CATEGORY_FILTERS + DEMO_FILTERS]
+
+
+def progress(line: str) -> None:
+    print(f"[worker_throughput] {line}", file=sys.stderr, flush=True)
+
+
+def chunks(events: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, len(events), size):
+        yield events[start:start + size]
+
+
+# -- the environment ---------------------------------------------------------------------------
+def database_url(kind: str, workdir: str, stack: ExitStack, server: str | None) -> str:
+    """A fresh, migrated database: a SQLite file, or one on a PostgreSQL server."""
+    if kind == "sqlite":
+        url = f"sqlite:///{workdir}/tally.db"
+    else:
+        from tests.support.postgres import PostgresCluster, create_database, drop_database
+
+        if server is None:
+            progress("starting a throwaway PostgreSQL cluster")
+            cluster = PostgresCluster().start()
+            stack.callback(cluster.stop)
+            server = cluster.url
+        url = create_database(server)
+        stack.callback(drop_database, url)
+    db = Database(url)
+    db.upgrade()
+    db.engine.dispose()
+    return url
+
+
+def seed(app: Any, workload: Workload, var_dir: str) -> None:
+    """The tenant, its filters and base tickets, with every counter the reads below warm."""
+    svc = app.extensions["tally"]
+    create_tenant(svc.db, TENANT, "Bench Inc.", devkeys.DEV_REALM)
+    with svc.db.write() as session:
+        session.add_all(filter_row(TENANT, spec, 1000 + i, workload.now, owner_id="admin",
+                                   shared=True)
+                        for i, spec in enumerate(CATEGORY_FILTERS + DEMO_FILTERS))
+    base = [workload.new_ticket() for _ in range(BASE_TICKETS)]
+    for chunk in chunks(base, 500):
+        ingest(svc.db, TENANT, load_events({"events": chunk}), workload.now)
+    outbox.apply_pending(svc, TENANT)
+    client = app.test_client()
+    readers = [("admin", ["ticket_admin"], [], "template")]
+    readers += [(agent, ["ticket_agent"], [TEAMS[i % 6], TEAMS[(i + 1) % 6]][:1 + i % 2],
+                 "agent") for i, agent in enumerate(AGENTS)]
+    readers += [(r, ["ticket_user"], [], "user") for r in REQUESTERS[:4]]
+    for user, roles, teams, view in readers:
+        token = devkeys.dev_token(var_dir, tenant=TENANT, user=user, roles=roles, teams=teams)
+        response = client.post(f"/api/v2/ticketing/ticket/count?type={view}&module=ticketing",
+                               json={"filterIds": FILTER_IDS, "timezone": "Europe/Berlin"},
+                               headers={"Authorization": f"Bearer {token}", "x-tenantid": TENANT,
+                                        "realmname": devkeys.DEV_REALM,
+                                        "accept": "application/json"})
+        if response.status_code != 200:
+            raise SystemExit(f"materialising counts for {user} failed: {response.get_json()}")
+    for user in USERS:
+        notifications.rebuild_user(svc, TENANT, user)
+    mps = len(svc.ticket_counters.registry(TENANT).mps)
+    progress(f"seeded {BASE_TICKETS} tickets, {len(FILTER_IDS)} filters, {len(readers)} readers "
+             f"({mps} materialised predicates), {len(USERS)} warm notification users")
+
+
+def ingest_all(app: Any, events: list[dict[str, Any]], batch: int,
+               rate: float | None = None) -> dict[str, float]:
+    """Ingest in calls of `batch` events as POST /events does (validation not timed), paced at
+    `rate` events/s if given: seconds, slowest call, accepted events and CPU seconds spent."""
+    svc = app.extensions["tally"]
+    loaded = [load_events({"events": chunk}) for chunk in chunks(events, batch)]
+    out = {"seconds": 0.0, "slowest": 0.0, "accepted": 0, "cpu": 0.0}
+    began = time.monotonic()
+    for number, chunk in enumerate(loaded, 1):
+        if rate:
+            time.sleep(max(0.0, began + (number - 1) * batch / rate - time.monotonic()))
+        start, start_cpu = time.perf_counter(), time.process_time()
+        result = ingest(svc.db, TENANT, chunk, epoch_ms(svc.clock()))
+        took = time.perf_counter() - start
+        out["cpu"] += time.process_time() - start_cpu
+        out["seconds"] += took
+        out["slowest"] = max(out["slowest"], took)
+        out["accepted"] += result.accepted
+        if result.high_water is not None:
+            names.enqueue_apply(svc.queue_redis, TENANT, result.high_water)
+        if number % max(1, len(loaded) // 5) == 0:
+            progress(f"ingested {number}/{len(loaded)} calls")
+    return out
+
+
+def cpu_seconds(leader: int) -> float:
+    """CPU time of a process session: the worker with its reaped children (cutime, cstime),
+    plus every live process of its session (a work horse still running)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == leader:
+            total += sum(int(tick) for tick in fields[11:15])
+        elif int(fields[3]) == leader:  # field 6 of stat: the session id
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def redis_cpu_seconds(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+class WorkerRun:
+    """One `python -m workers.run` process, timed and CPU-metered from its registration in RQ."""
+
+    def __init__(self, app: Any, db_url: str, redis_url: str, realms: str, log_path: Path):
+        self.svc = app.extensions["tally"]
+        self.counters = redis.Redis.from_url(redis_url)
+        self.log_path = log_path
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
+        self.env.update(TALLY_ENV="production", TALLY_DATABASE_URL=db_url,
+                        TALLY_REDIS_URL=redis_url, TALLY_REALMS_FILE=realms,
+                        PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'src'}")
+
+    def start(self) -> "WorkerRun":
+        self.spawned = time.time()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "workers.run"], cwd=ROOT,
+                                            env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+        while Worker.count(connection=self.svc.queue_redis) == 0:
+            if self.process.poll() is not None:
+                raise SystemExit(f"the worker exited early; see {self.log_path}")
+            time.sleep(0.01)
+        self.ready = time.time()
+        self.cpu = cpu_seconds(self.process.pid)
+        self.redis_cpu = redis_cpu_seconds(self.counters)
+        progress(f"worker ready after {self.ready - self.spawned:.2f}s")
+        return self
+
+    def drained(self) -> dict[str, float]:
+        """Wait until the outbox is empty: seconds from ready and from spawn to the last row
+        applied, and the CPU seconds of the worker and the counter Redis since ready."""
+        deadline = time.monotonic() + DRAIN_DEADLINE_S
+        while outbox.backlog(self.svc.db)[0] > 0:
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise SystemExit(f"the outbox did not drain; see {self.log_path}")
+            time.sleep(0.05)
+        cpu = cpu_seconds(self.process.pid) - self.cpu
+        redis_cpu = redis_cpu_seconds(self.counters) - self.redis_cpu
+        with self.svc.db.snapshot() as session:
+            last = session.scalar(select(func.max(OutboxRow.applied_at)).where(
+                OutboxRow.tenant_id == TENANT)) / 1000
+        return {"seconds": last - self.ready, "with_startup": last - self.spawned, "cpu": cpu,
+                "redis_cpu": redis_cpu}
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        if self.process.returncode != 0:
+            progress(f"the worker exited with {self.process.returncode} on SIGTERM; see "
+                     f"{self.log_path}")
+        self.counters.close()
+
+
+def lag_ms(db: Database, since_ms: int) -> dict[str, float]:
+    """Percentiles of ingest → applied (outbox created_at → applied_at) over events since."""
+    with db.snapshot() as session:
+        rows = session.execute(select(OutboxRow.created_at, OutboxRow.applied_at,
+                                      OutboxRow.payload).where(OutboxRow.tenant_id == TENANT,
+                                                               OutboxRow.created_at >= since_ms))
+        lags = sorted((row.applied_at - row.created_at, len(json.loads(row.payload)["changes"]))
+                      for row in rows)
+    total = sum(weight for _, weight in lags)
+    out: dict[str, float] = {}
+    for name, share in (("p50", 0.5), ("p99", 0.99), ("max", 1.0)):
+        seen = 0
+        for lag, weight in lags:
+            seen += weight
+            if seen >= share * total:
+                out[name] = float(lag)
+                break
+    return out
+
+
+def measure(args: argparse.Namespace, workdir: str, stack: ExitStack) -> dict[str, Any]:
+    server = RedisProcess(workdir=workdir).start()
+    stack.callback(server.stop)
+    db_url = database_url(args.db, workdir, stack,
+                          args.postgres_url or os.environ.get("TALLY_TEST_POSTGRES_URL"))
+    realms = devkeys.ensure_dev_realm(workdir)
+    app = create_app(Production(), DATABASE_URL=db_url, REDIS_URL=server.url,
+                     REALMS_FILE=realms, VAR_DIR=workdir)
+    svc = app.extensions["tally"]
+    stack.callback(svc.db.engine.dispose)
+    workload = Workload(args.seed, epoch_ms(svc.clock()))
+    seed(app, workload, workdir)
+    events = list(workload.mixed(args.events))
+    worker = WorkerRun(app, db_url, server.url, realms, Path(workdir) / "worker.log")
+    if args.live:
+        worker.start()
+        stack.callback(worker.stop)
+    started_ms = epoch_ms(svc.clock())
+    progress(f"ingesting {len(events)} events in calls of {args.batch}"
+             + (f" at {args.live:g} events/s" if args.live else " (no worker running)"))
+    took = ingest_all(app, events, args.batch, args.live)
+    pending, _ = outbox.backlog(svc.db)
+    progress(f"ingest took {took['seconds']:.2f}s (slowest call {took['slowest']:.2f}s); "
+             f"{pending} outbox rows pending")
+    if not args.live:
+        worker.start()
+        stack.callback(worker.stop)
+    run = worker.drained()
+    accepted, seconds = int(took["accepted"]), run["seconds"]
+    result = {"events": accepted, "seconds": round(seconds, 3),
+              "events_per_second": round(accepted / seconds, 1),
+              "ingest_events_per_second": round(accepted / took["seconds"], 1), "db": args.db,
+              "mode": f"live {args.live:g}/s" if args.live else "drain",
+              "ingest_seconds": round(took["seconds"], 3), "ingest_batch": args.batch,
+              "ingest_slowest_call_seconds": round(took["slowest"], 3),
+              "ingest_cpu_seconds": round(took["cpu"], 3),
+              "seconds_with_startup": round(run["with_startup"], 3),
+              # CPU seconds while applying: the machine may be shared, these are steadier.
+              "worker_cpu_seconds": round(run["cpu"], 3),
+              "events_per_worker_cpu_second": round(accepted / max(run["cpu"], 1e-3), 1),
+              "redis_cpu_seconds": round(run["redis_cpu"], 3)}
+    if args.live:
+        result["lag_ms"] = lag_ms(svc.db, started_ms)
+    if not args.no_verify:
+        drift = maintenance.verify(svc, TENANT)
+        result["drift"] = len(drift.differences)
+        progress(f"verify: {len(drift.differences)} differences")
+    return result
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.worker_throughput",
+                                     description=__doc__.split("\n\n")[1])
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--events", type=int, default=20_000, help="events to ingest and apply")
+    parser.add_argument("--batch", type=int, default=500, help="events per ingest call (<= 5000)")
+    parser.add_argument("--live", type=float, metavar="RATE",
+                        help="run the worker while ingesting at RATE events/s (reports lag)")
+    parser.add_argument("--seed", type=int, default=20250710)
+    parser.add_argument("--postgres-url", help="a PostgreSQL server to use instead of a cluster")
+    parser.add_argument("--no-verify", action="store_true", help="skip the drift check")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (worker log)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    workdir = tempfile.mkdtemp(prefix="tally-bench-worker-")
+    with ExitStack() as stack:
+        if not args.keep:
+            stack.callback(shutil.rmtree, workdir, True)
+        result = measure(args, workdir, stack)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        lag = result.get("lag_ms")
+        print(f"{args.db} ({result['mode']}): {result['events']} events applied by one worker in "
+              f"{result['seconds']:.2f}s = {result['events_per_second']:.0f} events/s "
+              f"({result['events_per_worker_cpu_second']:.0f} per worker CPU second); ingest "
+              f"{result['ingest_events_per_second']:.0f} events/s (calls of {args.batch}, "
+              f"slowest {result['ingest_slowest_call_seconds']:.2f}s)"
+              + (f"; lag p50 {lag['p50']:.0f} ms, p99 {lag['p99']:.0f} ms" if lag else "")
+              + f"; drift {result.get('drift', 'not checked')}")
+    return 0 if result.get("drift", 0) == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Limits: every bound on what one call may carry is a clear 4xx in the contract's envelope, with
+details naming the bound; nothing past a bound is written.
+
+Also covered elsewhere: events per call (tests/events/test_bad_input.py: 5,000 accepted whole,
+5,001 a 400), custom filters per user (tests/counting/test_filter_catalog.py), filter definition
+size (tests/counting/test_conditions.py), SSE streams per user and per process
+(tests/http/test_stream.py: 429 and 503 with Retry-After), token size (tests/auth/test_tokens.py).
+"""
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from tally.http.ticket_schemas import MAX_FILTER_IDS
+
+API = "/api/v2/ticketing"
+COUNT = API + "/ticket/count?type=template&module=ticketing"
+LIMIT = 4 * 1024 * 1024  # MAX_CONTENT_LENGTH
+BODIES = {  # every endpoint taking a body, with a small valid one
+    COUNT: {"filterIds": ["all"]},
+    API + "/filters": {"name": "vip", "conditions": {"all": [
+        {"field": "tags", "op": "contains", "value": "vip"}]}},
+    API + "/ticket/notification/read": {"all": True},
+    API + "/events": {"events": [{
+        "eventId": "6f1c9a52-3b7e-4d0a-9e8f-1a2b3c4d5e6f", "type": "notification.created",
+        "occurredAt": "2026-03-08T06:00:00.000Z",
+        "data": {"id": "n-1", "userId": "u1", "type": "mention", "ticketId": "T1",
+                 "priority": "high", "createdAt": "2026-03-08T06:00:00.000Z"}}]},
+}
+# HTTP-level bounds: SQLite is enough (the PostgreSQL half would repeat the same requests).
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
+def error_of(response, status: int, code: str) -> dict:
+    body = response.get_json()
+    assert response.status_code == status, body
+    assert body["success"] is False and body["error"]["code"] == code, body
+    assert body["error"]["message"]
+    return body["error"]
+
+
+@pytest.fixture
+def caller(headers):
+    return headers(user="boss", roles=("ticket_admin", "ticket_service"))
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize("url", list(BODIES))
+def test_a_body_over_the_size_limit_is_a_413_on_every_endpoint(app, client, caller, url,
+                                                               streamed):
+    assert app.config["MAX_CONTENT_LENGTH"] == LIMIT
+    body = json.dumps({**BODIES[url], "padding": "x" * LIMIT}).encode()
+    if streamed:  # no Content-Length: the server marks the end of the stream
+        response = client.post(url, input_stream=io.BytesIO(body),
+                               content_type="application/json",
+                               headers={"Transfer-Encoding": "chunked", **caller},
+                               environ_overrides={"wsgi.input_terminated": True})
+    else:
+        response = client.post(url, data=body, content_type="application/json", headers=caller)
+    error = error_of(response, 413, "PAYLOAD_TOO_LARGE")
+    assert error["details"] == {"maxBytes": LIMIT}
+    # and a body under the limit, streamed or not, goes through
+    small = json.dumps(BODIES[url]).encode()
+    kwargs = dict(input_stream=io.BytesIO(small), environ_overrides={
+        "wsgi.input_terminated": True}) if streamed else dict(data=small)
+    extra = {"Transfer-Encoding": "chunked"} if streamed else {}
+    ok = client.post(url, content_type="application/json", headers={**extra, **caller}, **kwargs)
+    assert ok.status_code < 300, ok.get_json()
+
+
+@pytest.mark.parametrize("url, method, payload, field, words", [
+    pytest.param(COUNT, "post", {"filterIds": ["all"] * (MAX_FILTER_IDS + 1)}, "filterIds",
+                 "between 1 and 200", id="filter-ids-per-call"),
+    pytest.param(API + "/ticket/notification/list?limit=101", "get", None, "limit",
+                 "less than or equal to 100", id="list-page-size"),
+    pytest.param(API + "/ticket/notification/read", "post", {"ids": ["n-1"] * 1001}, "ids",
+                 "between 1 and 1000", id="ids-per-read"),
+])
+def test_a_call_over_a_count_limit_is_a_400_naming_the_field_and_the_bound(
+        client, caller, url, method, payload, field, words):
+    response = getattr(client, method)(url, json=payload, headers=caller) if payload else \
+        getattr(client, method)(url, headers=caller)
+    error = error_of(response, 400, "VALIDATION_ERROR")
+    assert list(error["details"]) == [field]
+    assert words in error["details"][field][0]
+
+
+def test_a_token_over_the_size_limit_is_a_401(client, caller):
+    oversized = {**caller, "Authorization": "Bearer " + "a" * 4097}
+    error_of(client.get(API + "/ticket/notification/count", headers=oversized), 401,
+             "UNAUTHORIZED")

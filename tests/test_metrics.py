@@ -1,0 +1,120 @@
+"""GET /metrics: Prometheus text with every figure the operations page lists."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from rq import Queue
+
+from tally import jobs
+from tally.events import outbox
+from tally.stores import keys
+from tests import factories
+from tests.factories import MIX
+
+PREFIX = "/api/v2/ticketing"
+COUNT_ROUTE = f"{PREFIX}/ticket/notification/count"
+NOW = "2025-07-10T12:00:00.000Z"
+
+
+def scrape(client) -> dict[tuple[str, tuple], float]:
+    """Every sample of /metrics as {(name, sorted labels): value}."""
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(response.get_data(as_text=True)):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(samples, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def failing_job() -> None:
+    raise RuntimeError("this job fails on purpose")
+
+
+@pytest.fixture
+def seeded(services, tenant_id):
+    factories.notifications(services.db, tenant_id, "user-1", MIX)
+    return tenant_id
+
+
+def test_requests_latency_and_warm_versus_cold_reads_are_counted(client, headers, seeded):
+    before = scrape(client)
+    assert client.get(f"{PREFIX}/ticket/notification/count", headers=headers()).headers[
+        "X-Count-Source"] == "recomputed"
+    assert client.get(f"{PREFIX}/ticket/notification/count", headers=headers()).headers[
+        "X-Count-Source"] == "cache"
+    client.get("/no/such/path")
+    after = scrape(client)
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert grew("tally_http_requests_total", route=COUNT_ROUTE, method="GET", status="200") == 2
+    assert grew("tally_http_requests_total", route="unmatched", method="GET", status="404") == 1
+    assert grew("tally_http_request_duration_seconds_count", route=COUNT_ROUTE, method="GET") == 2
+    assert grew("tally_http_request_duration_seconds_bucket", route=COUNT_ROUTE, method="GET",
+                le="+Inf") == 2
+    assert grew("tally_count_reads_total", endpoint="notification", source="recomputed") == 1
+    assert grew("tally_count_reads_total", endpoint="notification", source="cache") == 1
+
+
+def test_outbox_backlog_and_events_applied_come_from_sql_and_the_queue_redis(
+        client, headers, services, seeded):
+    # Given accepted events for three users, not yet applied (one outbox row per user's group)
+    call = {**headers("svc", roles=("ticket_service",)), "content-type": "application/json"}
+    events = [{"eventId": str(uuid.uuid4()), "type": "notification.created", "occurredAt": NOW,
+               "data": {"id": f"n-metrics-{n}", "userId": f"user-{n}", "type": "comment",
+                        "ticketId": "T-1", "priority": "low", "createdAt": NOW}}
+              for n in range(3)]
+    assert client.post(f"{PREFIX}/events", json={"events": events}, headers=call).status_code \
+        == 202
+    rows, _ = outbox.backlog(services.db)
+    pending = scrape(client)
+    assert value(pending, "tally_outbox_backlog") == rows == 3
+    assert value(pending, "tally_outbox_oldest_age_seconds") >= 0
+    # When a worker applies them
+    outbox.apply_pending(services, seeded)
+    applied = scrape(client)
+    # Then the backlog is empty and the applied total grew by as many rows
+    assert value(applied, "tally_outbox_backlog") == 0
+    assert value(applied, "tally_outbox_oldest_age_seconds") == 0
+    assert value(applied, "tally_events_applied_total") - \
+        value(pending, "tally_events_applied_total") == rows
+
+
+def test_failed_jobs_and_drift_found_are_read_from_the_queue_redis(client, services):
+    services.queue_redis.incrby(keys.DRIFT_FOUND_KEY, 3)
+    queue = Queue(jobs.APPLY_QUEUE, connection=services.queue_redis)
+    job = queue.enqueue(failing_job)
+    from rq import SimpleWorker
+
+    SimpleWorker([queue], connection=services.queue_redis).work(burst=True)
+    assert job.get_status() == "failed"
+    samples = scrape(client)
+    assert value(samples, "tally_verify_drift_found_total") == 3
+    assert value(samples, "tally_jobs_failed", queue=jobs.APPLY_QUEUE) == 1
+    assert value(samples, "tally_jobs_failed", queue=jobs.MAINTENANCE_QUEUE) == 0
+
+
+def test_open_streams_are_a_gauge(make_app, headers, seeded):
+    client = make_app(STREAM_HEARTBEAT_SECONDS=0.2).test_client()
+    before = value(scrape(client), "tally_sse_connections")
+    stream = client.get(f"{PREFIX}/ticket/notification/stream",
+                        headers={**headers(), "accept": "text/event-stream"}, buffered=False)
+    assert value(scrape(client), "tally_sse_connections") == before + 1
+    stream.close()
+    assert value(scrape(client), "tally_sse_connections") == before
+
+
+def test_a_scrape_answers_with_the_database_down(make_app):
+    client = make_app(DATABASE_URL="postgresql+psycopg://nobody@127.0.0.1:1/none").test_client()
+    samples = scrape(client)
+    assert ("tally_outbox_backlog", ()) not in samples
+    assert ("tally_events_applied_total", ()) in samples
