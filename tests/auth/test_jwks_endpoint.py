@@ -7,7 +7,6 @@ import functools
 import json
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,71 +15,15 @@ from tally.auth.realms import MISSING_RETRY_INTERVAL, REFETCH_INTERVAL, Realms, 
 from tally.auth.tokens import TokenVerifier
 from tally.provisioning import create_tenant
 from tests.auth import claims, jwks, rsa_key
+from tests.auth.jwks_server import HOLD_SECONDS, FakeClock, JwksServer
 
 REALM = "remote"
 ISSUER = "https://idp.invalid/realms/remote"
 PROBE = "/api/v2/ticketing/ticket/notification/count?view=minimal"
-HOLD_SECONDS = 10.0  # the slow endpoint answers after this, or when the test releases it
 
 
 # These tests are about keys, not about the database: SQLite only.
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-
-
-class JwksServer:
-    """A JWKS endpoint on 127.0.0.1 that counts downloads and, when `slow`, holds each one until
-    released."""
-
-    def __init__(self, document: dict) -> None:
-        self.document = document
-        self.hits = 0
-        self.slow = False
-        self.arrived = threading.Event()
-        self.release = threading.Event()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                server.hits += 1
-                if server.slow:
-                    server.arrived.set()
-                    server.release.wait(HOLD_SECONDS)
-                body = json.dumps(server.document).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.handle_error = lambda request, address: None  # a client that gave up
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_port}/certs"
-
-    def __enter__(self) -> "JwksServer":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -11,6 +9,7 @@ from config import ConfigError, Test
 from tally.app import create_app
 from tally.auth.realms import KeyLookupError, Realm, Realms
 from tests.auth import ec_key, jwks, rsa_key, write_jwks
+from tests.auth.jwks_server import FakeClock, JwksServer
 
 
 @pytest.fixture(scope="module")
@@ -21,14 +20,6 @@ def rsa():
 @pytest.fixture(scope="module")
 def ec():
     return ec_key("ec-1")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class CountingFetch:
@@ -172,35 +163,12 @@ def test_jwks_without_usable_keys_raises_key_lookup_error():
 
 def test_jwks_uri_is_downloaded_over_http(rsa):
     # Given a real HTTP server publishing the JWKS
-    body = json.dumps(jwks(rsa)).encode()
-    hits = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            hits.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        realm = Realm("web", "https://idp.invalid/web",
-                      jwks_uri=f"http://127.0.0.1:{server.server_port}/certs")
+    with JwksServer(jwks(rsa)) as server:
+        realm = Realm("web", "https://idp.invalid/web", jwks_uri=server.url)
         realms = Realms({"web": realm})
         # When a key is looked up twice
         first = realms.signing_key(realm, "rsa-1")
         second = realms.signing_key(realm, "rsa-1")
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
     # Then the document was downloaded once
     assert first.key_id == second.key_id == "rsa-1"
-    assert hits == ["/certs"]
+    assert server.hits == 1

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import redis
 import requests
+from rq import Worker
 
 from tally.localrun import RedisProcess, free_port, wait_for_port
 from tally.stores import keys
@@ -87,7 +88,7 @@ class Cluster:
 
     # -- faults -----------------------------------------------------------------------------------
     def kill_worker(self, index: int) -> None:
-        """SIGKILL one worker with its work horse, mid-job when it gets one soon; start another."""
+        """SIGKILL one worker, mid-job when it takes one soon; start another."""
         with self._lock:
             victim = self.workers[index % len(self.workers)]
             busy = self._busy(victim.pid)
@@ -95,19 +96,20 @@ class Cluster:
             self.workers[index % len(self.workers)] = self._worker()
             self.faults[f"worker SIGKILL ({'mid-job' if busy else 'idle'})"] += 1
 
-    @staticmethod
-    def _busy(leader: int, polls: int = 500) -> bool:
-        """Poll (a bounded number of times) until the worker has a work horse: a process of its
-        session in a process group of its own (rq's horse calls setpgrp)."""
-        for _ in range(polls):
-            for pid in procs.session_pids(leader):
-                try:
-                    group = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[2])
-                except (OSError, IndexError, ValueError):
-                    continue
-                if group != leader:
+    def _busy(self, pid: int, polls: int = 500) -> bool:
+        """Poll (a bounded number of times) until the worker with this pid is running a job, as
+        rq records it (the worker runs jobs in its own process, so there is no horse to see)."""
+        client = self.queue_redis()
+        try:
+            for _ in range(polls):
+                if any(worker.pid == pid and worker.get_current_job_id()
+                       for worker in Worker.all(connection=client)):
                     return True
-            time.sleep(0.005)
+                time.sleep(0.005)
+        except redis.RedisError:  # the queue Redis is being restarted by another fault
+            return False
+        finally:
+            client.close()
         return False
 
     def restart_queue(self) -> None:

@@ -2,8 +2,6 @@
 jobs enqueued behind one that applied everything return at once."""
 from __future__ import annotations
 
-import pytest
-import redis
 from rq import Queue, SimpleWorker
 from rq.registry import FinishedJobRegistry
 
@@ -13,13 +11,6 @@ from tally.counting import notifications
 from tally.events import outbox
 from tally.events.ingest import ingest
 from tests.events import builders as b
-
-
-@pytest.fixture
-def queue_redis(redis_url):
-    connection = redis.Redis.from_url(redis_url)
-    yield connection
-    connection.close()
 
 
 def drain(app, queue_redis):

@@ -24,13 +24,6 @@ def svc(app):
     return app.extensions["tally"]
 
 
-@pytest.fixture
-def queue_redis(redis_url):
-    connection = redis.Redis.from_url(redis_url)
-    yield connection
-    connection.close()
-
-
 def drain(app, queue_redis, *queue_names):
     """Run every queued job of the named queues in this process, inside the app."""
     queues = [Queue(name, connection=queue_redis) for name in queue_names or names.QUEUES]

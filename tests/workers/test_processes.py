@@ -1,7 +1,6 @@
 """The scheduler and the worker as real processes: periodic enqueues, burst runs, clean stops."""
 from __future__ import annotations
 
-import redis
 import pytest
 from rq import Queue
 
@@ -14,13 +13,6 @@ from tests.workers import procs
 from workers import schedule
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def queue_redis(redis_url):
-    connection = redis.Redis.from_url(redis_url)
-    yield connection
-    connection.close()
 
 
 def test_one_tick_per_slot_enqueues_each_periodic_job_once(queue_redis):

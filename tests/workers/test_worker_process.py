@@ -11,7 +11,6 @@ import signal
 import uuid
 
 import pytest
-import redis
 from rq import Queue
 from rq.job import JobStatus
 
@@ -19,13 +18,6 @@ from tally import jobs as names
 from tests.workers import procs
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def queue_redis(redis_url):
-    connection = redis.Redis.from_url(redis_url)
-    yield connection
-    connection.close()
 
 
 @pytest.fixture
