@@ -70,13 +70,16 @@ def _recompute_rows(result: DbResult, db: str) -> list[str]:
     r = result.recompute
     if r is None:
         return []
-    figure = (f"recompute query {_n(r.sql_ms)} ms; one COUNT(*) {_n(r.scan_ms, 1)} ms; "
-              f"{r.queries} queries, one per number, {_n(r.per_filter_ms)} ms")
+    figure = (f"recompute query {_n(r.sql_ms)} ms; COUNT(*) of the tenant {_n(r.scan_ms, 1)} ms"
+              f", of the agent's tickets {_n(r.visible_ms, 1)} ms; {r.queries} queries, one "
+              f"per number, {_n(r.per_filter_ms)} ms")
     is_pg = result.kind == "postgres"
+    met = (f"{_met(r.over_scan <= 2)} (tenant); {_met(r.over_visible <= 2)} (agent's)"
+           if is_pg else "—")
     return [_row(["cold recompute, 30 filters, largest tenant", db, figure, "", "",
-                  f"{r.over_scan:.1f}× scan; {r.over_per_filter:.2f}× per-filter",
-                  "≤ 2× scan (PostgreSQL)" if is_pg else "—",
-                  _met(r.over_scan <= 2 if is_pg else None)]),
+                  f"{r.over_scan:.1f}× tenant scan; {r.over_visible:.1f}× agent's scan; "
+                  f"{r.over_per_filter:.2f}× per-filter",
+                  "≤ 2× scan (PostgreSQL)" if is_pg else "—", met]),
             _row(["cold read, 30 filters (query + timed members + install)", db,
                   f"{_n(r.cold_ms)} ms through gunicorn", "", "",
                   f"{r.cold_ms / r.scan_ms:.1f}× scan", "—", "—"])]

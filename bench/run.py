@@ -32,6 +32,10 @@ SMALL_TENANT = "00000000-0000-4000-8000-000000001000"
 LARGE_TENANT = "00000000-0000-4000-8000-000001000000"
 
 
+QUICK = {"tickets": 20_000, "notifications": 5_000, "users": 400, "rounds": 2, "seconds": 2.0,
+         "event_seconds": 8.0, "recompute_repeats": 2}
+
+
 def progress(line: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
 
@@ -61,9 +65,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     add("--grid", help="instead of the table: WORKERSxTHREADS pairs to compare, e.g. 2x4,4x4 "
                        "(first --db only)")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.tickets, args.notifications, args.users = 20_000, 5_000, 400
-        args.rounds, args.seconds, args.event_seconds, args.recompute_repeats = 2, 2.0, 8.0, 2
+    if args.quick:  # smaller defaults; options given explicitly still win
+        for name, value in QUICK.items():
+            if getattr(args, name) == parser.get_default(name):
+                setattr(args, name, value)
     return args
 
 
@@ -71,8 +76,9 @@ def gunicorn_settings(env: dict[str, str]) -> dict[str, object]:
     """What config/gunicorn.conf.py resolves to under `env` (workers, threads, class)."""
     saved = dict(os.environ)
     try:
-        os.environ.update(env)
-        conf = runpy.run_path(str(ROOT / "config" / "gunicorn.conf.py"))
+        with tempfile.TemporaryDirectory(prefix="tally-bench-metrics-") as metrics:
+            os.environ.update(env, PROMETHEUS_MULTIPROC_DIR=metrics)  # else it makes its own
+            conf = runpy.run_path(str(ROOT / "config" / "gunicorn.conf.py"))
     finally:
         os.environ.clear()
         os.environ.update(saved)

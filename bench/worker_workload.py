@@ -30,6 +30,7 @@ class Workload:
         self.tickets: dict[str, dict[str, Any]] = {}
         self.unread: dict[str, list[str]] = {user: [] for user in USERS}
         self.notifications = 0
+        self.created = 0  # tickets ever created (ids stay unique when some are deleted)
 
     def _stamp(self, lo_h: int, hi_h: int) -> str:
         return iso_ms(from_epoch_ms(self.now + self.rng.randint(lo_h * HOUR, hi_h * HOUR)))
@@ -40,7 +41,8 @@ class Workload:
 
     def new_ticket(self) -> dict[str, Any]:
         rng = self.rng
-        data = {"id": f"TCK-{len(self.tickets):07d}", "version": 1, "status": rng.choice(STATUSES),
+        self.created += 1
+        data = {"id": f"TCK-{self.created:07d}", "version": 1, "status": rng.choice(STATUSES),
                 "priority": rng.choice(PRIORITIES), "teamId": rng.choice(TEAMS),
                 "assigneeId": rng.choice(AGENTS + (None,)),
                 "requesterId": rng.choice(REQUESTERS), "category": rng.choice(CATEGORIES),

@@ -29,39 +29,6 @@ class ApplyCall:
     outbox_ids: list[int] = field(default_factory=list)
 
 
-def _merge(ops: list[Op]) -> list[Op]:
-    """The ops of one event on one group, merged, in first-seen order. Moves of one member net
-    to one move (a member is added and removed once per version), unless they add up beyond
-    ±1, which is kept op by op as given; ops of other names are kept as given."""
-    sums: dict[tuple[Any, ...], Any] = {}
-    moves: dict[tuple[str, str, str], list[Op]] = {}
-    other: list[Op] = []
-    for op in ops:
-        name = op.name
-        if name == "hincrby" or name == "hmax":
-            slot: tuple[Any, ...] = (name, op.key, op.args[0])
-            seen, value = sums.get(slot), op.args[1]
-            if seen is not None:
-                value = seen + value if name == "hincrby" else max(seen, value)
-            sums[slot] = value
-        elif name == "incrby":
-            slot = (name, op.key)
-            sums[slot] = sums.get(slot, 0) + op.args[0]
-        elif name == "zmove":
-            moves.setdefault((op.key, op.args[0], op.args[1]), []).append(op)
-        else:
-            other.append(op)
-    out = [Op(slot[0], slot[1], (*slot[2:], value)) for slot, value in sums.items()
-           if value or slot[0] == "hmax"]
-    for same_member in moves.values():
-        net = sum(op.args[3] for op in same_member)
-        one = next((op for op in reversed(same_member) if op.args[3] == net), None)
-        if net == 0 and len(same_member) > 1:
-            continue
-        out += [one] if abs(net) == 1 and one is not None else same_member
-    return out + other
-
-
 class _Encoder:
     """Builds one call: every key once in KEYS, referred to by its 1-based index."""
 
@@ -85,11 +52,50 @@ class _Encoder:
         return found
 
     def op(self, op: Op) -> list[Any]:
-        if op.name == "zmove":
-            negatives, member, score, n = op.args
-            return ["zmove", self.key(op.key), self.key(negatives), member, score, n]
-        return [op.name, self.key(op.key),
-                *(self.key(a) if isinstance(a, Key) else a for a in op.args)]
+        """apply.lua's form of an op: keys (the op's, and Key arguments) as KEYS indices."""
+        name, args = op.name, op.args
+        if name == "hincrby" and not isinstance(args[0], Key):  # the most frequent op
+            return [name, self.key(op.key), args[0], args[1]]
+        if name == "zmove":
+            negatives, member, score, n = args
+            return [name, self.key(op.key), self.key(negatives), member, score, n]
+        return [name, self.key(op.key), *(self.key(a) if isinstance(a, Key) else a for a in args)]
+
+    def merged(self, ops: Iterable[Op]) -> list[list[Any]]:
+        """The ops of one event on one group, merged and encoded: increments of one field summed
+        (dropped when 0), hmax kept at its maximum, and the moves of one member netted to one
+        (a member is added and removed once per version) unless they add up beyond ±1, which
+        are kept as given. Every op commutes with the others, so order is not kept."""
+        sums: dict[tuple[Any, ...], Any] = {}
+        moves: dict[tuple[str, str], list[Op]] = {}
+        other: list[Op] = []
+        for op in ops:
+            name = op.name
+            if name == "zmove":
+                moves.setdefault((op.key, op.args[1]), []).append(op)
+            elif name == "hincrby" or name == "hmax":
+                slot = (name, op.key, op.args[0])
+                seen, value = sums.get(slot), op.args[1]
+                if seen is not None:
+                    value = seen + value if name == "hincrby" else max(seen, value)
+                sums[slot] = value
+            elif name == "incrby":
+                slot = (name, op.key)
+                sums[slot] = sums.get(slot, 0) + op.args[0]
+            else:
+                other.append(op)
+        out = [[slot[0], self.key(slot[1]), *slot[2:], value] for slot, value in sums.items()
+               if value or slot[0] == "hmax"]
+        for same in moves.values():
+            if len(same) > 1:
+                net = sum(op.args[3] for op in same)
+                if net == 0:
+                    continue
+                one = next((op for op in same if op.args[3] == net), None)
+                if one is not None and abs(net) == 1:
+                    same = [one]
+            out += [self.op(op) for op in same]
+        return out + [self.op(op) for op in other]
 
     def add(self, delta: OutboxDelta) -> None:
         by_group: dict[str, list[GroupOps]] = {}
@@ -103,9 +109,10 @@ class _Encoder:
                                                   keys.group_snapshot_key(self.tenant, group))
             if group not in self.locks:
                 self.locks[group] = self.key(found[0])
-            ops = entries[0].ops if len(entries) == 1 else _merge(
-                [op for entry in entries for op in entry.ops])
-            encoded = [self.op(op) for op in ops]
+            if len(entries) == 1:
+                encoded = [self.op(op) for op in entries[0].ops]
+            else:
+                encoded = self.merged(op for entry in entries for op in entry.ops)
             self.ops += len(encoded)
             groups.append({"warm": self.key(entries[0].warm_key),
                            "field": entries[0].warm_field, "snap": self.key(found[1]),

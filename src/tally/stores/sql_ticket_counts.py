@@ -69,6 +69,14 @@ class _Bucket:
             raise ValueError(f"unknown bucket {bucket!r}")
         return cls(support)
 
+    def within(self, other: "_Bucket") -> bool:
+        """True when every ticket of this bucket is also in `other`."""
+        return ((not other.support or self.support)
+                and all(mine == theirs or theirs is None
+                        for mine, theirs in ((self.team, other.team),
+                                             (self.assignee, other.assignee),
+                                             (self.requester, other.requester))))
+
     def holds(self, dims: dict[str, Any]) -> bool:
         """True when a group of tickets with these (collapsed) column values is in the bucket."""
         return ((not self.support or bool(dims.get("sr")))
@@ -90,6 +98,14 @@ def _dimensions(buckets: Sequence[_Bucket]) -> dict[str, ColumnElement[Any]]:
     if any(b.support for b in buckets):
         dims["sr"] = Ticket.is_support_request
     return dims
+
+
+def _scope(parsed: dict[str, _Bucket]) -> ColumnElement[bool]:
+    """The tickets of any of the buckets, leaving out buckets inside another (an agent's
+    `asgteam:me|t` is inside `team:t`, a `sr:` bucket inside its plain twin)."""
+    kept = [name for name, bucket in parsed.items()
+            if not any(other != bucket and bucket.within(other) for other in parsed.values())]
+    return or_(*[bucket_predicate(name) for name in kept or parsed])
 
 
 def cell_counts(session: Session, tenant: str, cells: Sequence[Cell],
@@ -119,9 +135,8 @@ def cell_counts(session: Session, tenant: str, cells: Sequence[Cell],
     names = list(dict.fromkeys(c.bucket for c in cells))
     parsed = {name: _Bucket.parse(name) for name in names}
     dims = _dimensions(list(parsed.values()))
-    scope = or_(*[bucket_predicate(name) for name in names])
     query = select(*[column.label(name) for name, column in dims.items()], *sums) \
-        .where(*_live(tenant), scope)
+        .where(*_live(tenant), _scope(parsed))
     if dims:
         query = query.group_by(*dims.values())
     groups = [({name: row[i] for i, name in enumerate(dims)}, row[len(dims):])
@@ -178,8 +193,7 @@ def timed_members(session: Session, tenant: str,
     scores = [SCORE_COLUMNS[mp.score_field] for mp in mps]
     query = select(Ticket.id, Ticket.version, *dims.values(),
                    *[case((match, score), else_=None) for match, score in zip(matches, scores)]
-                   ).where(*_live(tenant), or_(*[bucket_predicate(b) for b in parsed]),
-                           or_(*matches))
+                   ).where(*_live(tenant), _scope(parsed), or_(*matches))
     width = 2 + len(dims)
     # Per distinct collapsed (team, assignee, requester, support): per MP, the cells to fill.
     targets: dict[tuple[Any, ...], list[list[dict[str, int]]]] = {}
