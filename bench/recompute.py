@@ -60,9 +60,7 @@ class Recompute:
 def answer_cells(services: Any, tenant: str) -> tuple[list[Any], list[Any]]:
     """The cells (and windows) one cold read of the agent's sidebar counts, as
     TicketCountService.count builds them: 35 targets × the agent's 7 buckets."""
-    from tally.counting.tickets import TicketCountQuery, _targets, _windows
-    from tally.counting.visibility import plan
-    from tally.stores.ticket_counters import Cell
+    from tally.counting.tickets import TicketCountQuery, TicketCountService
 
     agent = Principal(AGENT, tenant, "bench", frozenset({"ticket_agent"}), AGENT_TEAMS)
     found, invalid = services.filter_catalog.resolve(services, tenant, AGENT,
@@ -71,10 +69,9 @@ def answer_cells(services: Any, tenant: str) -> tuple[list[Any], list[Any]]:
         raise RuntimeError(f"filters missing from the seeded tenant: {invalid}")
     query = TicketCountQuery(agent, "agent", {fid: found[fid] for fid in EXAMPLE_FILTERS}, None,
                              TIMEZONE, False)
-    targets = _targets(query)
-    spans = _windows(targets, epoch_ms(utc_now()), TIMEZONE)
-    reads = [(t, Cell(t.mp, bucket)) for t in targets for bucket in plan(agent, "agent").buckets]
-    return [cell for _, cell in reads], [spans[t.key] for t, _ in reads]
+    compiled = TicketCountService(services).compiled(query)
+    spans = compiled.windows(epoch_ms(utc_now()), TIMEZONE)
+    return compiled.cells, [span for span in spans for _ in compiled.terms]
 
 
 def _median_ms(action: Callable[[], Any], repeats: int) -> float:

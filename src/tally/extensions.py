@@ -44,12 +44,14 @@ class Services:
     queue_redis: redis.Redis
     realms: Any
     filter_catalog: Any
+    ticket_plans: Any
     clock: Clock = utc_now
 
 
 def init_app(app: Flask, config: Any, realms: Any) -> Services:
     """Build the connections once per app; nothing connects until first used."""
     from tally.counting.filter_catalog import FilterCatalog
+    from tally.counting.ticket_plans import PlanCache
 
     counters = RedisCounters(counter_client(config.REDIS_URL, config.REDIS_CLUSTER))
     services = Services(
@@ -60,6 +62,7 @@ def init_app(app: Flask, config: Any, realms: Any) -> Services:
         queue_redis=queue_client(config.queue_url),
         realms=realms,
         filter_catalog=FilterCatalog(),
+        ticket_plans=PlanCache(),
     )
     app.extensions[EXTENSION] = services
     return services

@@ -6,7 +6,7 @@ import json
 import logging
 from typing import Any
 
-from flask import Response, g, jsonify, request
+from flask import Response, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -14,7 +14,7 @@ from tally import jobs
 from tally.auth.guard import ANY_TICKET_ROLE, require_roles
 from tally.clock import epoch_ms
 from tally.counting import notifications
-from tally.counting.model import CountResult
+from tally.counting.model import CountResult, NotificationCounts
 from tally.errors import RebuildBusy, StoreUnavailable
 from tally.events import ingest, outbox
 from tally.extensions import Services, services
@@ -22,7 +22,7 @@ from tally.http import examples, schemas
 from tally.http.api import error_docs
 from tally.http.bodies import storable_body
 from tally.http.openapi import COUNT_HEADERS, IF_NONE_MATCH
-from tally.http.envelope import success
+from tally.http.envelope import success, success_json
 
 log = logging.getLogger("tally.http.notifications")
 blp = Blueprint("notifications", __name__, url_prefix="/api/v2/ticketing",
@@ -32,25 +32,31 @@ COUNT_MESSAGE = "Notification count retrieved successfully"
 ERRORS = {400: "Invalid header, query or body", 401: "Missing, expired or invalid token",
           403: "The caller lacks a ticket role", 404: "Unknown realm or tenant"}
 document_errors = error_docs(blp, ERRORS)
-FULL = schemas.NotificationCountsSchema()
-MINIMAL = schemas.MinimalCountSchema()
 
 
-def count_etag(view: str, data: Any) -> str:
-    """The version of a count body: a hash of the view and the data (the ETag, the SSE id)."""
-    return hashlib.sha256(json.dumps([view, data], sort_keys=True).encode()).hexdigest()[:32]
+def count_data(view: str, counts: NotificationCounts) -> tuple[str, str]:
+    """A count's `data` as JSON (the shape of schemas.NotificationCountsSchema, or
+    MinimalCountSchema for view=minimal) and its version: a hash of the view and that JSON,
+    never of a timestamp (the ETag, and the SSE event id)."""
+    if view == "minimal":
+        data: dict[str, Any] = {"count": counts.unread}
+    else:
+        data = {"total": counts.total, "unread": counts.unread, "byType": counts.by_type,
+                "byPriority": counts.by_priority,
+                "lastUpdated": schemas.iso_or_none(counts.last_updated)}
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return text, hashlib.sha256(f"{view}:{text}".encode()).hexdigest()[:32]
 
 
 def count_response(result: CountResult, view: str = "full", message: str = COUNT_MESSAGE,
                    conditional: bool = True) -> Response:
-    """The count body with its source, caching headers and ETag (a hash of view and data, never
-    of the timestamp); 304 when `conditional` and If-None-Match names that ETag or `*`."""
-    data = (MINIMAL if view == "minimal" else FULL).dump(result.value)
-    etag = count_etag(view, data)
+    """The count body with its source, caching headers and ETag; 304 when `conditional` and
+    If-None-Match names that ETag or `*`."""
+    data, etag = count_data(view, result.value)
     if conditional and request.if_none_match.contains_weak(etag):
         response = Response(status=304)
     else:
-        response = jsonify(success(data, message))
+        response = Response(success_json(data, message), mimetype="application/json")
     response.set_etag(etag)
     response.headers["X-Count-Source"] = result.source
     response.headers["Cache-Control"] = "private, no-cache"
@@ -77,7 +83,7 @@ def mark_read(svc: Services, tenant: str, user: str, ids: list[str] | None) -> C
 @blp.route("/ticket/notification/count", parameters=[IF_NONE_MATCH])
 class NotificationCount(MethodView):
     @require_roles(*ANY_TICKET_ROLE)
-    @blp.arguments(schemas.CountQuerySchema, location="query", error_status_code=400)
+    @blp.arguments(schemas.CountQuerySchema(), location="query", error_status_code=400)
     @blp.response(200, schemas.CountEnvelopeSchema,
                   description="view=full (default); view=minimal answers data: {count: unread}",
                   headers=COUNT_HEADERS, example=examples.NOTIFICATION_COUNT)

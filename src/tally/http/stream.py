@@ -9,7 +9,6 @@ reconnects, which re-checks its token) or when its process shuts down.
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -25,7 +24,7 @@ from tally.extensions import Services, services
 from tally.fanout import Hub, StreamsExhausted, Subscription, TooManyStreams
 from tally.http import schemas
 from tally.http.api import error_docs, render
-from tally.http.notifications import FULL, MINIMAL, count_etag
+from tally.http.notifications import count_data
 from tally.logs import request_context
 from tally.metrics import SSE_EVENTS
 from tally.stores import keys
@@ -58,9 +57,7 @@ def hub(app: Flask) -> Hub:
 
 def snapshot(svc: Services, tenant: str, user: str, view: str) -> tuple[str, str]:
     """The counts as the count endpoint's `data` (JSON) and their version (the ETag)."""
-    result = notifications.count(svc, tenant, user)
-    data = (MINIMAL if view == "minimal" else FULL).dump(result.value)
-    return json.dumps(data, separators=(",", ":")), count_etag(view, data)
+    return count_data(view, notifications.count(svc, tenant, user).value)
 
 
 def event(version: str, data: str) -> str:

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from tally.http.schemas import EXAMPLE_TIMESTAMP, EnvelopeSchema
+from tally.http.schemas import EXAMPLE_TIMESTAMP, EnvelopeSchema, StringList
 
 MAX_FILTER_IDS = 200
 FILTER_TYPES = ("system", "status", "priority", "assignment", "team", "time", "sla", "custom")
@@ -20,11 +20,11 @@ class TicketCountQuerySchema(Schema):
 
 class TicketCountBodySchema(Schema):
     # Items are any strings: a malformed id ("", too long, ...) is a 422 INVALID_FILTER_ID (§2).
-    filter_ids = fields.List(fields.String(), data_key="filterIds",
-                             required=True, validate=validate.Length(1, MAX_FILTER_IDS),
-                             metadata={"example": ["all", "3745", "7471"], "description":
-                                       "1 to 200 filter ids: `all`, numeric system ids, custom "
-                                       "filter UUIDs; one the caller cannot see is a 422"})
+    filter_ids = StringList(data_key="filterIds", required=True,
+                            validate=validate.Length(1, MAX_FILTER_IDS),
+                            metadata={"example": ["all", "3745", "7471"], "description":
+                                      "1 to 200 filter ids: `all`, numeric system ids, custom "
+                                      "filter UUIDs; one the caller cannot see is a 422"})
     template_profile_filter_id = fields.String(data_key="templateProfileFilterId",
                                                allow_none=True, load_default=None, metadata={
                                                    "description": "A saved filter (no time "

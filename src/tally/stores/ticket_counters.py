@@ -35,6 +35,36 @@ class TimedValue:
 
 
 @dataclass(frozen=True)
+class Sums:
+    """A compiled read of many counts, each Σ sign × cell over the same buckets of one MP.
+
+    Built once per request shape (counting/ticket_plans.py) and reused: between reads only the
+    windows of the timed entries change. Read by sums.lua.
+    """
+
+    keys: list[str]
+    spec: str
+    cells: tuple[Cell, ...]  # entry by entry, bucket by bucket: what a cold reply's positions name
+
+    @classmethod
+    def of(cls, tenant: str, mps: Sequence[Materialized],
+           terms: Sequence[tuple[str, int]]) -> "Sums":
+        """One entry per MP (repeats allowed), each summing `terms`: (bucket, sign) pairs."""
+        table = _KeyTable()
+        entries = []
+        for mp in mps:
+            counts = table(keys.mp_counts_key(tenant, mp.id))
+            zsets = [table(keys.mp_zset_key(tenant, mp.id, b)) for b, _ in terms
+                     ] if mp.score_field is not None else [0]
+            if zsets != list(range(zsets[0], zsets[0] + len(zsets))):  # sums.lua relies on it
+                raise AssertionError(f"the sorted sets of MP {mp.id} are not consecutive keys")
+            entries.append([counts, zsets[0]])
+        spec = {"b": [b for b, _ in terms], "s": [sign for _, sign in terms], "e": entries}
+        return cls(table.keys, json.dumps(spec, separators=(",", ":")),
+                   tuple(Cell(mp, b) for mp in mps for b, _ in terms))
+
+
+@dataclass(frozen=True)
 class Registry:
     version: str
     mps: dict[str, Materialized]
@@ -47,6 +77,7 @@ class TicketCounters:
         self.counters = counters
         self.client = counters.client
         self._read = self.client.register_script(_script("read"))
+        self._sums = self.client.register_script(_script("sums"))
         self._begin = self.client.register_script(_script("begin"))
         self._specs: dict[str, Materialized] = {}
 
@@ -56,33 +87,19 @@ class TicketCounters:
         return self._read(keys=table.keys, args=[json.dumps(commands)])
 
     @wrap_errors
-    def read(self, tenant: str, cells: Sequence[Cell],
-             windows: Sequence[tuple[float, float] | None]) -> list[int | None]:
-        """Each cell's count (within its window for timed MPs) in one atomic round trip.
+    def read_sums(self, sums: Sums,
+                  windows: Sequence[tuple[float, float]]) -> list[int] | list[Cell]:
+        """Every count of `sums` in one atomic round trip (sums.lua); the cold cells, if any.
 
-        None marks a cold cell. `windows[i]` is the window of `cells[i]` (None for plain MPs).
+        `windows[k]` is the [lo, hi) of the k-th timed entry of `sums`.
         """
-        table = _KeyTable()
-        commands: list[list[Any]] = []
-        for cell, window in zip(cells, windows):
-            counts = table(keys.mp_counts_key(tenant, cell.mp.id))
-            if cell.mp.score_field is None:
-                commands.append(["hget", counts, cell.bucket])
-            else:
-                lo, hi = window
-                commands.append(["hexists", counts, f"z:{cell.bucket}"])
-                commands.append(["zcount", table(keys.mp_zset_key(tenant, cell.mp.id, cell.bucket)),
-                                 "-inf" if lo == NEG_INF else str(int(lo)), f"({int(hi)}"])
-        replies = iter(self._run_reads(table, commands))
-        values: list[int | None] = []
-        for cell in cells:
-            if cell.mp.score_field is None:
-                raw = next(replies)
-                values.append(None if raw is None else int(raw))
-            else:
-                warm, count = next(replies), next(replies)
-                values.append(int(count) if warm else None)
-        return values
+        args = [sums.spec]
+        for lo, hi in windows:
+            args += ["-inf" if lo == NEG_INF else str(int(lo)), f"({int(hi)}"]
+        reply = self._sums(keys=sums.keys, args=args)
+        if reply[0] == 0:
+            return reply[1:]
+        return [sums.cells[i] for i in reply[1:]]
 
     @wrap_errors
     def registry(self, tenant: str) -> Registry:
