@@ -1,0 +1,73 @@
+"""Compiled ticket-count plans: reused for the same request shape, never for a changed filter."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from tally.counting.conditions import parse_definition
+from tally.counting.model import Principal
+from tally.counting.predicates import Materialized
+from tally.counting.system_filters import SUMMARY_FILTERS, SYSTEM_BY_ID
+from tally.counting.ticket_plans import PlanCache, compile_count
+from tally.counting.visibility import plan
+
+TENANT = "00000000-0000-4000-8000-0000000000aa"
+AGENT = Principal("agent-1", TENANT, "dev", frozenset({"ticket_agent"}), ("t1", "t2"))
+MINE = parse_definition({"all": [{"field": "assigneeId", "op": "eq", "value": "$me"}]})
+
+
+def _filters(*ids: str) -> dict:
+    return {fid: SYSTEM_BY_ID[fid] for fid in ids}
+
+
+def _get(cache: PlanCache, principal: Principal, filters: dict, profile=None, profile_id=None):
+    return cache.get(TENANT, principal, plan(principal, "agent"), filters, profile, profile_id)
+
+
+def test_a_compiled_plan_names_every_target_and_the_agent_bucket_plan():
+    filters = _filters("all", "3745", "7440")
+    compiled = compile_count(TENANT, AGENT, plan(AGENT, "agent"), filters, None, None)
+    assert [t.key for t in compiled.targets] == ["all", "3745", "7440"] + [
+        f"summary:{key}" for key in SUMMARY_FILTERS]
+    assert compiled.terms == (("team:t1", 1), ("team:t2", 1), ("asg:agent-1", 1),
+                              ("asgteam:7:agent-1|t1", -1), ("asgteam:7:agent-1|t2", -1))
+    assert compiled.targets[1].mp == Materialized.of(SYSTEM_BY_ID["3745"].definition, AGENT)
+    assert len(compiled.cells) == len(compiled.targets) * len(compiled.terms)
+    assert json.loads(compiled.details_json) == {fid: f.details() for fid, f in filters.items()}
+    # totals apply Σ add − Σ subtract per target, a missing value counting 0
+    values = [1, 2, 3, 4, None] * len(compiled.targets)
+    assert compiled.totals(values) == [1 + 2 + 3 - 4] * len(compiled.targets)
+
+
+def test_the_same_shape_is_compiled_once_and_a_new_definition_object_compiles_again():
+    cache = PlanCache()
+    filters = _filters("all", "3745")
+    first = _get(cache, AGENT, filters)
+    assert _get(cache, AGENT, dict(filters)) is first
+    # a catalog reload hands out new objects, even when equal: never trust a stale compile
+    reloaded = {fid: replace(f, definition=replace(f.definition)) for fid, f in filters.items()}
+    again = _get(cache, AGENT, reloaded)
+    assert again is not first and again.targets == first.targets
+
+
+def test_callers_profiles_and_filter_lists_get_their_own_plans():
+    cache = PlanCache()
+    custom = {"c1": replace(SYSTEM_BY_ID["all"], id="c1", definition=MINE)}
+    mine = _get(cache, AGENT, custom)
+    other = _get(cache, replace(AGENT, user_id="agent-2"), custom)
+    assert mine.targets[0].mp.root != other.targets[0].mp.root  # $me resolved per caller
+    teams = _get(cache, replace(AGENT, teams=("t3",)), custom)
+    assert teams.terms != mine.terms
+    profiled = _get(cache, AGENT, custom, MINE, "p1")
+    assert profiled.targets[0].mp != mine.targets[0].mp
+    assert _get(cache, AGENT, _filters("all")) is not _get(cache, AGENT, _filters("3745"))
+
+
+def test_the_cache_is_bounded_least_recently_used_first():
+    cache = PlanCache(size=2)
+    a = _get(cache, AGENT, _filters("all"))
+    _get(cache, AGENT, _filters("3745"))
+    assert _get(cache, AGENT, _filters("all")) is a  # used again: now the most recent
+    _get(cache, AGENT, _filters("7440"))  # evicts 3745, not all
+    assert _get(cache, AGENT, _filters("all")) is a
+    assert len(cache._plans) == 2
