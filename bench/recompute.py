@@ -6,8 +6,10 @@
 - recompute query: the one conditional-aggregate query that gives every number of that answer
   (stores/sql_ticket_counts.cell_counts over the same cells), alone;
 - scans: `SELECT count(*)` of the tenant's live tickets (the cheapest pass over them: on
-  PostgreSQL an index-only scan that never reads a row) and of the live tickets the agent sees
-  (which, like the recompute, reads the rows);
+  PostgreSQL an index-only scan that never reads a row) and of the live tickets the agent sees,
+  written as one OR (on PostgreSQL a bitmap scan that fetches the rows from the heap; the
+  recompute reads the same rows index-only, as disjoint branches over the covering scope
+  indexes of migration 0003);
 - per filter: every number of that answer (30 filters and 5 summary entries) as its own
   `SELECT count(*) … WHERE visibility AND filter [AND window]`, one after the other.
 Each is repeated and the median kept (the first run of each only warms caches).
@@ -40,7 +42,7 @@ class Recompute:
     cold_ms: float  # the whole cold read: snapshot, members of timed cells, install
     sql_ms: float  # its one conditional-aggregate query alone
     scan_ms: float  # COUNT(*) of the tenant's live tickets (an index-only scan on PostgreSQL)
-    visible_ms: float  # COUNT(*) of the live tickets the agent sees (reads the rows themselves)
+    visible_ms: float  # COUNT(*) of the live tickets the agent sees (one OR: a bitmap scan)
     per_filter_ms: float
     queries: int
 

@@ -25,8 +25,25 @@ def move(member: str, score: int, n: int) -> GroupOps:
                     warm_field="z:all")
 
 
+NAMES = {code: name for name, code in apply_calls.OP_CODES.items()}
+WIDTH = {"hincrby": 4, "incrby": 3, "hmax": 4, "zmove": 6}  # an op's code, key and arguments
+
+
 def body(call: apply_calls.ApplyCall) -> dict:
-    return json.loads(call.body)
+    """The call's flat JSON body read back into events, groups and ops, as apply.lua reads it."""
+    data = json.loads(call.body)
+    events = []
+    for event_id, *groups in data["events"]:
+        read = []
+        for warm, warm_field, snap, *flat in groups:
+            ops = []
+            while flat:
+                name = NAMES[flat[0]]
+                ops.append([name, *flat[1:WIDTH[name]]])
+                flat = flat[WIDTH[name]:]
+            read.append({"warm": warm, "field": warm_field, "snap": snap, "ops": ops})
+        events.append({"id": event_id, "groups": read})
+    return {**data, "events": events}
 
 
 def ops_of(call: apply_calls.ApplyCall) -> list[list]:

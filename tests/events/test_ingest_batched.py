@@ -167,3 +167,29 @@ def test_a_row_a_concurrent_batch_commits_first_is_read_and_the_events_run_again
         (None, 3), (3, 4)]
     with db.snapshot() as session:
         assert session.execute(select(Ticket.version, Ticket.status)).one() == (4, "closed")
+
+
+def test_a_batch_of_new_notifications_reads_no_rows_before_inserting_them(make_db):
+    # Given a stored notification n-0, and a batch creating n-0 again (a new eventId) and n-1..n-3
+    db = make_db()
+    ingest(db, T, b.loaded(b.created("n-0", "ann")), NOW)
+    statements = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(" ".join(statement.split()[:4]))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    # When it is ingested
+    result = ingest(db, T, b.loaded(*[b.created(f"n-{i}", "bob") for i in range(4)]), NOW + 1)
+    # Then the new rows went in without a lock-and-read first; only n-0, found stored by the
+    # insert, was read afterwards, and its creation changed nothing
+    selects = [s for s in statements if s.startswith("SELECT")]
+    assert len(selects) == 1 and "notifications" in selects[0]
+    assert statements.index(selects[0]) > next(
+        i for i, s in enumerate(statements) if s.startswith("INSERT INTO notifications"))
+    assert result.accepted == 4
+    owed = stored(db)["owed"]
+    assert [c["after"]["id"] for c in owed["n:bob"]] == ["n-1", "n-2", "n-3"]
+    with db.snapshot() as session:
+        assert session.scalars(select(Notification.user_id).where(
+            Notification.id == "n-0")).one() == "ann"

@@ -45,27 +45,6 @@ def resolve(definition: Definition, principal: Principal) -> dict[str, Any]:
 Predicate = Callable[[Mapping[str, Any]], bool]
 
 
-def _leaf(field_name: str, op: str, value: Any) -> Predicate:
-    if op == "contains":
-        return lambda t: value in (t.get(field_name) or ())
-    if op in ("is_null", "not_null"):
-        want_null = op == "is_null"
-        return lambda t: (t.get(field_name) is None) == want_null
-    wanted = frozenset(value) if isinstance(value, (list, tuple)) else frozenset((value,))
-    if op in ("eq", "in"):
-        return lambda t: t.get(field_name) is not None and t.get(field_name) in wanted
-    return lambda t: t.get(field_name) is None or t.get(field_name) not in wanted  # ne, not_in
-
-
-def compile_predicate(obj: Mapping[str, Any]) -> Predicate:
-    """A fast evaluator for trusted, placeholder-free condition JSON (null semantics of §5)."""
-    for mode, test in (("all", all), ("any", any)):
-        if mode in obj:
-            parts = tuple(compile_predicate(item) for item in obj[mode])
-            return lambda t, parts=parts, test=test: test(p(t) for p in parts)
-    return _leaf(obj["field"], obj["op"], obj.get("value"))
-
-
 @dataclass(frozen=True)
 class Materialized:
     """One MP: resolved static predicate `root` and, for timed MPs, the field scoring members."""
@@ -76,9 +55,17 @@ class Materialized:
     origins: tuple[str, ...] = field(default=(), compare=False)
 
     @cached_property
-    def evaluator(self) -> Predicate:
-        """Compiled on first use: reads never evaluate, the worker and rebuilds do."""
-        return compile_predicate(self.root)
+    def matcher(self) -> Predicate:
+        """`matches` compiled to one Python function on first use: reads never evaluate, the
+        worker (per MP and change) and rebuilds do."""
+        return compile_matcher(self.root)
+
+    @cached_property
+    def reads(self) -> frozenset[str]:
+        """Every ticket field whose value can change what this MP counts, buckets aside: its
+        predicate's fields, a timed MP's score field, and `deleted` (a tombstone matches none)."""
+        score = {self.score_field} if self.score_field else set()
+        return fields_read(self.root) | {"deleted"} | score
 
     @cached_property
     def spec(self) -> str:
@@ -106,7 +93,7 @@ class Materialized:
 
     def matches(self, ticket: Mapping[str, Any]) -> bool:
         """True when a live ticket satisfies the static predicate (any time window aside)."""
-        return not ticket.get("deleted") and self.evaluator(ticket)
+        return self.matcher(ticket)
 
     def member(self, ticket: Mapping[str, Any]) -> tuple[str, int] | None:
         """A timed MP's sorted-set member and score for a ticket, or None (null timestamp)."""
@@ -114,3 +101,44 @@ class Materialized:
         if score is None:
             return None
         return f"{ticket['id']}:{ticket['version']}", int(score)
+
+
+def fields_read(obj: Mapping[str, Any]) -> frozenset[str]:
+    """The ticket fields a condition JSON (placeholder-free, as in Materialized.root) reads."""
+    for mode in ("all", "any"):
+        if mode in obj:
+            return frozenset().union(*(fields_read(item) for item in obj[mode]))
+    return frozenset((obj["field"],))
+
+
+def _source(node: Mapping[str, Any], consts: list[Any]) -> str:
+    """A Python expression over the ticket `t` for a condition JSON; values live in C[i]."""
+    def const(value: Any) -> str:
+        consts.append(value)
+        return f"C[{len(consts) - 1}]"
+
+    for mode, joiner, empty in (("all", " and ", "True"), ("any", " or ", "False")):
+        if mode in node:
+            parts = [_source(item, consts) for item in node[mode]]
+            return f"({joiner.join(parts)})" if parts else empty
+    field_name, op, value = node["field"], node["op"], node.get("value")
+    get = f"t.get({const(field_name)})"
+    if op == "contains":
+        return f"({const(value)} in ({get} or ()))"
+    if op in ("is_null", "not_null"):
+        return f"({get} is {'' if op == 'is_null' else 'not '}None)"
+    wanted = const(frozenset(value) if isinstance(value, (list, tuple)) else frozenset((value,)))
+    if op in ("eq", "in"):
+        return f"((x := {get}) is not None and x in {wanted})"
+    return f"((x := {get}) is None or x not in {wanted})"  # ne, not_in
+
+
+def compile_matcher(obj: Mapping[str, Any]) -> Predicate:
+    """Materialized.matches for trusted, placeholder-free condition JSON as one function: a live
+    ticket (not `deleted`) satisfying the predicate, with the null semantics of §5.
+    Every value and field name is passed as a constant, never spelled into the source."""
+    consts: list[Any] = ["deleted"]
+    source = f"def matches(t):\n    return not t.get(C[0]) and {_source(obj, consts)}\n"
+    namespace: dict[str, Any] = {"C": tuple(consts)}
+    exec(compile(source, "<predicate>", "exec"), namespace)  # noqa: S102 (no input in source)
+    return namespace["matches"]

@@ -9,7 +9,7 @@ import json
 from typing import Any, Sequence
 
 from tally.counting.predicates import Materialized
-from tally.events.ticket_deltas import ticket_change_ops
+from tally.events.ticket_deltas import ticket_rows_ops
 from tally.stores import keys
 from tally.stores.base import GroupOps, Op, OutboxDelta
 
@@ -46,11 +46,8 @@ def notification_ops(tenant: str, payload: dict[str, Any]) -> list[GroupOps]:
 
 def ticket_ops(tenant: str, payload: dict[str, Any],
                mps: Sequence[Materialized]) -> list[GroupOps]:
-    """Ticket changes as cell ops on every registered materialised predicate."""
-    groups: list[GroupOps] = []
-    for change in payload["changes"]:
-        groups.extend(ticket_change_ops(tenant, mps, change["before"], change["after"]))
-    return groups
+    """Ticket changes as cell ops on every registered materialised predicate, merged per cell."""
+    return ticket_rows_ops(tenant, mps, payload["changes"])
 
 
 def outbox_delta(tenant: str, outbox_id: int, payload: str | dict[str, Any],

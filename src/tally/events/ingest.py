@@ -8,11 +8,13 @@ A batch costs a few statements whatever its size (a 5,000-event call is not 5,00
 1. claim the event ids (multi-row INSERT ... ON CONFLICT DO NOTHING: redeliveries drop out);
 2. lock and read every touched ticket and notification (SELECT ... FOR UPDATE in id order on
    PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the whole database), so "before" is exactly
-   what the row held, even with concurrent ingests;
+   what the row held, even with concurrent ingests; except a notification that only
+   `notification.created` names: it is new in the common case (ids are created once), so step 4
+   finds out instead of a lock, and a typical batch of creations saves that round trip;
 3. apply the events in order to those rows in memory, collecting the outbox changes;
-4. insert the rows the batch creates (INSERT ... ON CONFLICT DO NOTHING); should a concurrent
-   batch have committed one of them since step 2, that row is locked and read, and step 3 runs
-   again with it;
+4. insert the rows the batch creates (INSERT ... ON CONFLICT DO NOTHING); should one of them
+   exist after all (a concurrent batch committed it since step 2, or a created id was stored
+   already), that row is locked and read, and step 3 runs again with it;
 5. write the changed rows (one executemany UPDATE per table) and the outbox rows (one INSERT).
 """
 from __future__ import annotations
@@ -245,8 +247,9 @@ def _claim(session: Session, tenant: str, event_ids: Iterable[str], now_ms: int)
     return set(session.execute(stmt, rows).scalars())
 
 
-def _touched(events: Sequence[Event]) -> tuple[set[str], set[str]]:
-    """The ticket ids and notification ids the events name."""
+def _to_lock(events: Sequence[Event]) -> tuple[set[str], set[str]]:
+    """The ticket ids and notification ids to lock and read before the events run: all they
+    name, but notifications named only by `notification.created` (see step 2 above)."""
     tickets: set[str] = set()
     notifications: set[str] = set()
     for event in events:
@@ -254,7 +257,7 @@ def _touched(events: Sequence[Event]) -> tuple[set[str], set[str]]:
             tickets.add(event.data["id"])
         elif event.type == "notification.read":
             notifications.update(event.data["ids"])
-        else:
+        elif event.type != "notification.created":
             notifications.add(event.data["id"])
     return tickets, notifications
 
@@ -277,10 +280,10 @@ def _ingest_once(session: Session, tenant: str, events: Sequence[Event],
             new_events.append(event)
     batch = _Batch(session, tenant, now_ms, LockedRows(session, _tickets, tenant),
                    LockedRows(session, _notifications, tenant))
-    ticket_ids, notification_ids = _touched(new_events)
+    ticket_ids, notification_ids = _to_lock(new_events)
     batch.tickets.lock(ticket_ids)
     batch.notifications.lock(notification_ids)
-    while True:  # once, unless a concurrent batch created one of our new rows meanwhile
+    while True:  # once, unless one of the rows we create exists after all (step 4)
         batch.restart()
         for event in new_events:
             HANDLERS[event.type](batch, event.data)

@@ -6,6 +6,10 @@ set. Rows are read APPLY_BATCH_SIZE at a time and turned into counter ops APPLY_
 (a row holds up to 200 changes, each with ops on many cells), which bounds a batch's memory.
 Rows are pruned only after their dedupe entries are dropped, and only once applied for longer
 than OUTBOX_RETENTION_SECONDS (well beyond JOB_TIMEOUT, so no job can still hold them).
+
+Apply jobs coalesce (`request_apply`): a commit enqueues a job only when no job enqueued before
+it is still waiting to start, since that job reads the outbox after it starts and so sees the
+commit. Under a steady stream of POSTs the worker then runs one job per pass, not one per POST.
 """
 from __future__ import annotations
 
@@ -15,8 +19,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
+import redis
 from sqlalchemy import delete, func, select, update
 
+from tally import jobs
 from tally.clock import epoch_ms, utc_now
 from tally.errors import GuardChanged, RebuildBusy, StoreUnavailable
 from tally.events.deltas import outbox_delta
@@ -36,6 +42,9 @@ BUSY_SLEEP_SECONDS = 0.05
 APPLY_CHANGES = 2000  # changes turned into ops, and applied, at once
 PRUNE_CHUNK = 1000
 NOTIFICATION_PREFIX = keys.notification_group("x")[:-1]  # "n:"
+# How long an enqueued apply job stands in for later commits of its tenant. A job lost before it
+# started (its worker killed) holds them up this long at most, and the sweep covers it anyway.
+APPLY_QUEUED_SECONDS = 5
 ParsedRow = tuple[int, str, dict[str, Any]]  # outbox id, group, payload
 
 
@@ -53,6 +62,39 @@ class ApplyReport:
 
 def _now(services: "Services") -> int:
     return epoch_ms(services.clock())
+
+
+def apply_queued_key(tenant: str) -> str:
+    """The queue Redis key saying an apply job of `tenant` is enqueued and has not started."""
+    return f"tally-apply:queued:{tenant}"
+
+
+def request_apply(services: "Services", tenant: str, high_water: int) -> None:
+    """After a commit: make sure an apply job reads the tenant's outbox later than now.
+
+    Enqueues one unless a job enqueued earlier has not started yet: each job clears the key
+    before it reads the outbox (apply_pending), so the key present now means that read is still
+    to come. With the queue Redis down the enqueue is attempted anyway (it logs the outage; the
+    sweep catches up), and a failed enqueue clears the key so the next commit tries again.
+    """
+    queue_redis = services.queue_redis
+    key = apply_queued_key(tenant)
+    try:
+        first = bool(queue_redis.set(key, high_water, nx=True, ex=APPLY_QUEUED_SECONDS))
+    except redis.RedisError:
+        first = True
+    if not first:
+        return
+    if jobs.enqueue_apply(queue_redis, tenant, high_water,
+                          job_timeout=int(services.config.JOB_TIMEOUT)) is None:
+        _forget_queued(services, tenant)
+
+
+def _forget_queued(services: "Services", tenant: str) -> None:
+    try:
+        services.queue_redis.delete(apply_queued_key(tenant))
+    except redis.RedisError as error:  # the key expires; meanwhile the sweep covers the tenant
+        log.warning("tenant %s: could not clear the queued-apply key: %s", tenant, error)
 
 
 def _apply(services: "Services", tenant: str, rows: Sequence[ParsedRow]) -> ApplyResult:
@@ -100,6 +142,7 @@ def _apply_rows(services: "Services", tenant: str, rows: Sequence[Any],
     for part in _by_changes(parsed, APPLY_CHANGES):
         result = _apply(services, tenant, part)
         applied, duplicates = applied + result.applied, duplicates + result.duplicates
+    _notify(services, tenant, rows)  # the counters have changed: tell streams before marking
     ids = [row.id for row in rows]
     with services.db.write() as session:
         session.execute(update(OutboxRow).where(OutboxRow.id.in_(ids),
@@ -111,7 +154,6 @@ def _apply_rows(services: "Services", tenant: str, rows: Sequence[Any],
     report.batches += 1
     report.last_id = rows[-1].id
     record_events_applied(services.queue_redis, applied)  # for /metrics, best effort
-    _notify(services, tenant, rows)
 
 
 def _by_changes(rows: list[ParsedRow], size: int) -> list[list[ParsedRow]]:
@@ -138,8 +180,9 @@ def apply_pending(services: "Services", tenant: str, *, ids: list[int] | None = 
 
     Without ids: every row pending when the call starts, in id order, APPLY_BATCH_SIZE at a time,
     at most `limit` rows, and no new batch once `budget_seconds` have passed (the report then
-    says `more`). Raises RebuildBusy when a rebuild outlasts the brief retries, and
-    StoreUnavailable when Redis is down; the rows then stay pending for a later job or the sweep.
+    says `more`); it first clears the tenant's queued-apply key (see request_apply). Raises
+    RebuildBusy when a rebuild outlasts the brief retries, and StoreUnavailable when Redis is
+    down; the rows then stay pending for a later job or the sweep.
     """
     deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
     size = int(services.config.APPLY_BATCH_SIZE)
@@ -153,22 +196,25 @@ def apply_pending(services: "Services", tenant: str, *, ids: list[int] | None = 
                     OutboxRow.id.in_(wanted[start:start + size])).order_by(OutboxRow.id)).all()
             _apply_rows(services, tenant, rows, report)
         return report
-    with db.snapshot() as session:
-        high = session.scalar(select(func.max(OutboxRow.id)).where(
-            OutboxRow.tenant_id == tenant, OutboxRow.applied_at.is_(None)))
-    after = 0
-    while high is not None and (limit is None or report.rows < limit):
+    _forget_queued(services, tenant)  # commits from now on need a job of their own
+    after, high = 0, None
+    while limit is None or report.rows < limit:
         take = size if limit is None else min(size, limit - report.rows)
         with db.snapshot() as session:
-            rows = session.execute(_pending(tenant).where(
-                OutboxRow.id > after, OutboxRow.id <= high).order_by(OutboxRow.id)
-                .limit(take)).all()
+            query = _pending(tenant).where(OutboxRow.id > after)
+            if high is not None:
+                query = query.where(OutboxRow.id <= high)
+            rows = session.execute(query.order_by(OutboxRow.id).limit(take)).all()
+            if rows and high is None:  # the rows pending now bound the call: one query, mostly
+                high = rows[-1].id if len(rows) < take else _newest_pending(session, tenant)
         if not rows:
             break
         _apply_rows(services, tenant, rows, report)
         after = rows[-1].id
+        if len(rows) < take:  # none left up to `high`: spare the query that would say so
+            break
         if deadline is not None and time.monotonic() >= deadline:
-            report.more = len(rows) == take
+            report.more = True
             break
     return report
 
@@ -183,8 +229,12 @@ def pending_tenants(db: Database, older_than_ms: int) -> list[str]:
 def high_water(db: Database, tenant: str) -> int | None:
     """The newest pending outbox id of a tenant (what an apply job for it covers)."""
     with db.snapshot() as session:
-        return session.scalar(select(func.max(OutboxRow.id)).where(
-            OutboxRow.tenant_id == tenant, OutboxRow.applied_at.is_(None)))
+        return _newest_pending(session, tenant)
+
+
+def _newest_pending(session: Any, tenant: str) -> int | None:
+    return session.scalar(select(func.max(OutboxRow.id)).where(
+        OutboxRow.tenant_id == tenant, OutboxRow.applied_at.is_(None)))
 
 
 def prune(services: "Services", now_ms: int) -> int:

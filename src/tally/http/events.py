@@ -9,10 +9,10 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from tally import jobs
 from tally.auth.guard import require_roles
 from tally.clock import epoch_ms
 from tally.errors import UnsupportedMediaType
+from tally.events import outbox
 from tally.events.ingest import ingest
 from tally.events.schemas import EventBatchSchema, Event
 from tally.extensions import services
@@ -72,7 +72,6 @@ class Events(MethodView):
         svc, tenant = services(), g.principal.tenant_id
         result = ingest(svc.db, tenant, batch["events"], epoch_ms(svc.clock()))
         if result.high_water is not None:  # after the commit: the job must see the rows
-            jobs.enqueue_apply(svc.queue_redis, tenant, result.high_water,
-                               job_timeout=int(svc.config.JOB_TIMEOUT))
+            outbox.request_apply(svc, tenant, result.high_water)
         return success({"accepted": result.accepted, "duplicates": result.duplicates},
                        "Events accepted")

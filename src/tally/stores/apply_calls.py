@@ -7,6 +7,9 @@ exactly as it would the separate ops: the group's warm and snapshot checks are m
 event and group either way. A batch is then cut into calls of at most MAX_OPS_PER_CALL ops,
 never inside an event, because a script holds Redis for its whole run (reads wait meanwhile);
 each call is atomic and dedupes its events on its own, so calls need not run together.
+The body is flat arrays with numeric op codes (apply.lua's header has the layout): a batch holds
+tens of thousands of groups, and an object per group and op cost more to build, encode and
+decode than the ops cost to apply.
 """
 from __future__ import annotations
 
@@ -18,6 +21,9 @@ from tally.stores import keys
 from tally.stores.base import GroupOps, Key, Op, OutboxDelta
 
 MAX_OPS_PER_CALL = 5000
+# apply.lua's op codes (see its header for the body's layout).
+HINCRBY, INCRBY, HMAX, ZMOVE = 1, 2, 3, 4
+OP_CODES = {"hincrby": HINCRBY, "incrby": INCRBY, "hmax": HMAX, "zmove": ZMOVE}
 
 
 @dataclass
@@ -40,7 +46,8 @@ class _Encoder:
         self.guards = [[self.key(name), value] for name, value in guards]
         self.group_keys = group_keys  # group -> (lock key, snapshot key), shared across calls
         self.locks: dict[str, int] = {}
-        self.events: list[dict[str, Any]] = []
+        self.heads: dict[tuple[str, str], list[Any]] = {}  # (group, warm key) -> its head
+        self.events: list[list[Any]] = []
         self.outbox_ids: list[int] = []
         self.ops = 0
 
@@ -52,14 +59,18 @@ class _Encoder:
         return found
 
     def op(self, op: Op) -> list[Any]:
-        """apply.lua's form of an op: keys (the op's, and Key arguments) as KEYS indices."""
+        """apply.lua's form of an op: its code, then keys (the op's, and Key arguments) as KEYS
+        indices and the other arguments."""
         name, args = op.name, op.args
         if name == "hincrby" and not isinstance(args[0], Key):  # the most frequent op
-            return [name, self.key(op.key), args[0], args[1]]
+            return [HINCRBY, self.key(op.key), args[0], args[1]]
         if name == "zmove":
             negatives, member, score, n = args
-            return [name, self.key(op.key), self.key(negatives), member, score, n]
-        return [name, self.key(op.key), *(self.key(a) if isinstance(a, Key) else a for a in args)]
+            return [ZMOVE, self.key(op.key), self.key(negatives), member, score, n]
+        code = OP_CODES.get(name)
+        if code is None:
+            raise ValueError(f"apply.lua has no op {name!r}")
+        return [code, self.key(op.key), *(self.key(a) if isinstance(a, Key) else a for a in args)]
 
     def merged(self, ops: Iterable[Op]) -> list[list[Any]]:
         """The ops of one event on one group, merged and encoded: increments of one field summed
@@ -84,8 +95,8 @@ class _Encoder:
                 sums[slot] = sums.get(slot, 0) + op.args[0]
             else:
                 other.append(op)
-        out = [[slot[0], self.key(slot[1]), *slot[2:], value] for slot, value in sums.items()
-               if value or slot[0] == "hmax"]
+        out = [[OP_CODES[slot[0]], self.key(slot[1]), *slot[2:], value]
+               for slot, value in sums.items() if value or slot[0] == "hmax"]
         for same in moves.values():
             if len(same) > 1:
                 net = sum(op.args[3] for op in same)
@@ -97,27 +108,44 @@ class _Encoder:
             out += [self.op(op) for op in same]
         return out + [self.op(op) for op in other]
 
-    def add(self, delta: OutboxDelta) -> None:
-        by_group: dict[str, list[GroupOps]] = {}
-        for g in delta.groups:
-            by_group.setdefault(g.group, []).append(g)
-        groups = []
-        for group, entries in by_group.items():
+    def _head(self, entry: GroupOps) -> list[Any]:
+        """The group's warm key index and field and snapshot key index, found once per call."""
+        group = entry.group
+        head = self.heads.get((group, entry.warm_key))
+        if head is None:
             found = self.group_keys.get(group)
             if found is None:
                 found = self.group_keys[group] = (keys.group_lock_key(self.tenant, group),
                                                   keys.group_snapshot_key(self.tenant, group))
             if group not in self.locks:
                 self.locks[group] = self.key(found[0])
+            field = entry.warm_field if entry.warm_field is not None else False
+            head = [self.key(entry.warm_key), field, self.key(found[1])]
+            self.heads[(group, entry.warm_key)] = head
+        return head
+
+    def add(self, delta: OutboxDelta) -> None:
+        by_group: dict[str, list[GroupOps]] = {}
+        for g in delta.groups:
+            by_group.setdefault(g.group, []).append(g)
+        event: list[Any] = [str(delta.outbox_id)]
+        key = self.key
+        for entries in by_group.values():
+            group = list(self._head(entries[0]))
             if len(entries) == 1:
-                encoded = [self.op(op) for op in entries[0].ops]
+                for op in entries[0].ops:
+                    args = op.args
+                    if op.name == "hincrby" and not isinstance(args[0], Key):  # most frequent
+                        group += (HINCRBY, key(op.key), args[0], args[1])
+                    else:
+                        group += self.op(op)
+                    self.ops += 1
             else:
-                encoded = self.merged(op for entry in entries for op in entry.ops)
-            self.ops += len(encoded)
-            groups.append({"warm": self.key(entries[0].warm_key),
-                           "field": entries[0].warm_field, "snap": self.key(found[1]),
-                           "ops": encoded})
-        self.events.append({"id": str(delta.outbox_id), "groups": groups})
+                for encoded in self.merged(op for entry in entries for op in entry.ops):
+                    group += encoded
+                    self.ops += 1
+            event.append(group)
+        self.events.append(event)
         self.outbox_ids.append(delta.outbox_id)
 
     def call(self) -> ApplyCall:

@@ -5,7 +5,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, true
+from sqlalchemy import Column, ColumnElement, and_, case, func, or_, select, text, true, union_all
+from sqlalchemy.sql.visitors import replacement_traverse
 from sqlalchemy.orm import Session
 
 from tally.counting.predicates import Materialized
@@ -14,6 +15,7 @@ from tally.stores.sql_filters import predicate, window
 from tally.stores.ticket_counters import Cell
 
 SUPPORT = "sr:"
+GROUPING_WORK_MEM = "32MB"
 
 
 def bucket_predicate(bucket: str) -> ColumnElement[bool]:
@@ -36,6 +38,11 @@ def bucket_predicate(bucket: str) -> ColumnElement[bool]:
     elif kind != "all":
         raise ValueError(f"unknown bucket {bucket!r}")
     return and_(true(), *parts)
+
+
+# The id column each _Bucket attribute names.
+ID_COLUMNS = {"team": Ticket.team_id, "assignee": Ticket.assignee_id,
+              "requester": Ticket.requester_id}
 
 
 def _live(tenant: str) -> list[ColumnElement[bool]]:
@@ -89,9 +96,8 @@ def _dimensions(buckets: Sequence[_Bucket]) -> dict[str, ColumnElement[Any]]:
     """GROUP BY columns telling the buckets apart: each id column collapsed to the values the
     buckets name (any other value groups as NULL), so there are few groups however many rows."""
     dims: dict[str, ColumnElement[Any]] = {}
-    for name, column, attr in (("team", Ticket.team_id, "team"),
-                               ("asg", Ticket.assignee_id, "assignee"),
-                               ("req", Ticket.requester_id, "requester")):
+    for name, attr in (("team", "team"), ("asg", "assignee"), ("req", "requester")):
+        column = ID_COLUMNS[attr]
         values = sorted({getattr(b, attr) for b in buckets} - {None})
         if values:
             dims[name] = case((column.in_(values), column), else_=None)
@@ -100,12 +106,65 @@ def _dimensions(buckets: Sequence[_Bucket]) -> dict[str, ColumnElement[Any]]:
     return dims
 
 
-def _scope(parsed: dict[str, _Bucket]) -> ColumnElement[bool]:
-    """The tickets of any of the buckets, leaving out buckets inside another (an agent's
-    `asgteam:me|t` is inside `team:t`, a `sr:` bucket inside its plain twin)."""
+def _scope(parsed: dict[str, _Bucket]) -> list[ColumnElement[bool]]:
+    """The tickets of any of the buckets as branches: a bucket inside another (an agent's
+    `asgteam:me|t` is inside `team:t`, a `sr:` bucket inside its plain twin) is left out, and
+    buckets naming one column of the same kind share a branch (`team_id IN (…)`: one key range
+    set of one index)."""
     kept = [name for name, bucket in parsed.items()
             if not any(other != bucket and bucket.within(other) for other in parsed.values())]
-    return or_(*[bucket_predicate(name) for name in kept or parsed])
+    wanted: dict[Any, list[Any]] = {}
+    for name in kept or parsed:
+        bucket = parsed[name]
+        named = [(attr, getattr(bucket, attr)) for attr in ID_COLUMNS
+                 if getattr(bucket, attr) is not None]
+        if len(named) == 1:
+            (attr, value), = named
+            wanted.setdefault((bucket.support, attr), []).append(value)
+        else:
+            wanted[name] = [bucket_predicate(name)]
+    return [and_(true(), *([Ticket.is_support_request.is_(True)] if key[0] else []),
+                 ID_COLUMNS[key[1]].in_(values)) if isinstance(key, tuple) else values[0]
+            for key, values in wanted.items()]
+
+
+def _disjoint(branches: list[ColumnElement[bool]]) -> list[ColumnElement[bool]]:
+    """Each branch without the rows of the branches before it (a row counts once)."""
+    return [and_(mine, or_(*branches[:i]).is_not(true())) if i else mine
+            for i, mine in enumerate(branches)]
+
+
+class _Rows:
+    """Where a query over the live tickets of some buckets reads them (`rows`, filtered by
+    `where`), and `on`, which points an expression over Ticket's columns at those rows.
+
+    On PostgreSQL, a UNION ALL of the branches of _scope made disjoint: each is a key range of one
+    scope index (migration 0002), and each branch's rows group apart, where one bitmap OR fed a
+    sort of every row. Covering indexes would make each branch index-only; they were measured
+    and left out (docs/benchmarks.md, "Cold recompute"). SQLite gains nothing from branches:
+    the table, filtered by their OR.
+    """
+
+    def __init__(self, tenant: str, parsed: dict[str, _Bucket], dialect: str):
+        scope = _scope(parsed)
+        self.rows: Any = Ticket.__table__
+        self.where = [*_live(tenant), or_(*scope)]
+        if dialect == "postgresql" and len(scope) > 1:
+            self.rows = union_all(*[select(Ticket.__table__).where(*_live(tenant), branch)
+                                    for branch in _disjoint(scope)]).subquery("scoped")
+            self.where = []
+
+    def _swap(self, element: Any) -> Any:
+        if isinstance(element, Column) and element.table is Ticket.__table__:
+            return self.rows.c[element.key]
+        return None
+
+    def on(self, expression: Any) -> ColumnElement[Any]:
+        if self.rows is Ticket.__table__:
+            return expression
+        if hasattr(expression, "__clause_element__"):  # an ORM attribute such as Ticket.id
+            expression = expression.__clause_element__()
+        return replacement_traverse(expression, {}, self._swap)
 
 
 def cell_counts(session: Session, tenant: str, cells: Sequence[Cell],
@@ -134,11 +193,18 @@ def cell_counts(session: Session, tenant: str, cells: Sequence[Cell],
         sums.append(func.count().filter(condition))
     names = list(dict.fromkeys(c.bucket for c in cells))
     parsed = {name: _Bucket.parse(name) for name in names}
-    dims = _dimensions(list(parsed.values()))
-    query = select(*[column.label(name) for name, column in dims.items()], *sums) \
-        .where(*_live(tenant), _scope(parsed))
+    scoped = _Rows(tenant, parsed, dialect)
+    dims = {name: scoped.on(column)
+            for name, column in _dimensions(list(parsed.values())).items()}
+    query = select(*[column.label(name) for name, column in dims.items()],
+                   *[scoped.on(total) for total in sums]).select_from(scoped.rows) \
+        .where(*scoped.where)
     if dims:
         query = query.group_by(*dims.values())
+    if dialect == "postgresql":
+        # A few groups, but PostgreSQL cannot tell from the CASE keys: room to hash them
+        # rather than sort every row (to disk) first. Reverts when the snapshot ends.
+        session.execute(text(f"SET LOCAL work_mem = '{GROUPING_WORK_MEM}'"))
     groups = [({name: row[i] for i, name in enumerate(dims)}, row[len(dims):])
               for row in session.execute(query)]
     return [sum(int(values[targets[(cell.mp.id, span)]]) for group, values in groups
@@ -191,9 +257,11 @@ def timed_members(session: Session, tenant: str,
     matches = [and_(predicate(mp.root, dialect), SCORE_COLUMNS[mp.score_field].is_not(None))
                for mp in mps]
     scores = [SCORE_COLUMNS[mp.score_field] for mp in mps]
-    query = select(Ticket.id, Ticket.version, *dims.values(),
-                   *[case((match, score), else_=None) for match, score in zip(matches, scores)]
-                   ).where(*_live(tenant), _scope(parsed), or_(*matches))
+    scoped = _Rows(tenant, parsed, dialect)
+    columns = [Ticket.id, Ticket.version, *dims.values(),
+               *[case((match, score), else_=None) for match, score in zip(matches, scores)]]
+    query = select(*[scoped.on(column) for column in columns]).select_from(scoped.rows) \
+        .where(*scoped.where, scoped.on(or_(*matches)))
     width = 2 + len(dims)
     # Per distinct collapsed (team, assignee, requester, support): per MP, the cells to fill.
     targets: dict[tuple[Any, ...], list[list[dict[str, int]]]] = {}
