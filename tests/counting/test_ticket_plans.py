@@ -71,3 +71,18 @@ def test_the_cache_is_bounded_least_recently_used_first():
     _get(cache, AGENT, _filters("7440"))  # evicts 3745, not all
     assert _get(cache, AGENT, _filters("all")) is a
     assert len(cache._plans) == 2
+
+
+def test_the_warm_read_counts_each_mp_and_window_once():
+    # Overdue (7440) is requested and is also the summary's overdue: one entry for both.
+    filters = _filters("all", "3745", "7440")
+    compiled = compile_count(TENANT, AGENT, plan(AGENT, "agent"), filters, None, None)
+    pairs = [(t.mp.id, t.definition.time_condition) for t in compiled.targets]
+    assert len(compiled.entries) == len(set(pairs)) < len(compiled.targets)
+    assert [pairs[compiled.targets.index(e)] for e in compiled.entries] == list(dict.fromkeys(
+        pairs))
+    for target, entry in zip(compiled.targets, compiled.entry_of):
+        assert pairs[compiled.targets.index(compiled.entries[entry])] == (
+            target.mp.id, target.definition.time_condition)
+    assert compiled.per_target(list(range(len(compiled.entries)))) == list(compiled.entry_of)
+    assert len(compiled.sums.cells) == len(compiled.entries) * len(compiled.terms)

@@ -43,7 +43,11 @@ class CompiledCount:
 
     targets: tuple[Target, ...]
     terms: tuple[tuple[str, int], ...]  # the bucket plan as (bucket, sign): Σ add − Σ subtract
-    sums: Sums  # the warm read: one count per target
+    # The warm read counts each distinct (MP, time condition) once: summary entries repeat
+    # requested filters, and filters share MPs (Overdue and Due Today: one, two windows).
+    entries: tuple[Target, ...]  # the first target of each distinct pair
+    entry_of: tuple[int, ...]  # per target, its entry
+    sums: Sums  # the warm read: one count per entry
     filter_ids: tuple[str, ...]  # the requested ids, in order (the rest are summary entries)
     details_json: str  # `filterDetails`, serialised once
     sources: tuple[Definition | None, ...]  # what it was compiled from (identity-checked)
@@ -55,8 +59,14 @@ class CompiledCount:
 
     def windows(self, now: int, tz: str) -> list[tuple[float, float] | None]:
         """Per target, its window now in `tz` (None for plain MPs)."""
-        return [t.definition.time_condition.window(now, tz) if t.definition.time_condition
-                else None for t in self.targets]
+        return [_window(t, now, tz) for t in self.targets]
+
+    def entry_windows(self, now: int, tz: str) -> list[tuple[float, float]]:
+        """The windows of the timed entries, in order (what `sums` is read with)."""
+        return [_window(e, now, tz) for e in self.entries if e.definition.time_condition]
+
+    def per_target(self, entry_counts: Sequence[int]) -> list[int]:
+        return [entry_counts[i] for i in self.entry_of]
 
     def totals(self, cell_values: Sequence[int | None]) -> list[int]:
         """Per target, the bucket plan applied to its cells' values (as `cells` orders them)."""
@@ -64,6 +74,11 @@ class CompiledCount:
         return [sum(sign * (cell_values[i * width + j] or 0)
                     for j, (_, sign) in enumerate(self.terms))
                 for i in range(len(self.targets))]
+
+
+def _window(target: Target, now: int, tz: str) -> Any:
+    condition = target.definition.time_condition
+    return condition.window(now, tz) if condition else None
 
 
 def _sources(filters: Mapping[str, Any], profile: Definition | None) -> tuple[Any, ...]:
@@ -80,10 +95,19 @@ def compile_count(tenant: str, principal: Principal, view: CountPlan, filters: M
     targets = tuple(Target(key, Materialized.of(d, principal, profile, (fid, *extra)), d)
                     for key, fid, d in named)
     terms = tuple([(b, 1) for b in view.add] + [(b, -1) for b in view.subtract])
+    first: dict[tuple[str, Any], int] = {}  # (MP id, time condition) -> its entry
+    entries: list[Target] = []
+    entry_of: list[int] = []
+    for t in targets:
+        pair = (t.mp.id, t.definition.time_condition)
+        if pair not in first:
+            first[pair] = len(entries)
+            entries.append(t)
+        entry_of.append(first[pair])
     details = {fid: f.details() for fid, f in filters.items()}
-    return CompiledCount(targets, terms, Sums.of(tenant, [t.mp for t in targets], terms),
-                         tuple(filters), json.dumps(details, separators=(",", ":")),
-                         _sources(filters, profile))
+    return CompiledCount(targets, terms, tuple(entries), tuple(entry_of),
+                         Sums.of(tenant, [e.mp for e in entries], terms), tuple(filters),
+                         json.dumps(details, separators=(",", ":")), _sources(filters, profile))
 
 
 class PlanCache:

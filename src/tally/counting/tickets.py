@@ -63,7 +63,7 @@ class TicketCountService:
         tenant = query.principal.tenant_id
         try:
             read = self.services.ticket_counters.read_sums(
-                compiled.sums, [span for span in spans if span is not None])
+                compiled.sums, compiled.entry_windows(now, query.timezone))
         except StoreUnavailable as error:
             log.warning("ticket counts from SQL, counter store down: %s", error.message)
             totals = compiled.totals(self._from_sql(tenant, compiled, spans))
@@ -72,7 +72,7 @@ class TicketCountService:
             cold = list({cell.group: cell for cell in read}.values())
             totals = compiled.totals(self._recompute(tenant, cold, compiled, spans, now))
             return self._answer(compiled, totals, now, "recomputed")
-        return self._answer(compiled, read, now, "cache")
+        return self._answer(compiled, compiled.per_target(read), now, "cache")
 
     @staticmethod
     def _cell_windows(compiled: CompiledCount,
