@@ -120,7 +120,8 @@ def test_verify_reports_plain_and_timed_drift_and_repair_fixes_it(world, tenant_
     assert sorted(drift.lines) == sorted([
         f"tickets mp={plain} bucket=all filters=3745: count redis={true_count + 2} "
         f"sql={true_count}",
-        f"tickets mp={timed} bucket=all filters=7440: members (differ: ghost:1) "
+        # Due Today (6358) and Overdue (7440): one MP (dueAt), two windows, both its origins
+        f"tickets mp={timed} bucket=all filters=6358,7440: members (differ: ghost:1) "
         f"redis={members + 1} sql={members}"])
     repaired = maintenance.verify(services, tenant_id, repair=True)
     assert repaired.repaired == 2
@@ -133,7 +134,8 @@ def test_pending_removals_in_a_warm_timed_cell_are_drift(world, tenant_id, raw):
     timed = only_mp(raw, tenant_id, "7474")
     raw.hincrby(keys.mp_negatives_key(tenant_id, timed, "team:t1"), "T1:9", -1)
     (line,) = maintenance.verify(services, tenant_id).lines
-    assert f"mp={timed} bucket=team:t1 filters=7474: members (pending removals: 1)" in line
+    assert (f"mp={timed} bucket=team:t1 filters=7474,7475: members (pending removals: 1)"
+            in line)  # SLA Breached and SLA At Risk: one MP (slaDueAt), two windows
 
 
 def test_verify_skips_cells_while_ticket_deltas_are_in_flight(world, client, headers,

@@ -86,3 +86,14 @@ def test_the_warm_read_counts_each_mp_and_window_once():
             target.mp.id, target.definition.time_condition)
     assert compiled.per_target(list(range(len(compiled.entries)))) == list(compiled.entry_of)
     assert len(compiled.sums.cells) == len(compiled.entries) * len(compiled.terms)
+
+
+def test_an_mp_shared_by_several_filters_is_registered_with_all_of_them():
+    # 7474 (SLA Breached) and 7475 (SLA At Risk): one MP (slaDueAt), two windows, two entries.
+    compiled = compile_count(TENANT, AGENT, plan(AGENT, "agent"), _filters("7474", "7475"),
+                             None, None)
+    shared = compiled.targets[0].mp.id
+    assert compiled.targets[1].mp.id == shared
+    cells = [c for c in compiled.sums.cells if c.mp.id == shared]
+    assert len(cells) == 2 * len(compiled.terms)
+    assert {c.mp.origins for c in cells} == {("7474", "7475")}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 from tally.counting.conditions import Definition
@@ -104,9 +104,15 @@ def compile_count(tenant: str, principal: Principal, view: CountPlan, filters: M
             first[pair] = len(entries)
             entries.append(t)
         entry_of.append(first[pair])
+    # An MP several filters share (7474 SLA Breached and 7475 SLA At Risk: one MP, two windows)
+    # is registered with every one of them as origin, whichever entry's cell turns out cold.
+    origins: dict[str, dict[str, None]] = {}
+    for t in targets:
+        origins.setdefault(t.mp.id, {}).update(dict.fromkeys(t.mp.origins))
+    mps = [replace(e.mp, origins=tuple(origins[e.mp.id])) for e in entries]
     details = {fid: f.details() for fid, f in filters.items()}
     return CompiledCount(targets, terms, tuple(entries), tuple(entry_of),
-                         Sums.of(tenant, [e.mp for e in entries], terms), tuple(filters),
+                         Sums.of(tenant, mps, terms), tuple(filters),
                          json.dumps(details, separators=(",", ":")), _sources(filters, profile))
 
 
