@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tally.localrun import free_port
+from tally.localrun import free_port, stop_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,13 +62,47 @@ def test_make_run_serves_the_demo_and_its_curl_lines_work(launcher):
         summary["totalOpen"]
 
 
+def _group_members(*pgids: int) -> list[str]:
+    found = []
+    for pgid in pgids:
+        found += subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True,
+                                text=True).stdout.split()
+    return found
+
+
 def test_ctrl_c_stops_every_process_it_started(launcher):
     process, _ = launcher
-    children = subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True,
-                              text=True).stdout.split()
-    assert len(children) >= 5  # launcher, redis-server, gunicorn (+worker), rq worker, scheduler
+    children = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(process.pid)],
+                                                    capture_output=True, text=True).stdout.split()]
+    groups = [process.pid, *children]  # each child leads a process group of its own
+    # the launcher, gunicorn and its worker, the rq worker and its scheduler, the scheduler
+    assert len(_group_members(*groups)) >= 5
+    # Ctrl-C reaches the terminal's foreground group: the launcher's.
     os.killpg(process.pid, signal.SIGINT)
     process.wait(30)
     time.sleep(1)
-    left = subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, text=True)
-    assert left.stdout.split() == []
+    assert _group_members(*groups) == []
+
+
+def test_stopping_a_group_reaches_a_grandchild_its_parent_left_behind():
+    # Given a child whose forked grandchild ignores SIGTERM and outlives it (as rq's scheduler
+    # process can when Ctrl-C lands while the worker forks it)
+    script = ("import os, signal, sys, time\n"
+              "if os.fork() == 0:\n"
+              "    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+              "    time.sleep(120)\n"
+              "    sys.exit(0)\n"
+              "time.sleep(120)\n")
+    child = subprocess.Popen([sys.executable, "-c", script], process_group=0)
+    deadline = time.monotonic() + 10
+    while len(_group_members(child.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(_group_members(child.pid)) == 2
+    # When the launcher stops it
+    stop_groups([child], timeout=1.0)
+    # Then nothing of its group is left
+    assert child.returncode is not None
+    deadline = time.monotonic() + 5
+    while _group_members(child.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _group_members(child.pid) == []

@@ -152,6 +152,37 @@ def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
+def _signal_group(pgid: int, signum: int) -> bool:
+    """Send signum to a process group; False when no process of it is left."""
+    try:
+        os.killpg(pgid, signum)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def stop_groups(children: list[subprocess.Popen], timeout: float = 15.0) -> None:
+    """SIGTERM each child's process group, wait for all of it, SIGKILL what is still there."""
+    import signal
+
+    for child in children:
+        _signal_group(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for child in children:
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        while _signal_group(child.pid, 0) and time.monotonic() < deadline:
+            time.sleep(0.1)  # its grandchildren (gunicorn workers, rq's scheduler) finishing
+        if _signal_group(child.pid, signal.SIGKILL):
+            print(f"pid {child.pid}'s group did not stop in {timeout:.0f}s: killed")
+            try:
+                child.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+
+
 def main() -> None:
     """`make run`: Redis, SQLite, migrations, demo data, then web + worker + scheduler."""
     import signal
@@ -190,7 +221,9 @@ def main() -> None:
             "scheduler": [python, "-m", "workers.schedule"],
         }
         for name, command in commands.items():
-            children.append(subprocess.Popen(command, env=env))
+            # A process group each: stopping a group also reaches what the child forked (the
+            # gunicorn workers, rq's scheduler process), even one forked as Ctrl-C arrived.
+            children.append(subprocess.Popen(command, env=env, process_group=0))
             print(f"started {name}: pid {children[-1].pid}")
         wait_for_port(int(env["PORT"]), timeout=30)
         _print_demo(token, demo.tenant_id, devkeys.DEV_REALM, int(env["PORT"]))
@@ -201,14 +234,8 @@ def main() -> None:
     except KeyboardInterrupt:
         print("\nstopping…")
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.terminate()
-        for child in children:
-            try:
-                child.wait(15)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
+        stop_groups(children)
         if redis_server:
             redis_server.stop()
         print("stopped")
