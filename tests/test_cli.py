@@ -121,7 +121,8 @@ def test_ticket_verify_exits_1_on_plain_and_timed_drift_and_repair_fixes_it(cli,
     found = cli("verify", "--tenant", tenant_id)
     assert found.exit_code == 1
     assert f"tickets mp={plain} bucket=all filters=3745: count redis=" in found.output
-    assert f"tickets mp={timed} bucket=all filters=6358,7440: members (differ: {gone})" in found.output
+    assert (f"tickets mp={timed} bucket=all filters=6358,7440: members (differ: {gone})"
+            in found.output)
     assert "2 difference(s)" in found.output
     repaired = cli("verify", "--tenant", tenant_id, "--repair")
     assert repaired.exit_code == 0, repaired.output

@@ -72,8 +72,8 @@ def _group_members(*pgids: int) -> list[str]:
 
 def test_ctrl_c_stops_every_process_it_started(launcher):
     process, _ = launcher
-    children = [int(pid) for pid in subprocess.run(["pgrep", "-P", str(process.pid)],
-                                                    capture_output=True, text=True).stdout.split()]
+    listed = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True)
+    children = [int(pid) for pid in listed.stdout.split()]
     groups = [process.pid, *children]  # each child leads a process group of its own
     # the launcher, gunicorn and its worker, the rq worker and its scheduler, the scheduler
     assert len(_group_members(*groups)) >= 5
