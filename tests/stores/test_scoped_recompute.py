@@ -12,7 +12,7 @@ from sqlalchemy import event, select, text
 from tally.counting.model import Principal
 from tally.counting.predicates import Materialized
 from tally.counting.system_filters import SYSTEM_BY_ID
-from tally.counting.visibility import assignee_team_bucket, plan, ticket_buckets
+from tally.counting.visibility import assignee_team_bucket, plan
 from tally.provisioning import create_tenant
 from tally.stores import sql_ticket_counts as sql
 from tally.stores.db import Database
@@ -21,25 +21,15 @@ from tally.stores.sql_filters import leaf
 from tally.stores.ticket_counters import Cell
 from tests.conftest import REALM
 from tests.counting.randomdata import random_tickets
+from tests.stores.cells import FILTERS, NOW, cells_of, in_cell, ticket_row
 from tests.support.postgres import create_database, drop_database
 
 TENANT = "5b1e6a9c-2d3f-4e8a-9b0c-1d2e3f4a5b6c"
-NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 ME = Principal("auth0|u2", TENANT, "realm", frozenset({"ticket_agent"}), ("t|3", "t1"))
 # No "all": several kept buckets that overlap (a ticket of team t1 assigned to me is in two),
 # nested ones (asgteam inside team, sr: inside plain) and a requester bucket.
 BUCKETS = ("team:t|3", "team:t1", "asg:auth0|u2", assignee_team_bucket("auth0|u2", "t|3"),
            assignee_team_bucket("auth0|u2", "t1"), "req:u1", "sr:team:t0", "sr:asg:auth0|u2")
-FILTERS = ("all", "3745", "4195", "7471", "7473", "7472", "5932", "6358", "7440", "7474", "7475")
-TZ = "Asia/Calcutta"
-
-
-def _row(tenant: str, t: dict) -> Ticket:
-    return Ticket(tenant_id=tenant, id=t["id"], version=t["version"], deleted=t["deleted"],
-                  status=t["status"], priority=t["priority"], team_id=t["teamId"],
-                  assignee_id=t["assigneeId"], requester_id=t["requesterId"],
-                  category=t["category"], tags=t["tags"], is_support_request=t["isSupportRequest"],
-                  created_at=t["createdAt"], due_at=t["dueAt"], sla_due_at=t["slaDueAt"])
 
 
 @pytest.fixture
@@ -47,29 +37,13 @@ def tickets(db_url):
     rows = random_tickets(seed=23, n=400, now_ms=NOW)
     db = Database(db_url)
     with db.write() as session:
-        session.add_all(_row(TENANT, t) for t in rows)
+        session.add_all(ticket_row(TENANT, t) for t in rows)
     yield db, rows
     db.engine.dispose()
 
 
 def _cells(buckets=BUCKETS) -> tuple[list[Cell], list]:
-    cells, windows = [], []
-    for fid in FILTERS:
-        definition = SYSTEM_BY_ID[fid].definition
-        mp = Materialized.of(definition, ME)
-        span = definition.time_condition.window(NOW, TZ) if definition.time_condition else None
-        for bucket in buckets:
-            cells.append(Cell(mp, bucket))
-            windows.append(span)
-    return cells, windows
-
-
-def _in_cell(ticket: dict, cell: Cell, span) -> bool:
-    if ticket["deleted"] or not cell.mp.matches(ticket) or cell.bucket not in ticket_buckets(
-            ticket):
-        return False
-    score = ticket.get(cell.mp.score_field) if span is not None else None
-    return span is None or (score is not None and span[0] <= score < span[1])
+    return cells_of(ME, buckets)
 
 
 def test_overlapping_buckets_count_each_ticket_once_per_cell(tickets):
@@ -82,7 +56,7 @@ def test_overlapping_buckets_count_each_ticket_once_per_cell(tickets):
     with db.snapshot() as session:
         counts = sql.cell_counts(session, TENANT, cells, windows)
 
-    assert counts == [sum(_in_cell(t, cell, span) for t in rows)
+    assert counts == [sum(in_cell(t, cell, span) for t in rows)
                       for cell, span in zip(cells, windows)]
     assert len(set(counts)) > 5
 
@@ -96,7 +70,7 @@ def test_timed_members_of_overlapping_buckets(tickets):
 
     for cell in timed:
         assert members[cell.group] == {cell.mp.member(t)[0]: cell.mp.member(t)[1] for t in rows
-                                       if _in_cell(t, cell, None)
+                                       if in_cell(t, cell, None)
                                        and cell.mp.member(t) is not None}, cell
     assert sum(len(found) for found in members.values()) > 50
 
@@ -139,7 +113,7 @@ def test_an_agents_recompute_reads_each_branch_through_its_scope_index(postgres_
             t["teamId"] = f"team-{rng.randrange(40)}"
             t["assigneeId"] = f"agent-{rng.randrange(300)}"
         with db.write() as session:
-            session.add_all(_row(tenant, t) for t in rows)
+            session.add_all(ticket_row(tenant, t) for t in rows)
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.exec_driver_sql("VACUUM ANALYZE tickets")
         agent = Principal("agent-3", tenant, "realm", frozenset({"ticket_agent"}),
@@ -171,5 +145,5 @@ def test_an_agents_recompute_reads_each_branch_through_its_scope_index(postgres_
     assert "using ix_tickets_tenant_team" in shape, shape
     assert "using ix_tickets_tenant_assignee" in shape, shape
     assert "Seq Scan" not in shape and "ix_tickets_tenant_live" not in shape, shape
-    assert counts == [sum(_in_cell(t, cell, None) for t in rows) for cell in cells]
+    assert counts == [sum(in_cell(t, cell, None) for t in rows) for cell in cells]
     assert max(counts) > 0

@@ -4,24 +4,19 @@ from __future__ import annotations
 import pytest
 
 from tally.counting.model import Principal
-from tally.counting.predicates import Materialized
-from tally.counting.system_filters import SYSTEM_BY_ID
-from tally.counting.visibility import assignee_team_bucket, ticket_buckets
+from tally.counting.visibility import assignee_team_bucket
 from tally.stores import sql_ticket_counts as sql
 from tally.stores.db import Database
-from tally.stores.models import Ticket
 from tally.stores.ticket_counters import Cell
 from tests.counting.randomdata import random_tickets
+from tests.stores.cells import NOW, cells_of, in_cell, ticket_row
 
 TENANT = "7d0c1f2e-3a4b-4c5d-8e6f-708192a3b4c5"
-NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 ME = Principal("auth0|u2", TENANT, "realm", frozenset({"ticket_agent"}), ("t|3", "t1"))
 # Every kind of bucket at once, support variants and ids holding '|' included.
 BUCKETS = ("all", "team:t|3", "team:t1", "asg:auth0|u2", assignee_team_bucket("auth0|u2", "t|3"),
            assignee_team_bucket("auth0|u2", "t1"), "req:u1", "sr:all", "sr:team:t0",
            "sr:asg:auth0|u2")
-FILTERS = ("all", "3745", "4195", "7471", "7473", "7472", "5932", "6358", "7440", "7474", "7475")
-TZ = "Asia/Calcutta"
 
 
 @pytest.fixture
@@ -29,38 +24,13 @@ def tickets(db_url):
     rows = random_tickets(seed=11, n=400, now_ms=NOW)
     db = Database(db_url)
     with db.write() as session:
-        session.add_all(Ticket(tenant_id=TENANT, id=t["id"], version=t["version"],
-                               deleted=t["deleted"], status=t["status"], priority=t["priority"],
-                               team_id=t["teamId"], assignee_id=t["assigneeId"],
-                               requester_id=t["requesterId"], category=t["category"],
-                               tags=t["tags"], is_support_request=t["isSupportRequest"],
-                               created_at=t["createdAt"], due_at=t["dueAt"],
-                               sla_due_at=t["slaDueAt"]) for t in rows)
+        session.add_all(ticket_row(TENANT, t) for t in rows)
     yield db, rows
     db.engine.dispose()
 
 
 def _cells() -> tuple[list[Cell], list]:
-    cells, windows = [], []
-    for fid in FILTERS:
-        definition = SYSTEM_BY_ID[fid].definition
-        mp = Materialized.of(definition, ME)
-        span = definition.time_condition.window(NOW, TZ) if definition.time_condition else None
-        for bucket in BUCKETS:
-            cells.append(Cell(mp, bucket))
-            windows.append(span)
-    return cells, windows
-
-
-def _in_cell(ticket: dict, cell: Cell, span) -> bool:
-    if ticket["deleted"] or not cell.mp.matches(ticket):
-        return False
-    if cell.bucket not in ticket_buckets(ticket):
-        return False
-    if span is None:
-        return True
-    score = ticket.get(cell.mp.score_field)
-    return score is not None and span[0] <= score < span[1]
+    return cells_of(ME, BUCKETS)
 
 
 def test_one_grouped_query_counts_every_cell_as_the_oracle_does(tickets):
@@ -70,7 +40,7 @@ def test_one_grouped_query_counts_every_cell_as_the_oracle_does(tickets):
     with db.snapshot() as session:
         counts = sql.cell_counts(session, TENANT, cells, windows)
 
-    expected = [sum(_in_cell(t, cell, span) for t in rows) for cell, span in zip(cells, windows)]
+    expected = [sum(in_cell(t, cell, span) for t in rows) for cell, span in zip(cells, windows)]
     assert counts == expected
     assert any(counts) and len(set(counts)) > 5  # the data exercises the cells
 
@@ -85,6 +55,6 @@ def test_timed_members_are_what_the_worker_would_hold(tickets):
 
     for cell in timed:
         want = {cell.mp.member(t)[0]: cell.mp.member(t)[1] for t in rows
-                if _in_cell(t, cell, None) and cell.mp.member(t) is not None}
+                if in_cell(t, cell, None) and cell.mp.member(t) is not None}
         assert members[cell.group] == want, cell
     assert sum(len(found) for found in members.values()) > 50
