@@ -6,8 +6,10 @@ from tally.counting.model import Principal
 from tally.counting.predicates import Materialized
 from tally.counting.system_filters import SYSTEM_BY_ID
 from tally.counting.visibility import ticket_buckets
+from tally.stores.db import Database
 from tally.stores.models import Ticket
 from tally.stores.ticket_counters import Cell
+from tests.counting.randomdata import random_tickets
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 TZ = "Asia/Calcutta"
@@ -46,3 +48,13 @@ def in_cell(ticket: dict, cell: Cell, span) -> bool:  # noqa: ANN001
         return True
     score = ticket.get(cell.mp.score_field)
     return score is not None and span[0] <= score < span[1]
+
+
+def seeded_tickets(db_url: str, tenant: str, seed: int, n: int = 400):  # noqa: ANN201
+    """A fixture body: `n` random tickets of `tenant` written to `db_url`; yields (db, rows)."""
+    rows = random_tickets(seed=seed, n=n, now_ms=NOW)
+    db = Database(db_url)
+    with db.write() as session:
+        session.add_all(ticket_row(tenant, t) for t in rows)
+    yield db, rows
+    db.engine.dispose()

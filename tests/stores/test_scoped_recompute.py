@@ -21,7 +21,7 @@ from tally.stores.sql_filters import leaf
 from tally.stores.ticket_counters import Cell
 from tests.conftest import REALM
 from tests.counting.randomdata import random_tickets
-from tests.stores.cells import FILTERS, NOW, cells_of, in_cell, ticket_row
+from tests.stores.cells import FILTERS, NOW, cells_of, in_cell, seeded_tickets, ticket_row
 from tests.support.postgres import create_database, drop_database
 
 TENANT = "5b1e6a9c-2d3f-4e8a-9b0c-1d2e3f4a5b6c"
@@ -34,12 +34,7 @@ BUCKETS = ("team:t|3", "team:t1", "asg:auth0|u2", assignee_team_bucket("auth0|u2
 
 @pytest.fixture
 def tickets(db_url):
-    rows = random_tickets(seed=23, n=400, now_ms=NOW)
-    db = Database(db_url)
-    with db.write() as session:
-        session.add_all(ticket_row(TENANT, t) for t in rows)
-    yield db, rows
-    db.engine.dispose()
+    yield from seeded_tickets(db_url, TENANT, seed=23)
 
 
 def _cells(buckets=BUCKETS) -> tuple[list[Cell], list]:

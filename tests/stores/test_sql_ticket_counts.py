@@ -6,10 +6,8 @@ import pytest
 from tally.counting.model import Principal
 from tally.counting.visibility import assignee_team_bucket
 from tally.stores import sql_ticket_counts as sql
-from tally.stores.db import Database
 from tally.stores.ticket_counters import Cell
-from tests.counting.randomdata import random_tickets
-from tests.stores.cells import NOW, cells_of, in_cell, ticket_row
+from tests.stores.cells import cells_of, in_cell, seeded_tickets
 
 TENANT = "7d0c1f2e-3a4b-4c5d-8e6f-708192a3b4c5"
 ME = Principal("auth0|u2", TENANT, "realm", frozenset({"ticket_agent"}), ("t|3", "t1"))
@@ -21,12 +19,7 @@ BUCKETS = ("all", "team:t|3", "team:t1", "asg:auth0|u2", assignee_team_bucket("a
 
 @pytest.fixture
 def tickets(db_url):
-    rows = random_tickets(seed=11, n=400, now_ms=NOW)
-    db = Database(db_url)
-    with db.write() as session:
-        session.add_all(ticket_row(TENANT, t) for t in rows)
-    yield db, rows
-    db.engine.dispose()
+    yield from seeded_tickets(db_url, TENANT, seed=11)
 
 
 def _cells() -> tuple[list[Cell], list]:
