@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -163,8 +164,6 @@ def _signal_group(pgid: int, signum: int) -> bool:
 
 def stop_groups(children: list[subprocess.Popen], timeout: float = 15.0) -> None:
     """SIGTERM each child's process group, wait for all of it, SIGKILL what is still there."""
-    import signal
-
     for child in children:
         _signal_group(child.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -185,8 +184,6 @@ def stop_groups(children: list[subprocess.Popen], timeout: float = 15.0) -> None
 
 def main() -> None:
     """`make run`: Redis, SQLite, migrations, demo data, then web + worker + scheduler."""
-    import signal
-
     from tally.auth import devkeys
 
     var_dir = os.path.abspath(os.environ.get("TALLY_VAR_DIR", "var"))
