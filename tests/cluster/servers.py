@@ -152,6 +152,16 @@ class RedisClusterProcesses:
     def live(self) -> list[RedisProcess]:
         return [node for node in self.nodes if node.process is not None]
 
+    def wait_promoted(self, node: RedisProcess) -> None:
+        """Wait until `node` (a replica whose master failed) has been elected master."""
+        def promoted() -> bool:
+            try:
+                return self.command(node, "ROLE")[0] == "master"
+            except redis.RedisError:
+                return False
+
+        self.wait(promoted, f"{node.port} to be elected master")
+
     def wait_ready(self, nodes: list[RedisProcess] | None = None) -> None:
         """Wait until the (live) nodes report cluster_state:ok and agree on the slot map."""
         clients = [self.node_client(node) for node in (nodes or self.nodes)]

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 
 import pytest
 import redis
 
 from tally.counting import maintenance
-from tally.errors import TallyError
+from tally.errors import StoreUnavailable, TallyError
 from tally.events import outbox
 from tally.stores import keys, sql_counts
 from tally.stores.base import Install, Op
@@ -32,6 +33,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 USERS = ("ann", "bob", "cy")
 MIGRATE_BATCH = 3  # keys per MIGRATE: the slot is split between two masters for many steps
 DRAIN_ATTEMPTS = 200
+RETRY_PAUSE_S = 0.05  # between refused attempts: 200 of them span 10 s, not a few ms
 
 
 @pytest.fixture
@@ -66,6 +68,7 @@ def apply_all(svc, tenant: str) -> None:
         try:
             outbox.apply_pending(svc, tenant)
         except TallyError:
+            time.sleep(RETRY_PAUSE_S)
             continue
         if outbox.backlog(svc.db)[0] == 0:
             return
@@ -201,6 +204,27 @@ def test_installs_sent_to_a_master_the_slot_has_left_follow_moved(app, cluster, 
     assert counters.client.smembers(keys.group_snapshot_key(tenant_id, group)) == {"7"}
 
 
+def test_a_pipeline_refused_by_a_dead_master_finds_its_successor_next(app, cluster, tenant_id):
+    counters = app.extensions["tally"].counters
+    group = keys.notification_group("ann")
+    hash_key = keys.notification_counts_key(tenant_id, "ann")
+    plans = [Install(group, [Op("hset", hash_key, ("total", 3))], [7]),
+             Install(group, [Op("hset", hash_key, ("unread", 2))], [])]
+    # Given a rebuild begun and replicated, then its master killed and its replica elected
+    token = counters.begin_rebuild(tenant_id, group)
+    master, replicas = cluster.serving(counters.client.keyslot(hash_key))
+    assert cluster.command(master, "WAIT", 1, 5000) == 1
+    master.kill()
+    cluster.wait_promoted(replicas[0])
+    cluster.wait_ready(cluster.live())
+    # When the installs are pipelined to the dead master the client still believes in
+    with pytest.raises(StoreUnavailable):
+        counters.install_many(tenant_id, token, plans)
+    # Then that refusal refreshed the client's slot map: sent again, they reach the new master
+    assert counters.install_many(tenant_id, token, plans) == [True, False]
+    assert counters.client.hgetall(hash_key) == {"total": "3"}
+
+
 def test_a_master_failing_over_to_its_replica_loses_no_count(world, cluster, tenant_id, redis_url):
     app, client, tokens = world
     svc = app.extensions["tally"]
@@ -224,6 +248,7 @@ def test_a_master_failing_over_to_its_replica_loses_no_count(world, cluster, ten
 
     # When its replica is allowed to take over (the cluster elects it)
     cluster.command(replicas[0], "CONFIG", "SET", "cluster-replica-no-failover", "no")
+    cluster.wait_promoted(replicas[0])  # not merely "ok": that holds until the kill is noticed
     cluster.wait_ready(cluster.live())
     # Then the client follows the new master: the owed deltas apply once, reads are warm again
     apply_all(svc, tenant_id)

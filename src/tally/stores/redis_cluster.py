@@ -11,6 +11,7 @@ import threading
 from typing import Any, Iterator
 
 import redis
+from redis.client import Pipeline
 from redis.commands.core import Script
 from redis.connection import Encoder
 from redis.exceptions import (AskError, MovedError, NoScriptError, RedisClusterException,
@@ -100,15 +101,46 @@ def scan_tenant(client: Any, tenant: str, pattern: str | None = None) -> Iterato
         yield from cluster.scan_iter(match=pattern, count=SCAN_COUNT, target_nodes=node)
 
 
+class MasterPipeline(Pipeline):
+    """A plain pipeline on one master of a cluster, that reports an unreachable master.
+
+    RedisCluster refreshes its slot map when a node it sent a command to cannot be reached; a
+    pipeline on the node itself goes round RedisCluster, so it does the same before raising.
+    Without that, after a failover every pipelined call would go on to the dead master's address
+    until some other command happened to refresh the map.
+    """
+
+    def __init__(self, cluster: redis.RedisCluster, node: Any):
+        own = cluster.get_redis_connection(node)
+        super().__init__(own.connection_pool, own.response_callbacks, False, None)
+        self._cluster, self._node = cluster, node
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        try:
+            return super().execute(raise_on_error)
+        except (redis.ConnectionError, redis.TimeoutError):
+            _forget_node(self._cluster, self._node)
+            raise
+
+
+def _forget_node(cluster: redis.RedisCluster, node: Any) -> None:
+    """What RedisCluster does when `node` cannot be reached: drop it and re-read the slot map."""
+    cluster.nodes_manager.startup_nodes.pop(node.name, None)
+    node.redis_connection = None
+    try:
+        cluster.nodes_manager.initialize()
+    except (redis.RedisError, RedisClusterException):
+        pass  # no node answers: the next command through RedisCluster tries again
+
+
 def tenant_pipeline(client: Any, tenant: str) -> Any:
     """A non-transactional pipeline for commands on one tenant's keys, scripts included.
 
-    A cluster pipeline refuses EVALSHA, so on a cluster this is a plain pipeline on the master
+    A cluster pipeline refuses EVALSHA, so on a cluster this is a MasterPipeline on the master
     owning the tenant's slot; a reply in NOT_RUN (a reshard moved the slot, or the master lacks
     the script) means that command did not run, and the caller sends it again on its own.
     """
     cluster = _cluster(client)
     if cluster is None:
         return client.pipeline(transaction=False)
-    node = cluster.get_node_from_key(keys.applied_key(tenant))
-    return cluster.get_redis_connection(node).pipeline(transaction=False)
+    return MasterPipeline(cluster, cluster.get_node_from_key(keys.applied_key(tenant)))
