@@ -9,8 +9,9 @@ import pytest
 from tally.counting.model import NOTIFICATION_TYPES, PRIORITIES
 from tally.counting.predicates import Materialized
 from tally.events.deltas import notification_ops, outbox_delta, ticket_ops
+from tally.events.ticket_deltas import cell_groups
 from tally.stores import keys
-from tally.stores.base import Op
+from tally.stores.base import CellDeltas, Op
 
 T = "3f1c3d5e-2a4b-4c6d-8e9f-0a1b2c3d4e5f"
 KEY = keys.notification_counts_key(T, "u1")
@@ -72,7 +73,8 @@ def test_ticket_changes_move_between_registered_predicates_in_every_bucket():
     open_mp = Materialized({"all": [{"field": "status", "op": "eq", "value": "open"}]})
     closed_mp = Materialized({"all": [{"field": "status", "op": "eq", "value": "closed"}]})
     change = {"before": ticket(), "after": ticket(version=2, status="closed")}
-    groups = ticket_ops(T, {"kind": "ticket", "at": 1, "changes": [change]}, [open_mp, closed_mp])
+    groups = cell_groups(T, ticket_ops(T, {"kind": "ticket", "at": 1, "changes": [change]},
+                                       [open_mp, closed_mp]))
     signs = {(g.group.split(":")[1], g.warm_field): g.ops[0].args[1] for g in groups}
     buckets = ["all", "team:blue", "asg:a1", "asgteam:2:a1|blue", "req:r1"]
     assert signs == {**{(open_mp.id, b): -1 for b in buckets},
@@ -82,7 +84,7 @@ def test_ticket_changes_move_between_registered_predicates_in_every_bucket():
 def test_timed_predicates_move_members_scored_by_their_field():
     due = Materialized({"all": []}, "dueAt")
     change = {"before": ticket(), "after": ticket(version=2, dueAt=70)}
-    groups = ticket_ops(T, {"kind": "ticket", "at": 1, "changes": [change]}, [due])
+    groups = cell_groups(T, ticket_ops(T, {"kind": "ticket", "at": 1, "changes": [change]}, [due]))
     moves = sorted(op.args[1:] for op in groups[0].ops)
     assert moves == [("t1:1", 50, -1), ("t1:2", 70, 1)]
     assert len(groups) == 5 and groups[0].warm_field == "z:all"
@@ -90,7 +92,7 @@ def test_timed_predicates_move_members_scored_by_their_field():
 
 def test_ticket_rows_without_registered_predicates_give_no_ops():
     change = {"before": None, "after": ticket()}
-    assert ticket_ops(T, {"kind": "ticket", "at": 1, "changes": [change]}, []) == []
+    assert ticket_ops(T, {"kind": "ticket", "at": 1, "changes": [change]}, []) == CellDeltas()
 
 
 def test_outbox_delta_reads_the_stored_json():
@@ -99,7 +101,8 @@ def test_outbox_delta_reads_the_stored_json():
     delta = outbox_delta(T, 42, payload)
     assert delta.outbox_id == 42
     assert [g.group for g in delta.groups] == ["n:u1"]
-    assert outbox_delta(T, 43, json.dumps({"kind": "ticket", "at": 5, "changes": []})).groups == []
+    empty = outbox_delta(T, 43, json.dumps({"kind": "ticket", "at": 5, "changes": []}))
+    assert empty.groups == [] and empty.cells == CellDeltas()
 
 
 def recount(rows):

@@ -10,8 +10,9 @@ import pytest
 from tally.counting.conditions import parse_definition
 from tally.counting.predicates import Materialized, Predicate
 from tally.counting.visibility import ticket_buckets
-from tally.events.ticket_deltas import ticket_change_ops, ticket_rows_ops
-from tally.stores import keys
+from tally.events.ticket_deltas import cell_groups, ticket_change_ops, ticket_rows_cells
+from tally.stores import apply_calls, keys
+from tally.stores.base import OutboxDelta
 from tests.counting.randomdata import TAGS, TEAMS, USERS, principals, random_tickets
 from tests.security.random_filters import definition
 
@@ -142,8 +143,29 @@ def test_each_change_gives_what_evaluating_every_predicate_gives(seed):
 def test_a_row_of_changes_is_merged_per_cell_like_its_changes_one_by_one():
     mps = random_mps(6, 30)
     changes = random_changes(6, 200)
-    merged = ticket_rows_ops(T, mps, [{"before": b, "after": a} for b, a in changes])
+    merged = cell_groups(T, ticket_rows_cells(T, mps, [{"before": b, "after": a}
+                                                       for b, a in changes]))
     one_by_one = [g for b, a in changes for g in ticket_change_ops(T, mps, b, a)]
     assert net_of(merged) == net_of(one_by_one)
     # one group per touched cell, including cells whose changes net to nothing
     assert sorted(g.group for g in merged) == sorted({g.group for g in one_by_one})
+
+
+@pytest.mark.parametrize("max_ops", [50, apply_calls.MAX_OPS_PER_CALL])
+def test_cells_are_encoded_exactly_as_their_groups_would_be(max_ops):
+    # Given rows of random changes on plain and timed predicates, plus a notification row
+    mps = random_mps(7, 30)
+    changes = random_changes(7, 300)
+    rows = [ticket_rows_cells(T, mps, [{"before": b, "after": a} for b, a in changes[i:i + 60]])
+            for i in range(0, len(changes), 60)]
+    assert any(cells.timed for cells in rows) and any(cells.plain for cells in rows)
+    assert any(0 in cells.plain.values() for cells in rows)  # touched cells netting to nothing
+    guards = [(keys.mp_version_key(T), "4")]
+    # When they are encoded straight from the cells, and from their GroupOps form
+    direct = apply_calls.encode(T, [OutboxDelta(i, [], cells) for i, cells in enumerate(rows)],
+                                guards, max_ops)
+    grouped = apply_calls.encode(T, [OutboxDelta(i, cell_groups(T, cells))
+                                     for i, cells in enumerate(rows)], guards, max_ops)
+    # Then the calls are the same: keys, bodies and the events each carries
+    assert len(direct) > (1 if max_ops == 50 else 0)
+    assert direct == grouped

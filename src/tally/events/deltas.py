@@ -9,9 +9,9 @@ import json
 from typing import Any, Sequence
 
 from tally.counting.predicates import Materialized
-from tally.events.ticket_deltas import ticket_rows_ops
+from tally.events.ticket_deltas import ticket_rows_cells
 from tally.stores import keys
-from tally.stores.base import GroupOps, Op, OutboxDelta
+from tally.stores.base import CellDeltas, GroupOps, Op, OutboxDelta
 
 Row = dict[str, Any]
 
@@ -45,9 +45,10 @@ def notification_ops(tenant: str, payload: dict[str, Any]) -> list[GroupOps]:
 
 
 def ticket_ops(tenant: str, payload: dict[str, Any],
-               mps: Sequence[Materialized]) -> list[GroupOps]:
-    """Ticket changes as cell ops on every registered materialised predicate, merged per cell."""
-    return ticket_rows_ops(tenant, mps, payload["changes"])
+               mps: Sequence[Materialized]) -> CellDeltas:
+    """Ticket changes as cell changes on every registered materialised predicate, merged per
+    cell (events.ticket_deltas.cell_groups gives them as GroupOps)."""
+    return ticket_rows_cells(tenant, mps, payload["changes"])
 
 
 def outbox_delta(tenant: str, outbox_id: int, payload: str | dict[str, Any],
@@ -58,5 +59,5 @@ def outbox_delta(tenant: str, outbox_id: int, payload: str | dict[str, Any],
     """
     data = json.loads(payload) if isinstance(payload, str) else payload
     if data["kind"] == "ticket":
-        return OutboxDelta(outbox_id, ticket_ops(tenant, data, mps))
+        return OutboxDelta(outbox_id, [], ticket_ops(tenant, data, mps))
     return OutboxDelta(outbox_id, notification_ops(tenant, data))

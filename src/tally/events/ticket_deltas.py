@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from tally.counting.predicates import Materialized
 from tally.counting.visibility import ticket_buckets
 from tally.stores import keys
-from tally.stores.base import GroupOps, Key, Op
+from tally.stores.base import CellDeltas, GroupOps, Key, Op
 
 Row = Mapping[str, Any]
 # The fields that choose a live ticket's buckets (counting/visibility.py), and `deleted`.
@@ -40,8 +40,7 @@ class CellOps:
     kept (even at a net of zero) once a change made an op on it, as the rebuild's snapshot ids
     expect (ticket_rebuild.py asks ticket_change_ops which cells a change touches)."""
 
-    def __init__(self, tenant: str):
-        self.tenant = tenant
+    def __init__(self) -> None:
         self.plain: dict[tuple[str, str], int] = {}
         self.timed: dict[tuple[str, str], dict[tuple[str, int], list[int]]] = {}
 
@@ -76,21 +75,32 @@ class CellOps:
                 for member, n in changed:
                     cell.setdefault(member, []).append(n)
 
-    def groups(self) -> list[GroupOps]:
-        tenant = self.tenant
-        out = []
-        for (mp, bucket), n in self.plain.items():
-            key = _counts_key(tenant, mp)
-            out.append(GroupOps(keys.cell_group(mp, bucket), key,
-                                [Op("hincrby", key, (bucket, n))] if n else [], bucket))
-        for (mp, bucket), members in self.timed.items():
-            group, zset, negatives = _cell_keys(tenant, mp, bucket)
-            ops = [Op("zmove", zset, (negatives, member, score, n))
-                   for (member, score), signs in sorted(members.items(),
-                                                        key=lambda kv: sum(kv[1]))
-                   for n in _netted(signs)]
-            out.append(GroupOps(group, _counts_key(tenant, mp), ops, warm_field=f"z:{bucket}"))
-        return out
+    def cells(self) -> CellDeltas:
+        """The merged changes: each timed cell's moves netted per member (see _netted)."""
+        timed = {}
+        for cell, members in self.timed.items():
+            moves = []
+            for (member, score), signs in members.items():
+                if len(signs) == 1:
+                    moves.append((member, score, signs[0]))
+                else:
+                    moves += [(member, score, n) for n in _netted(signs)]
+            timed[cell] = moves
+        return CellDeltas(self.plain, timed)
+
+
+def cell_groups(tenant: str, cells: CellDeltas) -> list[GroupOps]:
+    """Cell changes as GroupOps: one group per touched cell, as apply_calls encodes them."""
+    out = []
+    for (mp, bucket), n in cells.plain.items():
+        key = _counts_key(tenant, mp)
+        out.append(GroupOps(keys.cell_group(mp, bucket), key,
+                            [Op("hincrby", key, (bucket, n))] if n else [], bucket))
+    for (mp, bucket), moves in cells.timed.items():
+        group, zset, negatives = _cell_keys(tenant, mp, bucket)
+        ops = [Op("zmove", zset, (negatives, member, score, n)) for member, score, n in moves]
+        out.append(GroupOps(group, _counts_key(tenant, mp), ops, warm_field=f"z:{bucket}"))
+    return out
 
 
 def _netted(signs: list[int]) -> list[int]:
@@ -138,15 +148,15 @@ def add_change(cells: CellOps, mps: Iterable[Materialized], before: Row | None,
 def ticket_change_ops(tenant: str, mps: Iterable[Materialized], before: Row | None,
                       after: Row | None) -> list[GroupOps]:
     """The cell ops one ticket change makes on each MP it enters, leaves or moves within."""
-    cells = CellOps(tenant)
+    cells = CellOps()
     add_change(cells, mps, before, after)
-    return cells.groups()
+    return cell_groups(tenant, cells.cells())
 
 
-def ticket_rows_ops(tenant: str, mps: Sequence[Materialized],
-                    changes: Iterable[Mapping[str, Any]]) -> list[GroupOps]:
-    """The ops of several changes (one outbox row), merged per cell (see CellOps)."""
-    cells = CellOps(tenant)
+def ticket_rows_cells(tenant: str, mps: Sequence[Materialized],
+                      changes: Iterable[Mapping[str, Any]]) -> CellDeltas:
+    """The cell changes of several changes (one outbox row), merged per cell (see CellOps)."""
+    cells = CellOps()
     for change in changes:
         add_change(cells, mps, change["before"], change["after"])
-    return cells.groups()
+    return cells.cells()

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Iterable, Sequence
 
 from tally.stores import keys
-from tally.stores.base import GroupOps, Key, Op, OutboxDelta
+from tally.stores.base import CellDeltas, GroupOps, Key, Op, OutboxDelta
 
 MAX_OPS_PER_CALL = 5000
 # apply.lua's op codes (see its header for the body's layout).
@@ -33,6 +34,18 @@ class ApplyCall:
     keys: list[str]
     body: str
     outbox_ids: list[int] = field(default_factory=list)
+
+
+@lru_cache(maxsize=65536)
+def _cell_key_names(tenant: str, mp: str, bucket: str, timed: bool) -> tuple[str, ...]:
+    """A ticket cell's group, rebuild marker, snapshot set and counts hash; for a timed cell
+    also its sorted set and negatives hash (the keys events.ticket_deltas.cell_groups names)."""
+    group = keys.cell_group(mp, bucket)
+    names = (group, keys.group_lock_key(tenant, group), keys.group_snapshot_key(tenant, group),
+             keys.mp_counts_key(tenant, mp))
+    if timed:
+        names += (keys.mp_zset_key(tenant, mp, bucket), keys.mp_negatives_key(tenant, mp, bucket))
+    return names
 
 
 class _Encoder:
@@ -145,8 +158,48 @@ class _Encoder:
                     group += encoded
                     self.ops += 1
             event.append(group)
+        if delta.cells is not None:
+            self._add_cells(event, delta.cells)
         self.events.append(event)
         self.outbox_ids.append(delta.outbox_id)
+
+    def _add_cells(self, event: list[Any], cells: CellDeltas) -> None:
+        """Ticket cells, encoded as their GroupOps form (cell_groups) would be, without building
+        it: a row's cells are nearly all distinct, so this is the batch's inner loop."""
+        tenant, index, names, locks = self.tenant, self.index, self.keys, self.locks
+
+        def key(name: str) -> int:
+            found = index.get(name)
+            if found is None:
+                names.append(name)
+                found = index[name] = len(names)
+            return found
+
+        ops = 0
+        for (mp, bucket), n in cells.plain.items():
+            group, lock, snapshot, counts = _cell_key_names(tenant, mp, bucket, False)
+            if group not in locks:
+                locks[group] = key(lock)
+            counts_index = key(counts)
+            if n:
+                event.append([counts_index, bucket, key(snapshot), HINCRBY, counts_index, bucket,
+                              n])
+                ops += 1
+            else:
+                event.append([counts_index, bucket, key(snapshot)])
+        for (mp, bucket), moves in cells.timed.items():
+            group, lock, snapshot, counts, zset, negatives = _cell_key_names(tenant, mp, bucket,
+                                                                             True)
+            if group not in locks:
+                locks[group] = key(lock)
+            entry = [key(counts), f"z:{bucket}", key(snapshot)]
+            if moves:  # all of them may have netted away
+                zset_index, negatives_index = key(zset), key(negatives)
+                for member, score, n in moves:
+                    entry += (ZMOVE, zset_index, negatives_index, member, score, n)
+                ops += len(moves)
+            event.append(entry)
+        self.ops += ops
 
     def call(self) -> ApplyCall:
         body = {"locks": list(self.locks.values()), "guards": self.guards, "events": self.events}

@@ -30,11 +30,26 @@ class GroupOps:
 
 
 @dataclass
+class CellDeltas:
+    """A ticket row's changes to its tenant's ticket cells, merged per (MP id, bucket) cell.
+
+    `plain`: a cell's net increment, kept at 0 once a change touched the cell (the rebuild's
+    snapshot ids expect its group). `timed`: a cell's sorted-set moves (member, score, ±n),
+    netted per member. Its GroupOps form is events.ticket_deltas.cell_groups; apply_calls encodes
+    it straight into apply.lua's body, since a batch holds hundreds of thousands of cells.
+    """
+
+    plain: dict[tuple[str, str], int] = field(default_factory=dict)
+    timed: dict[tuple[str, str], list[tuple[str, Any, int]]] = field(default_factory=dict)
+
+
+@dataclass
 class OutboxDelta:
-    """One outbox row, turned into per-group counter changes."""
+    """One outbox row, turned into per-group counter changes (and, for tickets, cell changes)."""
 
     outbox_id: int
     groups: list[GroupOps]
+    cells: CellDeltas | None = None
 
 
 @dataclass(frozen=True)
