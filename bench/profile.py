@@ -1,6 +1,7 @@
 """Where a warm read spends its CPU: cProfile of the hot endpoints in-process (no gunicorn).
 
     .venv/bin/python -m bench.profile [--calls 500] [--only ticket|notification|baseline]
+                                      [--dump DIR]
 
 Seeds a small tenant (SQLite, its own redis-server), warms the counters with one call of each
 row of the benchmark, then profiles `--calls` calls through Flask's test client and prints the
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tickets", type=int, default=5000)
     parser.add_argument("--only", default="notification,ticket,profile,baseline")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--dump", metavar="DIR",
+                        help="also write each row's profile to DIR/<row>.prof (for pstats)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp, Stack("sqlite", Path(tmp)) as stack:
         db = Database(stack.db_url)
@@ -78,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
             mean = (time.perf_counter() - started) / args.calls * 1000
             print(f"\n=== {name}: {args.calls} calls, {mean:.3f} ms per call (profiled) ===")
             stats = pstats.Stats(profiler)
+            if args.dump:
+                Path(args.dump).mkdir(parents=True, exist_ok=True)
+                stats.dump_stats(Path(args.dump) / f"{name}.prof")
             stats.sort_stats("cumulative").print_stats(args.top)
             stats.sort_stats("tottime").print_stats(args.top)
             started = time.perf_counter()
