@@ -116,7 +116,8 @@ def require_roles(*roles: str) -> Callable[[F], F]:
 
 
 def _check_accept() -> None:
-    if not request.headers.get("Accept", "").strip():
+    accept = request.headers.get("Accept", "").strip()
+    if accept in ("", "application/json", "*/*"):  # what clients send: no parse needed
         return
     offered = ["application/json"]
     if request.path.endswith("/stream"):

@@ -59,16 +59,17 @@ class TicketCountService:
     def count(self, query: TicketCountQuery) -> TicketCounts:
         now = epoch_ms(self.services.clock())
         compiled = self.compiled(query)
-        spans = compiled.windows(now, query.timezone)
         tenant = query.principal.tenant_id
         try:
             read = self.services.ticket_counters.read_sums(
                 compiled.sums, compiled.entry_windows(now, query.timezone))
         except StoreUnavailable as error:
             log.warning("ticket counts from SQL, counter store down: %s", error.message)
+            spans = compiled.windows(now, query.timezone)
             totals = compiled.totals(self._from_sql(tenant, compiled, spans))
             return self._answer(compiled, totals, now, "sql")
         if read and isinstance(read[0], Cell):
+            spans = compiled.windows(now, query.timezone)  # per target: the cold paths need them
             cold = list({cell.group: cell for cell in read}.values())
             totals = compiled.totals(self._recompute(tenant, cold, compiled, spans, now))
             return self._answer(compiled, totals, now, "recomputed")
