@@ -184,12 +184,17 @@ def test_a_tenant_slot_moving_to_another_master_keeps_counts_exact(world, cluste
     assert_counters_equal_sql(svc, tenant_id)
 
 
+def two_installs(tenant: str) -> tuple[str, str, list[Install]]:
+    """ann's group, its hash, and two installs of it: the first with snapshot id 7."""
+    group = keys.notification_group("ann")
+    hash_key = keys.notification_counts_key(tenant, "ann")
+    return group, hash_key, [Install(group, [Op("hset", hash_key, ("total", 3))], [7]),
+                             Install(group, [Op("hset", hash_key, ("unread", 2))], [])]
+
+
 def test_installs_sent_to_a_master_the_slot_has_left_follow_moved(app, cluster, tenant_id):
     counters = app.extensions["tally"].counters
-    group = keys.notification_group("ann")
-    hash_key = keys.notification_counts_key(tenant_id, "ann")
-    plans = [Install(group, [Op("hset", hash_key, ("total", 3))], [7]),
-             Install(group, [Op("hset", hash_key, ("unread", 2))], [])]
+    group, hash_key, plans = two_installs(tenant_id)
     # Given a rebuild begun, then the tenant's slot moved away behind the client's back
     token = counters.begin_rebuild(tenant_id, group)
     slot = counters.client.keyslot(hash_key)
@@ -206,10 +211,7 @@ def test_installs_sent_to_a_master_the_slot_has_left_follow_moved(app, cluster, 
 
 def test_a_pipeline_refused_by_a_dead_master_finds_its_successor_next(app, cluster, tenant_id):
     counters = app.extensions["tally"].counters
-    group = keys.notification_group("ann")
-    hash_key = keys.notification_counts_key(tenant_id, "ann")
-    plans = [Install(group, [Op("hset", hash_key, ("total", 3))], [7]),
-             Install(group, [Op("hset", hash_key, ("unread", 2))], [])]
+    group, hash_key, plans = two_installs(tenant_id)
     # Given a rebuild begun and replicated, then its master killed and its replica elected
     token = counters.begin_rebuild(tenant_id, group)
     master, replicas = cluster.serving(counters.client.keyslot(hash_key))
