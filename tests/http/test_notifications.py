@@ -55,6 +55,16 @@ def test_an_unknown_view_is_a_validation_error(client, headers, seeded):
     response = client.get(COUNT + "?view=compact", headers=headers())
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "VALIDATION_ERROR"
+    assert response.get_json()["error"]["details"] == {"view": ["Must be one of: full, minimal."]}
+    assert client.get(COUNT + "?view=", headers=headers()).status_code == 400
+
+
+def test_the_view_is_read_as_flask_smorest_would_read_it(client, headers, seeded):
+    """Unknown keys are ignored and a repeated key counts once, by its first value."""
+    body = client.get(COUNT + "?view=minimal&view=full&page=2", headers=headers()).get_json()
+    assert body["data"] == {"count": 4}
+    assert set(client.get(COUNT + "?views=minimal", headers=headers()).get_json()["data"]) == {
+        "total", "unread", "byType", "byPriority", "lastUpdated"}
 
 
 def test_a_user_without_notifications_has_zero_counts_and_no_last_update(client, headers,
