@@ -12,6 +12,9 @@ from bench.visibility import Visibility
 from bench.wrk import Paired
 
 DB_NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+# A row whose baseline rounds differ by more than this (fastest ÷ slowest) was measured while
+# the machine itself changed speed: its ratio is reported, its verdict is "unsure".
+NOISY_SPREAD = 1.3
 
 
 @dataclass(frozen=True)
@@ -57,8 +60,12 @@ def table(results: list[DbResult]) -> str:
                 figure += f", {p.errors} errors"
             target = f"≥ {load.target:.2f}" if load.target is not None else "—"
             met = None if load.target is None else p.ratio >= load.target
+            verdict = _met(met)
+            if met is not None and p.baseline_spread > NOISY_SPREAD:
+                verdict = (f"unsure: baseline rounds {_n(min(r.rps for r in p.baseline))}–"
+                           f"{_n(max(r.rps for r in p.baseline))} req/s")
             lines.append(_row([load.name, db, figure, _n(p.p50_ms, 2), _n(p.p99_ms, 2),
-                               f"{p.ratio:.2f}", target, _met(met)]))
+                               f"{p.ratio:.2f}", target, verdict]))
         for name, ratio in result.scale:
             lines.append(_row([name, db, "ratio of the ratios to the baseline", "", "",
                                f"{ratio:.2f}", "≥ 0.90", _met(ratio >= 0.9)]))

@@ -92,7 +92,8 @@ def measure_loads(base: str, var: str, args: argparse.Namespace, users: list[str
         progress(f"load: {name}")
         pair = wrk.alternate(base, endpoint, calls.baseline_calls(endpoint, size), args.rounds,
                              args.seconds, args.connections)
-        progress(f"  {pair.rps:,.0f} req/s, p99 {pair.p99_ms:.1f} ms, {pair.ratio:.2f}× baseline")
+        progress(f"  {pair.rps:,.0f} req/s, p99 {pair.p99_ms:.1f} ms, {pair.ratio:.2f}× baseline "
+                 f"(rounds: {pair.rounds_text()})")
         result.loads.append(report.LoadRow(name, pair, target))
 
     badge = calls.notification_calls(var, LARGE_TENANT, users[:args.badge_users])
@@ -139,6 +140,7 @@ def seed(stack: Stack, args: argparse.Namespace) -> tuple[SeededTenant, SeededTe
     large = seed_tenant(db, LARGE_TENANT, args.tickets, args.notifications, args.users,
                         devkeys.DEV_REALM, progress)
     db.engine.dispose()
+    os.sync()  # the seeded rows' dirty pages are written back now, not during the first rows
     return small, large
 
 

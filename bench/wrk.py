@@ -7,6 +7,7 @@ that prints one JSON line with the request count, duration, latency percentiles 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import statistics
 import subprocess
@@ -70,6 +71,18 @@ class Paired:
     @property
     def errors(self) -> int:
         return sum(r.errors for r in self.endpoint + self.baseline)
+
+    @property
+    def baseline_spread(self) -> float:
+        """The fastest baseline round's req/s over the slowest's: the same constant route, so
+        anything far above 1 is the machine (another process, writeback), not the app."""
+        rates = [r.rps for r in self.baseline]
+        return max(rates) / min(rates) if rates and min(rates) > 0 else math.inf
+
+    def rounds_text(self) -> str:
+        """Each round's req/s, endpoint and baseline: `E 2,070 / B 1,420; ...`."""
+        return "; ".join(f"E {e.rps:,.0f} / B {b.rps:,.0f}"
+                         for e, b in zip(self.endpoint, self.baseline))
 
 
 def wrk_binary() -> str:
