@@ -66,18 +66,26 @@ class Paired:
     @property
     def ratio(self) -> float:
         """The median over rounds of endpoint req/s ÷ the baseline's req/s of the same round."""
-        return statistics.median(e.rps / b.rps for e, b in zip(self.endpoint, self.baseline))
+        return statistics.median(self.ratios)
 
     @property
     def errors(self) -> int:
         return sum(r.errors for r in self.endpoint + self.baseline)
 
     @property
-    def baseline_spread(self) -> float:
-        """The fastest baseline round's req/s over the slowest's: the same constant route, so
-        anything far above 1 is the machine (another process, writeback), not the app."""
-        rates = [r.rps for r in self.baseline]
-        return max(rates) / min(rates) if rates and min(rates) > 0 else math.inf
+    def ratios(self) -> list[float]:
+        """Each round's endpoint req/s ÷ its baseline's, in round order."""
+        return [e.rps / b.rps if b.rps else 0.0 for e, b in zip(self.endpoint, self.baseline)]
+
+    @property
+    def ratio_quartiles(self) -> tuple[float, float]:
+        """The lower and upper quartile of the rounds' ratios: the middle half of the rounds lies
+        between them, whatever a few rounds disturbed by the machine (a stolen core) did."""
+        ratios = self.ratios
+        if len(ratios) < 2:
+            return (ratios[0], ratios[0]) if ratios else (math.nan, math.nan)
+        q1, _median, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+        return q1, q3
 
     def rounds_text(self) -> str:
         """Each round's req/s, endpoint and baseline: `E 2,070 / B 1,420; ...`."""
