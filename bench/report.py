@@ -45,12 +45,8 @@ def verdict(q1: float, q3: float, target: float | None) -> str:
     """yes when even the lower quartile of a row's round ratios reaches the target, no when even
     the upper quartile falls short, else unsure: the rounds disagree (machine noise on 2 shared
     cores moves single rounds by up to 2x), so the median alone would decide by luck."""
-    if target is None:
-        return "—"
-    if q1 >= target:
-        return "yes"
-    if q3 < target:
-        return "**no**"
+    if target is None or q1 >= target or q3 < target:
+        return _met(None if target is None else q1 >= target)
     return "unsure"
 
 

@@ -2,7 +2,7 @@
 
 flask-smorest's decorators both document an operation and wrap the view: `arguments` parses
 through webargs and each `response`/`alt_response` adds a call layer. On the busiest call of the
-service (every open tab polls the badge) those layers cost ~45 µs of a ~0.55 ms in-process read
+service (every open tab polls the badge) those layers cost ~45 µs of a 0.55–0.6 ms in-process read
 (bench/profile.py; docs/benchmarks.md). `documented` keeps what the decorators write into the
 OpenAPI document and drops their wrappers; `query_args` then loads the query string with the
 same schema as webargs would (unknown keys ignored, first value of a repeated key), and a bad
