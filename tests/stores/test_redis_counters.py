@@ -7,10 +7,14 @@ import uuid
 import pytest
 import redis
 
+from tally.counting.model import Principal
+from tally.counting.predicates import Materialized
+from tally.counting.system_filters import SYSTEM_BY_ID
 from tally.errors import GuardChanged, RebuildBusy, StoreUnavailable
 from tally.stores import keys
 from tally.stores.base import GroupOps, Install, Key, Op, OutboxDelta
 from tally.stores.redis_counters import RedisCounters
+from tally.stores.ticket_counters import Cell, Sums, TicketCounters
 
 T = str(uuid.uuid4())
 
@@ -120,6 +124,47 @@ def test_zmoves_commute_in_any_order(counters, client, order):
         counters.apply(T, [history[i]], now_ms=1)
     assert client.zrange(keys.tenant_prefix(T) + "z", 0, -1, withscores=True) == [("t:3", 30.0)]
     assert not client.exists(keys.tenant_prefix(T) + "zn")
+
+
+AGENT = Principal("agent-1", T, "dev", frozenset({"ticket_agent"}), ("t1", "t2"))
+PLAIN = Materialized.of(SYSTEM_BY_ID["3745"].definition, AGENT)  # Open: one integer per bucket
+TIMED = Materialized.of(SYSTEM_BY_ID["7474"].definition, AGENT)  # SLA Breached: scored by slaDueAt
+TERMS = (("b1", 1), ("b2", 1), ("b3", -1))
+
+
+@pytest.fixture
+def warm_sums(client):
+    """PLAIN and TIMED warm over TERMS' buckets; TIMED read twice (two windows, one MP)."""
+    client.hset(keys.mp_counts_key(T, PLAIN.id), mapping={"b1": 5, "b2": 7, "b3": 2})
+    client.hset(keys.mp_counts_key(T, TIMED.id), mapping={"z:b1": 1, "z:b2": 1, "z:b3": 1})
+    members = {"b1": {"t:1": 10, "t:2": 150, "t:3": 250}, "b2": {"t:4": 100}, "b3": {"t:2": 150}}
+    for bucket, scored in members.items():
+        client.zadd(keys.mp_zset_key(T, TIMED.id, bucket), scored)
+    return Sums.of(T, [PLAIN, TIMED, TIMED], TERMS)
+
+
+def test_sums_read_each_count_with_its_signs_and_window(client, warm_sums):
+    reader = TicketCounters(RedisCounters(client))
+    # [-inf, 100): t:1 in b1; [100, 200): t:2 in b1, t:4 in b2, minus t:2 in b3
+    assert reader.read_sums(warm_sums, [(float("-inf"), 100), (100, 200)]) == [10, 1, 1]
+    assert reader.read_sums(warm_sums, [(0, 1000), (150, 151)]) == [10, 3, 0]
+
+
+def test_sums_read_a_counts_hash_shared_by_two_entries_once(client, warm_sums):
+    reader = TicketCounters(RedisCounters(client))
+    reader.read_sums(warm_sums, [(0, 1), (0, 1)])  # loads the script
+    client.config_resetstat()
+    reader.read_sums(warm_sums, [(0, 1), (0, 1)])
+    stats = client.info("commandstats")
+    assert stats["cmdstat_hmget"]["calls"] == 2  # PLAIN's hash and TIMED's, not TIMED's twice
+    assert stats["cmdstat_zcount"]["calls"] == 2 * len(TERMS)
+
+
+def test_sums_name_every_cold_cell_of_every_entry(client, warm_sums):
+    client.hdel(keys.mp_counts_key(T, PLAIN.id), "b2")
+    client.hdel(keys.mp_counts_key(T, TIMED.id), "z:b3")
+    cold = TicketCounters(RedisCounters(client)).read_sums(warm_sums, [(0, 1), (0, 1)])
+    assert cold == [Cell(PLAIN, "b2"), Cell(TIMED, "b3"), Cell(TIMED, "b3")]
 
 
 def test_a_dead_redis_raises_store_unavailable():

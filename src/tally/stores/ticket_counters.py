@@ -43,7 +43,7 @@ class Sums:
     """
 
     keys: list[str]
-    spec: str
+    head: tuple[str, ...]  # sums.lua's ARGV up to the windows: buckets, markers, signs, entries
     cells: tuple[Cell, ...]  # entry by entry, bucket by bucket: what a cold reply's positions name
 
     @classmethod
@@ -51,17 +51,18 @@ class Sums:
            terms: Sequence[tuple[str, int]]) -> "Sums":
         """One entry per MP (repeats allowed), each summing `terms`: (bucket, sign) pairs."""
         table = _KeyTable()
-        entries = []
+        entries: list[str] = []
         for mp in mps:
             counts = table(keys.mp_counts_key(tenant, mp.id))
             zsets = [table(keys.mp_zset_key(tenant, mp.id, b)) for b, _ in terms
                      ] if mp.score_field is not None else [0]
             if zsets != list(range(zsets[0], zsets[0] + len(zsets))):  # sums.lua relies on it
                 raise AssertionError(f"the sorted sets of MP {mp.id} are not consecutive keys")
-            entries.append([counts, zsets[0]])
-        spec = {"b": [b for b, _ in terms], "s": [sign for _, sign in terms], "e": entries}
-        return cls(table.keys, json.dumps(spec, separators=(",", ":")),
-                   tuple(Cell(mp, b) for mp in mps for b, _ in terms))
+            entries += [str(counts), str(zsets[0])]
+        buckets = [b for b, _ in terms]
+        head = (str(len(terms)), *buckets, *(f"z:{b}" for b in buckets),
+                *(str(sign) for _, sign in terms), str(len(mps)), *entries)
+        return cls(table.keys, head, tuple(Cell(mp, b) for mp in mps for b, _ in terms))
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class TicketCounters:
 
         `windows[k]` is the [lo, hi) of the k-th timed entry of `sums`.
         """
-        args = [sums.spec]
+        args = list(sums.head)
         for lo, hi in windows:
             args += ["-inf" if lo == NEG_INF else str(int(lo)), f"({int(hi)}"]
         reply = self._sums(keys=sums.keys, args=args)

@@ -1,38 +1,58 @@
 -- Read many counts atomically, each a signed sum over the same buckets of one MP, so one answer
 -- sees one state and the reply is one integer per count (not one per cell).
--- KEYS        the MPs' counts hashes and their timed cells' sorted sets (see ARGV[1])
--- ARGV[1]     JSON {"b": [bucket, ...], "s": [sign, ...], "e": [[hash, zset], ...]}: one entry
---             per count; `hash` is the KEYS index of the MP's counts hash; `zset` is 0 for a
---             plain MP, else the KEYS index of its first bucket's sorted set (the others follow
---             in bucket order)
--- ARGV[2k], ARGV[2k+1]  ZCOUNT min and max of the k-th timed entry (k = 1, 2, ...)
+-- KEYS        the MPs' counts hashes and their timed cells' sorted sets (see the entries)
+-- ARGV        flat (no JSON to decode on every read), B = number of buckets, E = of entries:
+--   [1]                     B
+--   [2 .. B+1]              the bucket names (a plain MP's fields)
+--   [B+2 .. 2B+1]           'z:' .. bucket (a timed MP's warm markers)
+--   [2B+2 .. 3B+1]          the sign of each bucket, 1 or -1
+--   [3B+2]                  E
+--   then E pairs            hash, zset: `hash` is the KEYS index of the MP's counts hash; `zset`
+--                           is 0 for a plain MP, else the KEYS index of its first bucket's sorted
+--                           set (the others follow in bucket order)
+--   then a pair per timed entry, in entry order: its ZCOUNT min and max
+-- Entries that share a counts hash (one timed MP, several windows) read it with one HMGET.
 -- Returns {0, count1, count2, ...} when every cell is warm, else {1, p1, p2, ...}: the 0-based
--- positions of the cold cells (entry * #buckets + bucket).
-local spec = cjson.decode(ARGV[1])
-local buckets, signs = spec.b, spec.s
-local nb = #buckets
-local markers = {}
-for i = 1, nb do markers[i] = 'z:' .. buckets[i] end
+-- positions of the cold cells (entry * B + bucket).
+local nb = tonumber(ARGV[1])
+local buckets, markers, signs = {}, {}, {}
+for i = 1, nb do
+  buckets[i] = ARGV[1 + i]
+  markers[i] = ARGV[1 + nb + i]
+  signs[i] = tonumber(ARGV[1 + 2 * nb + i])
+end
+local at = 2 + 3 * nb
+local ne = tonumber(ARGV[at])
+local window = at + 2 * ne + 1
+local call = redis.call
+local read = {}  -- KEYS index of a counts hash -> its HMGET reply
 local sums, cold = {0}, {1}
-local timed = 0
-for n, entry in ipairs(spec.e) do
-  local first = entry[2]
-  local total = 0
-  local values
-  if first == 0 then
-    values = redis.call('HMGET', KEYS[entry[1]], unpack(buckets))
-  else
-    values = redis.call('HMGET', KEYS[entry[1]], unpack(markers))
-    timed = timed + 1
+for n = 1, ne do
+  local hash, first = tonumber(ARGV[at + 2 * n - 1]), tonumber(ARGV[at + 2 * n])
+  local values = read[hash]
+  if not values then
+    values = call('HMGET', KEYS[hash], unpack(first == 0 and buckets or markers))
+    read[hash] = values
   end
-  local lo, hi = ARGV[2 * timed], ARGV[2 * timed + 1]
-  for i = 1, nb do
-    if not values[i] then
-      cold[#cold + 1] = (n - 1) * nb + i - 1
-    elseif first == 0 then
-      total = total + signs[i] * tonumber(values[i])
-    else
-      total = total + signs[i] * redis.call('ZCOUNT', KEYS[first + i - 1], lo, hi)
+  local total = 0
+  if first == 0 then
+    for i = 1, nb do
+      local value = values[i]
+      if value then
+        total = total + signs[i] * tonumber(value)
+      else
+        cold[#cold + 1] = (n - 1) * nb + i - 1
+      end
+    end
+  else
+    local lo, hi = ARGV[window], ARGV[window + 1]
+    window = window + 2
+    for i = 1, nb do
+      if values[i] then
+        total = total + signs[i] * call('ZCOUNT', KEYS[first + i - 1], lo, hi)
+      else
+        cold[#cold + 1] = (n - 1) * nb + i - 1
+      end
     end
   end
   sums[n + 1] = total
