@@ -109,6 +109,32 @@ def test_malformed_json_and_bad_query_and_support_header_are_400(client, headers
         assert count(client, hdrs, good, extra={"issupportrequest": flag}).status_code == 200
 
 
+def test_the_body_errors_name_what_webargs_named(client, headers):
+    """The view loads its body itself (tally.http.hot_path.body_args); the details stay those
+    flask-smorest's webargs parser gave: unknown keys refused, a body without a JSON Content-Type
+    or an empty one read as {}, unparseable JSON named as such, the query's 400 first."""
+    hdrs = headers(**ADMIN)
+
+    def raw(data, content_type="application/json", query=QUERY):
+        kinds = {"Content-Type": content_type} if content_type else {}
+        return client.post(URL + query, data=data, headers={**hdrs, **kinds})
+
+    missing = {"filterIds": ["Missing data for required field."]}
+    assert error_of(count(client, hdrs, {"filterIds": ["all"], "x": 1}), 400,
+                    "VALIDATION_ERROR")["details"] == {"x": ["Unknown field."]}
+    assert error_of(raw(""), 400, "VALIDATION_ERROR")["details"] == missing
+    assert error_of(raw('{"filterIds": ["all"]}', "text/plain"), 400,
+                    "VALIDATION_ERROR")["details"] == missing
+    for bad in (" ", "{", b'{"filterIds": ["\xff"]}'):
+        assert error_of(raw(bad), 400, "VALIDATION_ERROR")["details"] == ["Invalid JSON body."]
+    assert error_of(raw("[]"), 400, "VALIDATION_ERROR")["details"] == {
+        "_schema": ["Invalid input type."]}
+    assert error_of(raw("{", query="?type=template"), 400, "VALIDATION_ERROR")["details"] == {
+        "module": ["Missing data for required field."]}
+    ok = raw('{"filterIds": ["all"]}', "application/json; charset=utf-8")
+    assert ok.status_code == 200, ok.get_json()
+
+
 # -- 403 and its place in the order ----------------------------------------------------------------
 
 def test_a_ticket_user_asking_for_the_agent_view_is_403_before_any_body_or_filter_check(

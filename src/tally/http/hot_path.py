@@ -1,11 +1,13 @@
-"""The badge poll's view without flask-smorest's run-time layers, documented all the same.
+"""The hot views (the badge poll, the sidebar's ticket count) without flask-smorest's run-time
+layers, documented all the same.
 
 flask-smorest's decorators both document an operation and wrap the view: `arguments` parses
 through webargs and each `response`/`alt_response` adds a call layer. On the busiest call of the
 service (every open tab polls the badge) those layers cost ~45 µs of a 0.55–0.6 ms in-process read
 (bench/profile.py; docs/benchmarks.md). `documented` keeps what the decorators write into the
 OpenAPI document and drops their wrappers; `query_args` then loads the query string with the
-same schema as webargs would (unknown keys ignored, first value of a repeated key), and a bad
+same schema as webargs would (unknown keys ignored, first value of a repeated key), and
+`body_args` the JSON body (webargs' own reader; unknown keys refused by the schema), and a bad
 value is the same 400 with the same details.
 """
 from __future__ import annotations
@@ -13,7 +15,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from flask import request
+from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, ValidationError
+from webargs.core import missing
 
 from tally.errors import ValidationFailed
 
@@ -39,5 +43,18 @@ def query_args(schema: Schema) -> dict[str, Any]:
     location="query")` would load it; a ValidationFailed (400) names each bad key."""
     try:
         return schema.load(request.args, unknown=EXCLUDE)
+    except ValidationError as error:
+        raise ValidationFailed(details=error.messages) from None
+
+
+def body_args(schema: Schema) -> dict[str, Any]:
+    """The request's JSON body loaded with `schema` as flask-smorest's `arguments(schema)` would
+    load it: read by the same webargs parser (a body without a JSON Content-Type, or an empty
+    one, loads as {}; one that does not parse is its 400 "Invalid JSON body."), then loaded with
+    the schema's own `unknown` (RAISE: an unknown key is refused); a ValidationFailed (400) names
+    each bad key."""
+    data = Blueprint.ARGUMENTS_PARSER.load_json(request, schema)
+    try:
+        return schema.load({} if data is missing else data)
     except ValidationError as error:
         raise ValidationFailed(details=error.messages) from None
