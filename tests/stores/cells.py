@@ -58,3 +58,16 @@ def seeded_tickets(db_url: str, tenant: str, seed: int, n: int = 400):  # noqa: 
         session.add_all(ticket_row(tenant, t) for t in rows)
     yield db, rows
     db.engine.dispose()
+
+
+def oracle_checked_counts(db: Database, tenant: str, rows: list[dict], cells: list[Cell],
+                          windows: list) -> list[int]:
+    """cell_counts over `cells` in one snapshot, asserted equal to the oracle's counts of
+    `rows`; returns them."""
+    from tally.stores import sql_ticket_counts
+
+    with db.snapshot() as session:
+        counts = sql_ticket_counts.cell_counts(session, tenant, cells, windows)
+    assert counts == [sum(in_cell(t, cell, span) for t in rows)
+                      for cell, span in zip(cells, windows)]
+    return counts

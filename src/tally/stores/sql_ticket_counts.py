@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from functools import lru_cache
+from typing import Any, Callable, Iterable, Sequence
 
 from sqlalchemy import Column, ColumnElement, and_, case, func, or_, select, text, true, union_all
 from sqlalchemy.sql.visitors import replacement_traverse
 from sqlalchemy.orm import Session
 
-from tally.counting.predicates import Materialized
+from tally.counting.predicates import Materialized, Predicate, compile_matcher, fields_read
 from tally.stores.models import OutboxRow, Ticket
 from tally.stores.sql_filters import predicate, window
 from tally.stores.ticket_counters import Cell
@@ -92,18 +93,86 @@ class _Bucket:
                                             ("req", self.requester))))
 
 
-def _dimensions(buckets: Sequence[_Bucket]) -> dict[str, ColumnElement[Any]]:
+def _dimensions(buckets: Sequence[_Bucket],
+                extra: dict[str, set[Any]] | None = None) -> dict[str, ColumnElement[Any]]:
     """GROUP BY columns telling the buckets apart: each id column collapsed to the values the
-    buckets name (any other value groups as NULL), so there are few groups however many rows."""
+    buckets name (any other value groups as NULL), so there are few groups however many rows.
+    `extra` adds, per dimension name, the values conditions compare that column with, and asks
+    for the raw flat columns (RAW_DIMENSIONS) they name."""
+    extra = extra or {}
     dims: dict[str, ColumnElement[Any]] = {}
-    for name, attr in (("team", "team"), ("asg", "assignee"), ("req", "requester")):
+    for name, attr in ID_ATTRS.items():
         column = ID_COLUMNS[attr]
         values = sorted({getattr(b, attr) for b in buckets} - {None})
         if values:
-            dims[name] = case((column.in_(values), column), else_=None)
+            dims[name] = case((column.in_(sorted(set(values) | extra.get(name, set()))), column),
+                              else_=None)
     if any(b.support for b in buckets):
         dims["sr"] = Ticket.is_support_request
+    for name in RAW_DIMENSIONS:
+        if name in extra:
+            dims[name] = RAW_DIMENSIONS[name][1]
     return dims
+
+
+# Dimension name → (the ticket field conditions name, its column). Raw dimensions group by the
+# column itself: its values are few by construction (validated enums, a flag).
+KEYED_DIMENSIONS = {"team": "teamId", "asg": "assigneeId", "req": "requesterId"}
+ID_ATTRS = {"team": "team", "asg": "assignee", "req": "requester"}  # their _Bucket attribute
+BUCKET_DIMENSIONS = ("team", "asg", "req", "sr")  # what _Bucket.holds reads
+RAW_DIMENSIONS = {"sr": ("isSupportRequest", Ticket.is_support_request),
+                  "status": ("status", Ticket.status), "priority": ("priority", Ticket.priority)}
+DIMENSION_FIELDS = {**KEYED_DIMENSIONS, **{name: f for name, (f, _) in RAW_DIMENSIONS.items()}}
+FIELD_DIMENSIONS = {field: name for name, field in DIMENSION_FIELDS.items()}
+COMPARISONS = ("eq", "in", "ne", "not_in")
+
+
+def _values(leaf: dict[str, Any]) -> list[Any]:
+    value = leaf.get("value")
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _decided(node: dict[str, Any], keyed: dict[str, set[Any]]) -> bool:
+    """True when a group's dimension values decide `node` for every ticket of the group: a
+    raw dimension under any operator but `contains`; a keyed one (NULL for any value it does
+    not name) under eq/in/ne/not_in on values it names, which such a NULL answers as the
+    ticket's own value would (no match for eq/in, a match for ne/not_in)."""
+    for mode in ("all", "any"):
+        if mode in node:
+            return all(_decided(item, keyed) for item in node[mode])
+    name = FIELD_DIMENSIONS.get(node["field"])
+    if name in RAW_DIMENSIONS:
+        return node["op"] != "contains"
+    return (name in keyed and node["op"] in COMPARISONS
+            and all(isinstance(v, str) and v in keyed[name] for v in _values(node)))
+
+
+def _split(root: dict[str, Any], keyed: dict[str, set[Any]]
+           ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """`root` as (what the group's dimensions decide, what SQL must test per row), either None
+    when empty; their conjunction is `root`. Only a top-level `all` is split."""
+    if _decided(root, keyed):
+        return root, None
+    if "all" not in root:
+        return None, root
+    decided = [item for item in root["all"] if _decided(item, keyed)]
+    rest = [item for item in root["all"] if not _decided(item, keyed)]
+    return ({"all": decided} if decided else None), {"all": rest}
+
+
+def _condition_values(node: dict[str, Any], found: dict[str, set[Any]]) -> None:
+    """Per keyed dimension, the string values eq/in/ne/not_in conditions compare it with; the
+    raw dimensions conditions name (as empty sets)."""
+    for mode in ("all", "any"):
+        if mode in node:
+            for item in node[mode]:
+                _condition_values(item, found)
+            return
+    name = FIELD_DIMENSIONS.get(node["field"])
+    if name in RAW_DIMENSIONS and node["op"] != "contains":
+        found.setdefault(name, set())
+    elif name in KEYED_DIMENSIONS and node["op"] in COMPARISONS:
+        found.setdefault(name, set()).update(v for v in _values(node) if isinstance(v, str))
 
 
 def _scope(parsed: dict[str, _Bucket]) -> list[ColumnElement[bool]]:
@@ -171,31 +240,49 @@ def cell_counts(session: Session, tenant: str, cells: Sequence[Cell],
                 windows: Sequence[tuple[float, float] | None]) -> list[int]:
     """Every cell's count (timed cells within their window) from one query.
 
-    One conditional aggregate per distinct (predicate, window), not per cell: the rows are
-    grouped by the few column values the cells' buckets name, and each cell sums the groups of
-    its bucket. An agent's 35 numbers over 7 buckets cost 35 aggregates, not 245.
+    The rows are grouped by the few column values the cells' buckets name and by the flat
+    columns their conditions test (status, priority, the support flag; an id column the buckets
+    already group by, collapsed to the values named). What a group's values decide is decided
+    in Python once per group; the rest of a predicate (tags, timestamps, its window, other
+    columns) is one conditional aggregate per distinct (rest, window), not per cell. An agent's
+    35 numbers over 7 buckets cost 15 aggregates of one or two tests, not 245.
     """
     if not cells:
         return []
     dialect = session.get_bind().dialect.name
-    targets: dict[tuple[str, Any], int] = {}
+    names = list(dict.fromkeys(c.bucket for c in cells))
+    parsed = {name: _Bucket.parse(name) for name in names}
+    wanted: dict[str, set[Any]] = {}
+    for cell in cells:
+        _condition_values(cell.mp.root, wanted)
+    # An id column is a dimension only where the buckets group by it already (each CASE key
+    # costs per row); it then also keeps apart the values conditions name.
+    by_buckets = _dimensions(list(parsed.values()))
+    extra = {name: values for name, values in wanted.items()
+             if name in RAW_DIMENSIONS or name in by_buckets}
+    keyed = {name: values | {getattr(b, ID_ATTRS[name]) for b in parsed.values()} - {None}
+             for name, values in extra.items() if name in KEYED_DIMENSIONS}
+    targets: dict[tuple[str, Any], tuple[dict[str, Any] | None, int]] = {}
+    rests: dict[tuple[str, Any], int] = {}
     sums = []
     for cell, span in zip(cells, windows):
         key = (cell.mp.id, span)
         if key in targets:
             continue
-        targets[key] = len(sums)
-        condition = predicate(cell.mp.root, dialect)
+        decided, rest = _split(cell.mp.root, keyed)
+        condition = None if rest is None else predicate(rest, dialect)
         if span is not None:
             lo, hi = span
-            condition = and_(condition, window(cell.mp.score_field,
-                                               None if lo == float("-inf") else int(lo), int(hi)))
-        sums.append(func.count().filter(condition))
-    names = list(dict.fromkeys(c.bucket for c in cells))
-    parsed = {name: _Bucket.parse(name) for name in names}
+            timed = window(cell.mp.score_field, None if lo == float("-inf") else int(lo), int(hi))
+            condition = timed if condition is None else and_(condition, timed)
+        spec = (json.dumps(rest, sort_keys=True), span and cell.mp.score_field, span)
+        if spec not in rests:
+            rests[spec] = len(sums)
+            sums.append(func.count() if condition is None else func.count().filter(condition))
+        targets[key] = (decided, rests[spec])
     scoped = _Rows(tenant, parsed, dialect)
     dims = {name: scoped.on(column)
-            for name, column in _dimensions(list(parsed.values())).items()}
+            for name, column in _dimensions(list(parsed.values()), extra).items()}
     query = select(*[column.label(name) for name, column in dims.items()],
                    *[scoped.on(total) for total in sums]).select_from(scoped.rows) \
         .where(*scoped.where)
@@ -203,13 +290,81 @@ def cell_counts(session: Session, tenant: str, cells: Sequence[Cell],
         query = query.group_by(*dims.values())
     if dialect == "postgresql":
         # A few groups, but PostgreSQL cannot tell from the CASE keys: room to hash them
-        # rather than sort every row (to disk) first. Reverts when the snapshot ends.
+        # rather than sort every row (to disk) first. No JIT: see _no_jit. Both revert when
+        # the snapshot ends.
         session.execute(text(f"SET LOCAL work_mem = '{GROUPING_WORK_MEM}'"))
-    groups = [({name: row[i] for i, name in enumerate(dims)}, row[len(dims):])
-              for row in session.execute(query)]
-    return [sum(int(values[targets[(cell.mp.id, span)]]) for group, values in groups
-                if parsed[cell.bucket].holds(group))
-            for cell, span in zip(cells, windows)]
+        _no_jit(session)
+    groups = _Groups(list(dims), session.execute(query).all())
+    counts = []
+    for cell, span in zip(cells, windows):
+        decided, column = targets[(cell.mp.id, span)]
+        counts.append(groups.total(parsed[cell.bucket], decided, column))
+    return counts
+
+
+@lru_cache(maxsize=4096)
+def _matcher(spec: str) -> Predicate:
+    return compile_matcher(json.loads(spec))
+
+
+class _Groups:
+    """The grouped rows of cell_counts (dimension values first, in `names` order, then the
+    aggregates) and the sum of one aggregate over the groups of a bucket that pass what the
+    dimensions decide. Each test runs once per distinct value of the dimensions it reads: a few
+    hundred groups, a few values each."""
+
+    def __init__(self, names: list[str], rows: Sequence[Any]):
+        self.names, self.rows = names, rows
+        self._keys: dict[tuple[int, ...], list[tuple[Any, ...]]] = {}
+        self._passing: dict[Any, list[bool]] = {}
+        self._chosen: dict[tuple[_Bucket, str], list[Any]] = {}
+
+    def _test(self, read: list[int], test: Callable[[dict[str, Any]], bool]) -> list[bool]:
+        keys = self._keys.get(tuple(read))
+        if keys is None:
+            keys = self._keys[tuple(read)] = [tuple(row[i] for i in read) for row in self.rows]
+        names = [self.names[i] for i in read]
+        seen = {key: test(dict(zip(names, key))) for key in set(keys)}
+        return [seen[key] for key in keys]
+
+    def _pass(self, what: _Bucket | dict[str, Any] | None) -> list[bool]:
+        spec = what if isinstance(what, _Bucket) else json.dumps(what, sort_keys=True)
+        found = self._passing.get(spec)
+        if found is not None:
+            return found
+        if what is None:
+            found = [True] * len(self.rows)
+        elif isinstance(what, _Bucket):
+            found = self._test([i for i, name in enumerate(self.names)
+                                if name in BUCKET_DIMENSIONS], what.holds)
+        else:
+            fields = fields_read(what)
+            matcher = _matcher(spec)
+            found = self._test([i for i, name in enumerate(self.names)
+                                if DIMENSION_FIELDS[name] in fields],
+                               lambda values: matcher({DIMENSION_FIELDS[name]: value
+                                                       for name, value in values.items()}))
+        self._passing[spec] = found
+        return found
+
+    def total(self, bucket: _Bucket, decided: dict[str, Any] | None, column: int) -> int:
+        """Aggregate `column` summed over the groups of `bucket` that pass `decided`."""
+        key = (bucket, json.dumps(decided, sort_keys=True))
+        chosen = self._chosen.get(key)
+        if chosen is None:
+            chosen = self._chosen[key] = [
+                row for row, held, ok in zip(self.rows, self._pass(bucket), self._pass(decided))
+                if held and ok]
+        column += len(self.names)
+        return sum(int(row[column]) for row in chosen)
+
+
+def _no_jit(session: Session) -> None:
+    """Turn JIT off for the rest of this transaction (PostgreSQL). A view large enough to pass
+    jit_above_cost (at 1M tickets the whole tenant came close) would have LLVM compile the
+    per-row filter expressions in the leader and in each parallel worker, for a one-off query:
+    measured, that never paid back (docs/decisions.md, "Cold recompute on PostgreSQL")."""
+    session.execute(text("SET LOCAL jit = off"))
 
 
 TICKET_FIELDS = {"id": Ticket.id, "version": Ticket.version, "status": Ticket.status,
