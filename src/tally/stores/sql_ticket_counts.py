@@ -94,24 +94,19 @@ class _Bucket:
 
 
 def _dimensions(buckets: Sequence[_Bucket],
-                extra: dict[str, set[Any]] | None = None) -> dict[str, ColumnElement[Any]]:
+                raw: Iterable[str] = ()) -> dict[str, ColumnElement[Any]]:
     """GROUP BY columns telling the buckets apart: each id column collapsed to the values the
-    buckets name (any other value groups as NULL), so there are few groups however many rows.
-    `extra` adds, per dimension name, the values conditions compare that column with, and asks
-    for the raw flat columns (RAW_DIMENSIONS) they name."""
-    extra = extra or {}
+    buckets name (any other value groups as NULL), so there are few groups however many rows;
+    and the flat columns of RAW_DIMENSIONS named in `raw`, as they are."""
     dims: dict[str, ColumnElement[Any]] = {}
     for name, attr in ID_ATTRS.items():
         column = ID_COLUMNS[attr]
         values = sorted({getattr(b, attr) for b in buckets} - {None})
         if values:
-            dims[name] = case((column.in_(sorted(set(values) | extra.get(name, set()))), column),
-                              else_=None)
-    if any(b.support for b in buckets):
-        dims["sr"] = Ticket.is_support_request
-    for name in RAW_DIMENSIONS:
-        if name in extra:
-            dims[name] = RAW_DIMENSIONS[name][1]
+            dims[name] = case((column.in_(values), column), else_=None)
+    for name, (_field, column) in RAW_DIMENSIONS.items():
+        if name in raw or (name == "sr" and any(b.support for b in buckets)):
+            dims[name] = column
     return dims
 
 
@@ -160,19 +155,16 @@ def _split(root: dict[str, Any], keyed: dict[str, set[Any]]
     return ({"all": decided} if decided else None), {"all": rest}
 
 
-def _condition_values(node: dict[str, Any], found: dict[str, set[Any]]) -> None:
-    """Per keyed dimension, the string values eq/in/ne/not_in conditions compare it with; the
-    raw dimensions conditions name (as empty sets)."""
+def _raw_dimensions(node: dict[str, Any], found: set[str]) -> None:
+    """Adds to `found` the raw dimensions the conditions of `node` name."""
     for mode in ("all", "any"):
         if mode in node:
             for item in node[mode]:
-                _condition_values(item, found)
+                _raw_dimensions(item, found)
             return
     name = FIELD_DIMENSIONS.get(node["field"])
     if name in RAW_DIMENSIONS and node["op"] != "contains":
-        found.setdefault(name, set())
-    elif name in KEYED_DIMENSIONS and node["op"] in COMPARISONS:
-        found.setdefault(name, set()).update(v for v in _values(node) if isinstance(v, str))
+        found.add(name)
 
 
 def _scope(parsed: dict[str, _Bucket]) -> list[ColumnElement[bool]]:
@@ -240,9 +232,9 @@ def cell_counts(session: Session, tenant: str, cells: Sequence[Cell],
                 windows: Sequence[tuple[float, float] | None]) -> list[int]:
     """Every cell's count (timed cells within their window) from one query.
 
-    The rows are grouped by the few column values the cells' buckets name and by the flat
-    columns their conditions test (status, priority, the support flag; an id column the buckets
-    already group by, collapsed to the values named). What a group's values decide is decided
+    The rows are grouped by the few id values the cells' buckets name and by the flat columns
+    their conditions test (status, priority, the support flag). What a group's values decide
+    (conditions on those columns; on an id column, only on values the buckets name) is decided
     in Python once per group; the rest of a predicate (tags, timestamps, its window, other
     columns) is one conditional aggregate per distinct (rest, window), not per cell. An agent's
     35 numbers over 7 buckets cost 15 aggregates of one or two tests, not 245.
@@ -252,16 +244,13 @@ def cell_counts(session: Session, tenant: str, cells: Sequence[Cell],
     dialect = session.get_bind().dialect.name
     names = list(dict.fromkeys(c.bucket for c in cells))
     parsed = {name: _Bucket.parse(name) for name in names}
-    wanted: dict[str, set[Any]] = {}
+    raw: set[str] = set()
     for cell in cells:
-        _condition_values(cell.mp.root, wanted)
-    # An id column is a dimension only where the buckets group by it already (each CASE key
-    # costs per row); it then also keeps apart the values conditions name.
-    by_buckets = _dimensions(list(parsed.values()))
-    extra = {name: values for name, values in wanted.items()
-             if name in RAW_DIMENSIONS or name in by_buckets}
-    keyed = {name: values | {getattr(b, ID_ATTRS[name]) for b in parsed.values()} - {None}
-             for name, values in extra.items() if name in KEYED_DIMENSIONS}
+        _raw_dimensions(cell.mp.root, raw)
+    # The id values the buckets group by (conditions on other values stay per row: a filter
+    # naming hundreds of teams must not multiply the groups).
+    keyed = {name: values for name in KEYED_DIMENSIONS
+             if (values := {getattr(b, ID_ATTRS[name]) for b in parsed.values()} - {None})}
     targets: dict[tuple[str, Any], tuple[dict[str, Any] | None, int]] = {}
     rests: dict[tuple[str, Any], int] = {}
     sums = []
@@ -282,7 +271,7 @@ def cell_counts(session: Session, tenant: str, cells: Sequence[Cell],
         targets[key] = (decided, rests[spec])
     scoped = _Rows(tenant, parsed, dialect)
     dims = {name: scoped.on(column)
-            for name, column in _dimensions(list(parsed.values()), extra).items()}
+            for name, column in _dimensions(list(parsed.values()), raw).items()}
     query = select(*[column.label(name) for name, column in dims.items()],
                    *[scoped.on(total) for total in sums]).select_from(scoped.rows) \
         .where(*scoped.where)
