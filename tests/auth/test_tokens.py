@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 import uuid
 
@@ -230,6 +231,11 @@ def test_rejection_is_logged_with_the_reason_but_not_the_token(verifier, rsa, ca
 @pytest.mark.parametrize("raw, expected", [
     ("6F9619FF-8B86-D011-B42D-00CF4FC964FF", "6f9619ff-8b86-d011-b42d-00cf4fc964ff"),
     ("6f9619ff8b86d011b42d00cf4fc964ff", "6f9619ff-8b86-d011-b42d-00cf4fc964ff"),
+    ("6f9619ff-8b86-d011-b42d-00cf4fc964ff", "6f9619ff-8b86-d011-b42d-00cf4fc964ff"),
+    (" 6f9619ff-8b86-d011-b42d-00cf4fc964ff\n", "6f9619ff-8b86-d011-b42d-00cf4fc964ff"),
+    ("{6f9619ff-8b86-d011-b42d-00cf4fc964ff}", "6f9619ff-8b86-d011-b42d-00cf4fc964ff"),
+    ("6f9619ff-8b86-d011-b42d-00cf4fc964f", None),
+    ("6f9619ff-8b86-d011-b42d-00cf4fc964fg", None),
     ("not-a-uuid", None),
     ("", None),
     (None, None),
@@ -237,3 +243,12 @@ def test_rejection_is_logged_with_the_reason_but_not_the_token(verifier, rsa, ca
 ])
 def test_canonical_uuid(raw, expected):
     assert canonical_uuid(raw) == expected
+
+
+def test_every_canonical_uuid_is_what_the_uuid_parser_gives():
+    """The fast path (a string already canonical is returned as is) agrees with uuid.UUID."""
+    rng = random.Random(20261206)
+    for _ in range(2000):
+        value = str(uuid.UUID(int=rng.getrandbits(128)))
+        assert canonical_uuid(value) == str(uuid.UUID(value)) == value
+        assert canonical_uuid(value.upper()) == value

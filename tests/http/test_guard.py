@@ -13,6 +13,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
+from tally.auth import guard as guard_module
 from tally.auth.guard import ANY_TICKET_ROLE, PREFIX, require_roles
 from tally.provisioning import create_tenant
 from tally.stores.models import Tenant
@@ -299,6 +300,51 @@ def test_known_tenant_is_remembered_for_thirty_seconds(app, client, headers, ten
     later = guard.clock() + 31
     guard.clock = lambda: later
     assert_error(client.get(f"{PREFIX}/_probe", headers=call), 404, "TENANT_NOT_FOUND")
+
+
+def test_headers_that_passed_are_verified_again_once_their_token_expires(
+        app, client, make_token, headers, tenant_id, monkeypatch):
+    """The guard remembers headers that passed, but never past the token's own expiry: then the
+    token goes through the verifier again (which refuses an expired one: test_expired_token)."""
+    guard = app.extensions["tally_guard"]
+    verified = []
+    real_verify = guard.verifier.verify
+    monkeypatch.setattr(guard.verifier, "verify",
+                        lambda realm, token: verified.append(token) or real_verify(realm, token))
+    call = headers()
+    call["Authorization"] = f"Bearer {make_token(tenant_id, ttl=600)}"
+    for _ in range(3):
+        assert client.get(f"{PREFIX}/_probe", headers=call).status_code == 200
+    assert len(verified) == 1
+    later = time.time() + 601
+    monkeypatch.setattr(guard.verifier, "_clock", lambda: later)
+    assert client.get(f"{PREFIX}/_probe", headers=call).status_code == 200  # PyJWT's own clock
+    assert len(verified) == 2
+
+
+def test_headers_that_passed_are_checked_again_when_the_tenant_is_looked_up_again(
+        app, client, headers, other_tenant, db, make_token):
+    """A tenant deprovisioned meanwhile is a 404 once its remembered realm lapses, even for
+    headers that passed; a change of any header is a new check."""
+    call = headers(tenant=other_tenant)
+    assert client.get(f"{PREFIX}/_probe", headers=call).get_json()["tenant"] == other_tenant
+    with db.write() as session:
+        session.delete(session.get(Tenant, other_tenant))
+    assert client.get(f"{PREFIX}/_probe", headers=call).status_code == 200
+    shouted = dict(call, **{"x-tenantid": other_tenant.upper()})
+    assert client.get(f"{PREFIX}/_probe", headers=shouted).status_code == 200  # remembered realm
+    guard = app.extensions["tally_guard"]
+    later = guard.clock() + 31
+    guard.clock = lambda: later
+    for each in (call, shouted):
+        assert_error(client.get(f"{PREFIX}/_probe", headers=each), 404, "TENANT_NOT_FOUND")
+
+
+def test_remembered_headers_are_bounded(app, client, headers, monkeypatch):
+    monkeypatch.setattr(guard_module, "PASSED_HEADERS", 3)
+    for n in range(7):
+        assert client.get(f"{PREFIX}/_probe", headers=headers(user=f"user-{n}")).status_code == 200
+    assert 1 <= len(app.extensions["tally_guard"]._passed) <= 3
 
 
 # -- 403 FORBIDDEN -------------------------------------------------------------------------------

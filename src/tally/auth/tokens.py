@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 import time
 import uuid
@@ -24,6 +25,7 @@ ALGORITHMS = ("RS256", "ES256")  # fixed here, never taken from the token
 MAX_TOKEN_BYTES = 4096
 LEEWAY_SECONDS = 10  # clock skew tolerated between the issuer and us
 CACHE_SIZE = 10_000
+CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class KeySource(Protocol):
@@ -56,6 +58,8 @@ def canonical_uuid(value: Any) -> str | None:
     """`value` as a lowercase hyphenated UUID, or None when it is not a UUID."""
     if not isinstance(value, str) or len(value) > 64:
         return None
+    if CANONICAL_UUID.fullmatch(value):  # what clients send, every request: no parse needed
+        return value
     try:
         return str(uuid.UUID(value.strip()))
     except ValueError:
@@ -72,6 +76,10 @@ class TokenVerifier:
         self._clock = clock
         self._cache: OrderedDict[bytes, VerifiedToken] = OrderedDict()
         self._lock = threading.Lock()
+
+    def now(self) -> float:
+        """The clock a cached verification expires by (wall time, seconds)."""
+        return self._clock()
 
     def verify(self, realm: Realm, token: str) -> VerifiedToken:
         """The token's claims if it is valid for `realm`; raise Unauthorized otherwise."""
