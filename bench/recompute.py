@@ -7,9 +7,9 @@
   (stores/sql_ticket_counts.cell_counts over the same cells), alone;
 - scans: `SELECT count(*)` of the tenant's live tickets (the cheapest pass over them: on
   PostgreSQL an index-only scan that never reads a row) and of the live tickets the agent sees,
-  written as one OR (on PostgreSQL a bitmap scan that fetches the rows from the heap; the
-  recompute reads the same rows index-only, as disjoint branches over the covering scope
-  indexes of migration 0003);
+  written as one OR (on PostgreSQL a bitmap scan that fetches the rows from the heap, as the
+  recompute must: it reads the same rows as disjoint branches over the scope indexes of
+  migration 0002 and tests the filters on each);
 - per filter: every number of that answer (30 filters and 5 summary entries) as its own
   `SELECT count(*) … WHERE visibility AND filter [AND window]`, one after the other.
 Each is repeated and the median kept (the first run of each only warms caches).
