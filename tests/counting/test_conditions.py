@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tally.counting import conditions
 from tally.counting.conditions import (
     NEG_INF, Condition, Definition, DefinitionError, Group, TimeCondition, as_zone,
     format_duration, local_day, parse_definition, parse_duration)
@@ -292,6 +293,34 @@ def test_every_hour_of_2026_lies_in_a_window_of_its_own_local_date(zone):
         assert datetime.fromtimestamp((hi - 1) / 1000, tz).date() == today
         assert datetime.fromtimestamp((lo - 1) / 1000, tz).date() == today - timedelta(days=1)
         assert datetime.fromtimestamp(hi / 1000, tz).date() == today + timedelta(days=1)
+
+
+@pytest.mark.parametrize("zone", ["America/Santiago", "Australia/Lord_Howe"])
+def test_a_day_worked_out_before_answers_only_within_it_in_any_order_of_reads(zone):
+    """local_day remembers the last day per zone: walking time backwards, or jumping days
+    either way, must never get a remembered day that does not hold `now`."""
+    tz = ZoneInfo(zone)
+    start = utc_ms("2026-01-01T00:00:00")
+    hours = list(range(366 * 24 - 1, -1, -1)) + [5000, 17, 5001, 4999, 17]
+    for hour in hours:
+        now = start + hour * H + 1234
+        lo, hi = local_day(now, zone)
+        assert lo <= now < hi
+        assert datetime.fromtimestamp(lo / 1000, tz).date() == \
+            datetime.fromtimestamp(now / 1000, tz).date()
+
+
+def test_the_zone_rules_are_consulted_once_a_day(monkeypatch):
+    asked = []
+    real = conditions.as_zone
+    monkeypatch.setattr(conditions, "as_zone", lambda tz: asked.append(tz) or real(tz))
+    noon = utc_ms("2031-03-04T06:30:00")  # 12:00 in Asia/Calcutta
+    day = local_day(noon, "Asia/Calcutta")
+    for now in (noon + 1, noon - 5 * H, day[1] - 1, day[0]):
+        assert local_day(now, "Asia/Calcutta") == day
+    assert asked == ["Asia/Calcutta"]
+    assert local_day(day[1], "Asia/Calcutta") == (day[1], day[1] + 24 * H)
+    assert asked == ["Asia/Calcutta"] * 2
 
 
 def test_windows_are_half_open_as_the_contract_states():

@@ -112,6 +112,23 @@ def test_a_second_resolve_within_the_ttl_is_served_from_the_cache(services, tena
     assert len(loads.calls) == 1
 
 
+def test_the_same_ids_resolve_again_without_visiting_them_while_the_copy_holds(
+        services, tenant, catalog, loads, ticks, monkeypatch):
+    own = insert(services, tenant, "alice")
+    ids = ["all", "3745", own]
+    first, _ = catalog.resolve(services, tenant, "alice", ids)
+    checked = []
+    monkeypatch.setattr("tally.counting.filter_catalog.well_formed",
+                        lambda raw: checked.append(raw) or well_formed(raw))
+    again, invalid = catalog.resolve(services, tenant, "alice", ids)
+    assert (again, invalid, checked) == (first, [], [])
+    assert catalog.resolve(services, tenant, "bob", ids)[1] == [own]  # not alice's answer
+    rename(services, tenant, "3745", "Renamed")
+    ticks.now += TTL_SECONDS + 0.5  # a new copy of the tenant: resolved afresh from it
+    assert catalog.resolve(services, tenant, "alice", ids)[0]["3745"].name == "Renamed"
+    assert len(loads.calls) == 2
+
+
 def test_after_the_ttl_the_tenant_is_read_again(services, tenant, catalog, loads, ticks):
     catalog.resolve(services, tenant, "alice", ["3745"])
     rename(services, tenant, "3745", "Renamed")

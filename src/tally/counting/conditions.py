@@ -164,15 +164,29 @@ def parse_definition(obj: Any, *, as_profile: bool = False,
     return definition.check_profile(path) if as_profile else definition
 
 
+_DAYS: dict[Any, tuple[int, int]] = {}  # per zone, the last local day worked out in it
+
+
 def local_day(now_ms: int, tz: str | tzinfo | None = None) -> tuple[int, int]:
-    """[local midnight, next local midnight) around now in epoch ms (23 or 25 h on DST days)."""
+    """[local midnight, next local midnight) around now in epoch ms (23 or 25 h on DST days).
+
+    Local midnights increase day by day, so the days tile time: a `now` within the last day
+    worked out for the zone is in that day, and the zone's rules are not consulted again until
+    the next midnight (a read asks for "today" in its zone every few seconds)."""
+    day = _DAYS.get(tz)
+    if day is not None and day[0] <= now_ms < day[1]:
+        return day
     zone = as_zone(tz)
     today = datetime.fromtimestamp(now_ms // 1000, zone).date()
 
     def midnight(day) -> int:  # fold=0: a skipped midnight maps to the transition instant
         return int(datetime(day.year, day.month, day.day, tzinfo=zone).timestamp()) * 1000
 
-    return midnight(today), midnight(today + timedelta(days=1))
+    day = midnight(today), midnight(today + timedelta(days=1))
+    if len(_DAYS) >= 1024:  # zones are few; bounded all the same
+        _DAYS.clear()
+    _DAYS[tz] = day
+    return day
 
 
 def as_zone(tz: str | tzinfo | None) -> tzinfo:

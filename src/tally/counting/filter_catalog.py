@@ -33,6 +33,7 @@ log = logging.getLogger("tally.counting.filter_catalog")
 
 TTL_SECONDS = 5.0
 MAX_FILTERS_PER_USER = 500  # bounds what every per-tenant cache load carries
+RESOLVED_PER_TENANT = 1024  # remembered (user, ids) answers per loaded copy of a tenant
 _SYSTEM_ID = re.compile(r"^(all|[0-9]{1,18})$")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -108,6 +109,12 @@ class FilterCatalog:
         self.monotonic = monotonic
         self.loader = loader
         self._cache: dict[str, tuple[float, Mapping[str, ResolvedFilter]]] = {}
+        # Per tenant, the copy of its filters the answers were resolved from and, by (user, ids),
+        # the answers without an invalid id: a sidebar asks for the same ids every poll, and an
+        # answer is a pure function of that copy, the user and the ids.
+        self._resolved: dict[str, tuple[Mapping[str, ResolvedFilter],
+                                        dict[tuple[str, tuple[str, ...]],
+                                             dict[str, ResolvedFilter]]]] = {}
         self._lock = threading.Lock()
         self._outage = Outage(log, "the filter catalog")
 
@@ -117,9 +124,14 @@ class FilterCatalog:
         """Map each requested id to its filter; ids not visible to `user` (unknown, malformed,
         another user's private filter) come back in `invalid_ids`, once each, in request order."""
         filters, reloaded = self._cached(services, tenant)
+        key = (user, tuple(ids))
+        copy, answers = self._resolved.get(tenant) or (None, {})
+        if copy is filters and key in answers:
+            return dict(answers[key]), []
         found: dict[str, ResolvedFilter] = {}
         invalid: list[str] = []
-        for raw in ids:
+        loaded = filters
+        for raw in key[1]:
             if raw in found or raw in invalid:
                 continue
             item = filters.get(raw) if well_formed(raw) else None
@@ -130,7 +142,18 @@ class FilterCatalog:
                 invalid.append(raw)
             else:
                 found[raw] = item
+        if not invalid and filters is loaded:
+            self._remember(tenant, filters, key, found)
         return found, invalid
+
+    def _remember(self, tenant: str, filters: Mapping[str, ResolvedFilter],
+                  key: tuple[str, tuple[str, ...]], found: dict[str, ResolvedFilter]) -> None:
+        with self._lock:
+            copy, answers = self._resolved.get(tenant) or (None, {})
+            if copy is not filters or len(answers) >= RESOLVED_PER_TENANT:
+                copy, answers = filters, {}  # a reload: what the older copy resolved is moot
+                self._resolved[tenant] = (copy, answers)
+            answers[key] = dict(found)
 
     def reload(self, services: CatalogServices, tenant: str) -> Mapping[str, ResolvedFilter]:
         """Read the tenant's filters from SQL now and cache them."""

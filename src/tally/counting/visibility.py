@@ -20,6 +20,7 @@ hold `|` (e.g. `auth0|123`). A view is then `Σ add − Σ subtract` over bucket
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Mapping
 
 from tally.counting.model import Principal
@@ -103,6 +104,7 @@ def view_of(principal: Principal, view_type: str) -> str:
     return "user"  # template: a ticket_user's widest view is its own tickets
 
 
+@lru_cache(maxsize=4096)  # a pure function of immutable arguments, asked on every count read
 def plan(principal: Principal, view_type: str, support_only: bool = False) -> CountPlan:
     """The bucket plan for what `principal` sees under `view_type` (and the support narrowing)."""
     view = view_of(principal, view_type)

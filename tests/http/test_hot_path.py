@@ -1,0 +1,70 @@
+"""tally.http.hot_path.Remembered: what recent raw inputs loaded to, and only that."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tally.errors import ValidationFailed
+from tally.http import tickets
+from tally.http.hot_path import Remembered
+
+TICKET_COUNT = "/api/v2/ticketing/ticket/count?type=agent&module=ticketing"
+
+
+class Inputs:
+    """A raw input the test sets, and a loader counting its loads (bad input: a 400)."""
+
+    def __init__(self):
+        self.raw, self.loads = b"", []
+
+    def load(self) -> dict:
+        self.loads.append(self.raw)
+        if self.raw.startswith(b"bad"):
+            raise ValidationFailed(details={"x": ["bad"]})
+        return {"raw": self.raw}
+
+
+def test_the_same_bytes_load_once_and_other_bytes_load_their_own():
+    inputs = Inputs()
+    remembered = Remembered(inputs.load, lambda: inputs.raw)
+    for raw in (b"a", b"b", b"a", b"b", b"a"):
+        inputs.raw = raw
+        assert remembered() == {"raw": raw}
+    assert inputs.loads == [b"a", b"b"]
+
+
+def test_a_bad_input_is_refused_every_time_and_never_remembered():
+    inputs = Inputs()
+    remembered = Remembered(inputs.load, lambda: inputs.raw)
+    inputs.raw = b"bad"
+    for _ in range(2):
+        with pytest.raises(ValidationFailed):
+            remembered()
+    assert inputs.loads == [b"bad", b"bad"]
+
+
+def test_at_most_size_inputs_of_at_most_max_bytes_are_kept_oldest_dropped_first():
+    inputs = Inputs()
+    remembered = Remembered(inputs.load, lambda: inputs.raw, size=2, max_bytes=3)
+    for raw in (b"a", b"b", b"c", b"b", b"a", b"long", b"long"):
+        inputs.raw = raw
+        assert remembered() == {"raw": raw}
+    assert inputs.loads == [b"a", b"b", b"c", b"a", b"long", b"long"]
+
+
+def test_a_sidebar_poll_loads_its_query_and_body_once(client, headers, monkeypatch):
+    loaded = []
+    for name in ("query_args", "body_args"):
+        real = getattr(tickets, name)
+        monkeypatch.setattr(tickets, name, lambda schema, real=real: loaded.append(schema)
+                            or real(schema))
+    hdrs = headers(user="agent-1", roles=("ticket_agent",), teams=("t1",))
+    body = {"filterIds": ["all", "3745", str(uuid.uuid4())], "timezone": "Asia/Calcutta"}
+    query = TICKET_COUNT + f"&unused={uuid.uuid4()}"  # bytes no other test sent
+    for _ in range(3):
+        assert client.post(query, json=body, headers=hdrs).status_code == 422
+    assert loaded == [tickets.QUERY, tickets.BODY]
+    text = client.post(query, data=str(body), headers={**hdrs, "Content-Type": "text/plain"})
+    assert text.get_json()["error"]["details"] == {"filterIds": [
+        "Missing data for required field."]}  # the Content-Type is part of what was loaded
