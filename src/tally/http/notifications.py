@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from functools import lru_cache
 from typing import Any
 
 from flask import Response, g, request
@@ -23,7 +24,7 @@ from tally.http.api import error_docs
 from tally.http.bodies import storable_body
 from tally.http.openapi import COUNT_HEADERS, IF_NONE_MATCH
 from tally.http.envelope import success, success_json
-from tally.http.hot_path import documented, query_args
+from tally.http.hot_path import Remembered, documented, query_args
 
 log = logging.getLogger("tally.http.notifications")
 blp = Blueprint("notifications", __name__, url_prefix="/api/v2/ticketing",
@@ -34,18 +35,31 @@ ERRORS = {400: "Invalid header, query or body", 401: "Missing, expired or invali
           403: "The caller lacks a ticket role", 404: "Unknown realm or tenant"}
 document_errors = error_docs(blp, ERRORS)
 COUNT_QUERY = schemas.CountQuerySchema()
+RENDERED_COUNTS = 4096  # distinct (view, counts) bodies remembered per process
+# Every tab polls with the same few query strings: each is validated once per process.
+load_count_query = Remembered(lambda: query_args(COUNT_QUERY), lambda: request.query_string)
 
 
 def count_data(view: str, counts: NotificationCounts) -> tuple[str, str]:
     """A count's `data` as JSON (the shape of schemas.NotificationCountsSchema, or
     MinimalCountSchema for view=minimal) and its version: a hash of the view and that JSON,
-    never of a timestamp (the ETag, and the SSE event id)."""
+    never of a timestamp (the ETag, and the SSE event id).
+
+    Rendered once per distinct (view, counts) in a process (a bounded memo): every open tab of
+    a user polls the same counts, which change far less often than they are read."""
+    return _render(view, counts.total, counts.unread, counts.last_updated,
+                   tuple(counts.by_type.items()), tuple(counts.by_priority.items()))
+
+
+@lru_cache(maxsize=RENDERED_COUNTS)
+def _render(view: str, total: int, unread: int, last_updated: int | None,
+            by_type: tuple[tuple[str, int], ...],
+            by_priority: tuple[tuple[str, int], ...]) -> tuple[str, str]:
     if view == "minimal":
-        data: dict[str, Any] = {"count": counts.unread}
+        data: dict[str, Any] = {"count": unread}
     else:
-        data = {"total": counts.total, "unread": counts.unread, "byType": counts.by_type,
-                "byPriority": counts.by_priority,
-                "lastUpdated": schemas.iso_or_none(counts.last_updated)}
+        data = {"total": total, "unread": unread, "byType": dict(by_type),
+                "byPriority": dict(by_priority), "lastUpdated": schemas.iso_or_none(last_updated)}
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return text, hashlib.sha256(f"{view}:{text}".encode()).hexdigest()[:32]
 
@@ -55,15 +69,12 @@ def count_response(result: CountResult, view: str = "full", message: str = COUNT
     """The count body with its source, caching headers and ETag; 304 when `conditional` and
     If-None-Match names that ETag or `*`."""
     data, etag = count_data(view, result.value)
+    headers = {"ETag": f'"{etag}"', "X-Count-Source": result.source,
+               "Cache-Control": "private, no-cache",
+               "X-Poll-Interval": str(services().config.POLL_INTERVAL)}
     if conditional and request.if_none_match.contains_weak(etag):
-        response = Response(status=304)
-    else:
-        response = Response(success_json(data, message), mimetype="application/json")
-    response.set_etag(etag)
-    response.headers["X-Count-Source"] = result.source
-    response.headers["Cache-Control"] = "private, no-cache"
-    response.headers["X-Poll-Interval"] = str(services().config.POLL_INTERVAL)
-    return response
+        return Response(status=304, headers=headers)
+    return Response(success_json(data, message), headers=headers, mimetype="application/json")
 
 
 def mark_read(svc: Services, tenant: str, user: str, ids: list[str] | None) -> CountResult:
@@ -96,7 +107,7 @@ class NotificationCount(MethodView):
         document_errors)
     def get(self) -> Response:
         """The caller's notification counts (the badge)."""
-        view = query_args(COUNT_QUERY)["view"]
+        view = load_count_query()["view"]
         principal = g.principal
         result = notifications.count(services(), principal.tenant_id, principal.user_id)
         return count_response(result, view)
