@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -35,7 +36,9 @@ class Ticket(Model):
     assignee_id: Mapped[str | None] = mapped_column(String(64))
     requester_id: Mapped[str | None] = mapped_column(String(64))
     category: Mapped[str | None] = mapped_column(String(100))
-    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # jsonb on PostgreSQL (migration 0003): a tag filter is `tags ? 'tag'`, no per-row parse.
+    tags: Mapped[list[str]] = mapped_column(JSON().with_variant(JSONB(), "postgresql"),
+                                            default=list)
     is_support_request: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[int | None] = mapped_column(BigInteger)
     due_at: Mapped[int | None] = mapped_column(BigInteger)

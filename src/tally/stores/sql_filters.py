@@ -4,11 +4,10 @@ Null is distinct from every value: `eq`/`in` never match a null column, `ne`/`no
 """
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from sqlalchemy import (JSON, ColumnElement, Text, and_, cast, false, func, literal, or_, select,
-                        true)
+from sqlalchemy import (ColumnElement, and_, false, func, literal, or_, select, true,
+                        type_coerce)
 from sqlalchemy.dialects.postgresql import JSONB
 
 from tally.stores.models import Ticket
@@ -21,18 +20,11 @@ COLUMNS = {
 }
 
 
-# Tag values whose JSON text is `"value"` under any encoder (none escapes these characters).
-PLAIN_TAG = re.compile(r"[A-Za-z0-9 _.:-]+")
-
-
 def _tags_contain(value: str, dialect: str) -> ColumnElement[bool]:
+    """`value` is one of the ticket's tags (an array of strings): on PostgreSQL the jsonb column's
+    `?` (a string element of the top-level array), on SQLite a json_each lookup."""
     if dialect == "postgresql":
-        exact = cast(Ticket.tags, JSONB).contains(cast(literal([value], JSON), JSONB))
-        if not PLAIN_TAG.fullmatch(value):
-            return exact
-        # The stored JSON text holds `"value"` whenever the array does: that cheap test first,
-        # so only the few rows that pass it are cast to JSONB (the exact test) in a recompute.
-        return and_(cast(Ticket.tags, Text).contains(f'"{value}"', autoescape=True), exact)
+        return type_coerce(Ticket.tags, JSONB).has_key(value)
     each = func.json_each(Ticket.tags).table_valued("value")
     return select(literal(1)).select_from(each).where(each.c.value == value).exists()
 
