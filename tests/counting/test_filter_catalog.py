@@ -195,6 +195,8 @@ def test_ids_must_match_exactly_as_listed(services, tenant, catalog):
     assert catalog.resolve(services, tenant, "alice", [own.upper()]) == ({}, [own.upper()])
     assert well_formed(own) and well_formed("all") and well_formed("3745")
     assert not well_formed(42) and not well_formed(own.upper())
+    for padded in (own + "\n", "all\n", "3745\n", " 3745"):  # not a stored id: no reload
+        assert not well_formed(padded)
 
 
 def test_a_stored_definition_that_no_longer_parses_is_skipped(services, tenant, catalog):

@@ -36,7 +36,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Guard:
-    """One app's guard state: the token verifier and recently seen tenants."""
+    """One app's guard state: the token verifier, recently seen tenants and headers that passed."""
 
     def __init__(self, verifier: TokenVerifier, clock: Callable[[], float] = time.monotonic):
         self.verifier = verifier

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import threading
 import time
 import uuid
@@ -15,7 +14,7 @@ import jwt
 from jwt import PyJWK
 
 from tally.auth.realms import KeyLookupError, Realm
-from tally.counting.model import ROLES, Principal
+from tally.counting.model import CANONICAL_UUID, ROLES, Principal
 from tally.errors import Unauthorized
 from tally.stores.keys import ID_PATTERN
 
@@ -25,7 +24,6 @@ ALGORITHMS = ("RS256", "ES256")  # fixed here, never taken from the token
 MAX_TOKEN_BYTES = 4096
 LEEWAY_SECONDS = 10  # clock skew tolerated between the issuer and us
 CACHE_SIZE = 10_000
-CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class KeySource(Protocol):

@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tally.clock import Clock, epoch_ms
 from tally.counting.conditions import Definition, DefinitionError, parse_definition
+from tally.counting.model import CANONICAL_UUID
 from tally.errors import NotFound, ValidationFailed
 from tally.stores import filters as store
 from tally.stores.db import Database, Outage, is_unavailable
@@ -34,8 +35,7 @@ log = logging.getLogger("tally.counting.filter_catalog")
 TTL_SECONDS = 5.0
 MAX_FILTERS_PER_USER = 500  # bounds what every per-tenant cache load carries
 RESOLVED_PER_TENANT = 1024  # remembered (user, ids) answers per loaded copy of a tenant
-_SYSTEM_ID = re.compile(r"^(all|[0-9]{1,18})$")
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_SYSTEM_ID = re.compile(r"all|[0-9]{1,18}")
 
 
 class CatalogServices(Protocol):
@@ -74,7 +74,7 @@ class ResolvedFilter:
 
 def well_formed(raw: Any) -> bool:
     """True for the shapes tally gives filter ids: `all`, digits, or a lowercase UUID."""
-    return isinstance(raw, str) and bool(_SYSTEM_ID.match(raw) or _UUID.match(raw))
+    return isinstance(raw, str) and bool(_SYSTEM_ID.fullmatch(raw) or CANONICAL_UUID.fullmatch(raw))
 
 
 def from_row(row: Filter) -> ResolvedFilter | None:

@@ -1,6 +1,7 @@
 """Value types shared by the core: the caller, notification kinds and the count payload."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 ROLES = ("ticket_user", "ticket_agent", "ticket_admin", "ticket_service")
@@ -10,6 +11,8 @@ PRIORITIES = ("critical", "high", "medium", "low")
 OPEN_STATUSES = ("open", "in_progress", "pending")
 CLOSED_STATUSES = ("resolved", "closed", "cancelled")
 STATUSES = OPEN_STATUSES + CLOSED_STATUSES
+# A UUID in canonical form (lowercase, hyphenated): tenant ids, custom filter ids. Use fullmatch.
+CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True)
