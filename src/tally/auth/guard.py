@@ -30,6 +30,8 @@ TENANT_CACHE_SECONDS = 30.0
 TENANT_RETRY_SECONDS = 5.0  # while the database is down, how long a last known entry is reused
 PASSED_HEADERS = 10_000  # header sets remembered as passed per process (forgotten when full)
 EXTENSION = "tally_guard"
+# The Accept values clients send, which admit application/json without parsing the header.
+PLAIN_ACCEPTS = frozenset(("", "application/json", "*/*"))
 BEARER = re.compile(r"^Bearer[ \t]+(\S+)[ \t]*$", re.IGNORECASE)
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,9 +59,9 @@ class Guard:
         headers = request.headers
         raw = (headers.get("x-tenantid"), headers.get("realmname"),
                headers.get("Authorization"))
-        passed = self._passed.get(raw)
-        if passed is not None and passed.holds(self.clock(), self.verifier.now()):
-            return passed.principal
+        principal = self.passed(raw)
+        if principal is not None:
+            return principal
         tenant_id, realm_name = _check_headers()
         realm = services().realms.get(realm_name)
         if realm is None:
@@ -74,6 +76,14 @@ class Guard:
                 self._passed.clear()
             self._passed[raw] = _Passed(principal, token.expires_at, tenant_until)
         return principal
+
+    def passed(self, raw: tuple[str | None, str | None, str | None]) -> Principal | None:
+        """The principal of headers (x-tenantid, realmname, Authorization, as sent) that passed
+        every check and whose checks' answers all still hold; None: check them (again)."""
+        passed = self._passed.get(raw)
+        if passed is not None and passed.holds(self.clock(), self.verifier.now()):
+            return passed.principal
+        return None
 
     def _tenant_entry(self, tenant_id: str) -> tuple[str | None, float]:
         """The realm the tenant is provisioned in (None: not provisioned) and the moment (by
@@ -152,8 +162,7 @@ def require_roles(*roles: str) -> Callable[[F], F]:
 
 
 def _check_accept() -> None:
-    accept = request.headers.get("Accept", "").strip()
-    if accept in ("", "application/json", "*/*"):  # what clients send: no parse needed
+    if request.headers.get("Accept", "").strip() in PLAIN_ACCEPTS:
         return
     offered = ["application/json"]
     if request.path.endswith("/stream"):

@@ -30,14 +30,21 @@ class Page:
 def count(services: "Services", tenant: str, user: str) -> CountResult:
     """The user's counts: 'cache' when warm, 'recomputed' when cold, 'sql' without Redis."""
     try:
-        cached = services.counters.read_notifications(tenant, user)
+        cached = warm(services, tenant, user)
         if cached is not None:
-            return CountResult(cached, CACHE)
+            return cached
         counts, _installed = recompute(services, tenant, user)
         return CountResult(counts, RECOMPUTED)
     except StoreUnavailable as error:
         log.warning("notification counts of %s/%s from SQL: %s", tenant, user, error.message)
         return CountResult(sql_only(services, tenant, user), SQL)
+
+
+def warm(services: "Services", tenant: str, user: str) -> CountResult | None:
+    """The user's counts from warm counters (one HGETALL), else None (count() recomputes them).
+    Raises StoreUnavailable when Redis cannot be reached."""
+    cached = services.counters.read_notifications(tenant, user)
+    return CountResult(cached, CACHE) if cached is not None else None
 
 
 def rebuild_user(services: "Services", tenant: str, user: str) -> bool:

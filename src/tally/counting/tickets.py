@@ -56,24 +56,37 @@ class TicketCountService:
         return self.services.ticket_plans.get(query.principal.tenant_id, query.principal, view,
                                               query.filters, query.profile, query.profile_id)
 
+    def warm(self, query: TicketCountQuery) -> TicketCounts | None:
+        """The answer when every cell is warm (one Redis script), else None (count() computes
+        the cold cells). Raises StoreUnavailable when Redis cannot be reached."""
+        now = epoch_ms(self.services.clock())
+        compiled = self.compiled(query)
+        read = self._read(compiled, now, query.timezone)
+        return None if _cold(read) else self._answer(compiled, compiled.per_target(read), now,
+                                                     "cache")
+
     def count(self, query: TicketCountQuery) -> TicketCounts:
         now = epoch_ms(self.services.clock())
         compiled = self.compiled(query)
         tenant = query.principal.tenant_id
         try:
-            read = self.services.ticket_counters.read_sums(
-                compiled.sums, compiled.entry_windows(now, query.timezone))
+            read = self._read(compiled, now, query.timezone)
         except StoreUnavailable as error:
             log.warning("ticket counts from SQL, counter store down: %s", error.message)
             spans = compiled.windows(now, query.timezone)
             totals = compiled.totals(self._from_sql(tenant, compiled, spans))
             return self._answer(compiled, totals, now, "sql")
-        if read and isinstance(read[0], Cell):
+        if _cold(read):
             spans = compiled.windows(now, query.timezone)  # per target: the cold paths need them
             cold = list({cell.group: cell for cell in read}.values())
             totals = compiled.totals(self._recompute(tenant, cold, compiled, spans, now))
             return self._answer(compiled, totals, now, "recomputed")
         return self._answer(compiled, compiled.per_target(read), now, "cache")
+
+    def _read(self, compiled: CompiledCount, now: int, timezone: str) -> list[Any]:
+        """One script's sums per (MP, window), or the cold cells when any is missing."""
+        return self.services.ticket_counters.read_sums(compiled.sums,
+                                                       compiled.entry_windows(now, timezone))
 
     @staticmethod
     def _cell_windows(compiled: CompiledCount,
@@ -103,3 +116,8 @@ class TicketCountService:
         counts = {fid: per_target[fid] for fid in compiled.filter_ids}
         summary = {key: per_target[f"summary:{key}"] for key in SUMMARY_FILTERS}
         return TicketCounts(counts, summary, now, source, compiled.details_json)
+
+
+def _cold(read: list[Any]) -> bool:
+    """Whether a read_sums answer names cold cells instead of sums."""
+    return bool(read) and isinstance(read[0], Cell)

@@ -84,7 +84,7 @@ class Remembered(Generic[T]):
         key = self.raw()
         if len(key) > self.max_bytes:
             return self.load()
-        value = self._seen.get(key)
+        value = self.peek(key)
         if value is None:
             value = self.load()
             with self._lock:
@@ -92,3 +92,7 @@ class Remembered(Generic[T]):
                 while len(self._seen) > self.size:
                     del self._seen[next(iter(self._seen))]
         return value
+
+    def peek(self, raw: bytes) -> T | None:
+        """What `raw` loaded to, if it is remembered; None: load it through a request."""
+        return self._seen.get(raw)

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Response, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from werkzeug.http import parse_etags
 
 from tally import jobs
 from tally.auth.guard import ANY_TICKET_ROLE, require_roles
@@ -23,7 +24,7 @@ from tally.http import examples, schemas
 from tally.http.api import error_docs
 from tally.http.bodies import storable_body
 from tally.http.openapi import COUNT_HEADERS, IF_NONE_MATCH
-from tally.http.envelope import success, success_json
+from tally.http.envelope import Rendered, success, success_json
 from tally.http.hot_path import Remembered, documented, query_args
 
 log = logging.getLogger("tally.http.notifications")
@@ -64,17 +65,23 @@ def _render(view: str, total: int, unread: int, last_updated: int | None,
     return text, hashlib.sha256(f"{view}:{text}".encode()).hexdigest()[:32]
 
 
+def count_answer(result: CountResult, view: str, message: str, poll_interval: int,
+                 if_none_match: str | None) -> Rendered:
+    """The count's status, headers and body: 304 without a body when `if_none_match` (the
+    If-None-Match header, None for an unconditional answer) names its ETag or `*`."""
+    data, etag = count_data(view, result.value)
+    headers = [("ETag", f'"{etag}"'), ("X-Count-Source", result.source),
+               ("Cache-Control", "private, no-cache"), ("X-Poll-Interval", str(poll_interval))]
+    if if_none_match and parse_etags(if_none_match).contains_weak(etag):
+        return Rendered(304, headers, b"")
+    return Rendered.json(200, success_json(data, message), headers)
+
+
 def count_response(result: CountResult, view: str = "full", message: str = COUNT_MESSAGE,
                    conditional: bool = True) -> Response:
-    """The count body with its source, caching headers and ETag; 304 when `conditional` and
-    If-None-Match names that ETag or `*`."""
-    data, etag = count_data(view, result.value)
-    headers = {"ETag": f'"{etag}"', "X-Count-Source": result.source,
-               "Cache-Control": "private, no-cache",
-               "X-Poll-Interval": str(services().config.POLL_INTERVAL)}
-    if conditional and request.if_none_match.contains_weak(etag):
-        return Response(status=304, headers=headers)
-    return Response(success_json(data, message), headers=headers, mimetype="application/json")
+    """The count as a Flask response (count_answer for the current request)."""
+    return count_answer(result, view, message, services().config.POLL_INTERVAL,
+                        request.headers.get("If-None-Match") if conditional else None).response()
 
 
 def mark_read(svc: Services, tenant: str, user: str, ids: list[str] | None) -> CountResult:

@@ -12,12 +12,13 @@ from flask_smorest import Blueprint
 from tally.auth.guard import ANY_TICKET_ROLE, require_roles
 from tally.clock import from_epoch_ms, iso_ms
 from tally.counting.visibility import VIEW_TYPES, view_of
-from tally.counting.tickets import TicketCountQuery, TicketCountService
+from tally.counting.model import Principal
+from tally.counting.tickets import TicketCountQuery, TicketCounts, TicketCountService
 from tally.errors import InvalidFilterId, ValidationFailed
-from tally.extensions import services
+from tally.extensions import Services, services
 from tally.http import examples, ticket_schemas
 from tally.http.api import error_docs
-from tally.http.envelope import success_json
+from tally.http.envelope import Rendered, success_json
 from tally.http.hot_path import Remembered, body_args, documented, query_args
 from tally.http.openapi import SUPPORT_HEADER, header_refs
 
@@ -38,28 +39,36 @@ load_body = Remembered(lambda: body_args(BODY), lambda: b"%s\n%s" % (
     request.mimetype.encode(), request.get_data(cache=True)))
 
 
-def support_only() -> bool:
-    name = SUPPORT_HEADER["name"]
-    raw = request.headers.get(name)
+def support_only(raw: str | None) -> bool:
+    """The `issupportrequest` header's value (None: absent) as a flag; anything else is a 400."""
     if raw is None or raw.strip().lower() == "false":
         return False
     if raw.strip().lower() == "true":
         return True
-    raise ValidationFailed(details={name: ["must be true or false"]})
+    raise ValidationFailed(details={SUPPORT_HEADER["name"]: ["must be true or false"]})
 
 
-def resolve_filters(body: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-    """The requested filters and the profile, or 422 naming every id the caller cannot use."""
-    principal = g.principal
+def count_query(svc: Services, principal: Principal, query: dict[str, Any],
+                body: dict[str, Any], support: bool) -> TicketCountQuery:
+    """What to count for loaded query and body: the requested filters and the profile resolved,
+    or 422 naming every id the caller cannot use."""
     ids = list(dict.fromkeys(body["filter_ids"]))
     profile_id = body["template_profile_filter_id"]
     wanted = ids + ([profile_id] if profile_id is not None else [])
-    found, invalid = services().filter_catalog.resolve(services(), principal.tenant_id,
-                                                       principal.user_id, wanted)
+    found, invalid = svc.filter_catalog.resolve(svc, principal.tenant_id, principal.user_id,
+                                                wanted)
     if invalid:
         raise InvalidFilterId(details={"invalidIds": list(dict.fromkeys(invalid))})
     profile = found[profile_id].definition.check_profile() if profile_id is not None else None
-    return {fid: found[fid] for fid in ids}, profile
+    return TicketCountQuery(principal, query["type"], {fid: found[fid] for fid in ids}, profile,
+                            body["timezone"], support, profile_id)
+
+
+def count_answer(result: TicketCounts, timezone: str) -> Rendered:
+    """The answer's status, headers and body."""
+    return Rendered.json(200, success_json(body_json(result, timezone), MESSAGE),
+                         after=[("X-Count-Source", result.source),
+                                ("Cache-Control", "private, no-cache")])
 
 
 def check_view_type(func: Any) -> Any:
@@ -100,13 +109,7 @@ class TicketCount(MethodView):
         """Counts for up to 200 filter ids, with filterDetails and summary (X-Count-Source)."""
         query = load_query()  # the query's 400 before the body's, as the parsers ran
         body = load_body()
-        support = support_only()
-        filters, profile = resolve_filters(body)
-        result = TicketCountService(services()).count(TicketCountQuery(
-            g.principal, query["type"], filters, profile, body["timezone"], support,
-            body["template_profile_filter_id"]))
-        response = Response(success_json(body_json(result, body["timezone"]), MESSAGE),
-                            mimetype="application/json")
-        response.headers["X-Count-Source"] = result.source
-        response.headers["Cache-Control"] = "private, no-cache"
-        return response
+        svc = services()
+        wanted = count_query(svc, g.principal, query, body,
+                             support_only(request.headers.get(SUPPORT_HEADER["name"])))
+        return count_answer(TicketCountService(svc).count(wanted), body["timezone"]).response()

@@ -1,0 +1,117 @@
+"""The two polls answered in front of Flask: a warm badge and a warm sidebar count.
+
+Every open tab polls the badge every few seconds and every agent's sidebar its counts; Flask's
+per-request work (request context, routing, hooks, the Response object) cost more than the read
+itself (docs/benchmarks.md). As Discourse answers its message-bus polls in a Rack middleware in
+front of Rails, a poll whose every step is already known is answered here: headers that passed
+the guard and still hold (Guard.passed), a query string and body whose loads are remembered
+(Remembered.peek), a role that allows the call, and warm counters. It calls the same services and
+the same renderers as the Flask views, so the answer is the same bytes
+(tests/http/test_fast_reads.py holds both paths to that).
+
+Anything else returns None and Flask answers: the first request of a header set or of a query,
+every error, a cold read (recomputed from SQL), the counter store down, every other route.
+"""
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any, Callable
+
+from flask import Flask
+from werkzeug.http import parse_options_header
+
+from tally.auth import guard
+from tally.auth.guard import ANY_TICKET_ROLE, PLAIN_ACCEPTS
+from tally.counting import notifications
+from tally.counting.model import Principal
+from tally.counting.tickets import TicketCountService
+from tally.counting.visibility import view_of
+from tally.errors import TallyError
+from tally.http import notifications as badge
+from tally.http import tickets
+from tally.http.front import Answer
+from tally.http.openapi import SUPPORT_HEADER
+
+log = logging.getLogger("tally.http.fast_reads")
+
+BADGE = guard.PREFIX + "/ticket/notification/count"
+TICKET_COUNT = guard.PREFIX + "/ticket/count"
+SUPPORT_ENVIRON = "HTTP_" + SUPPORT_HEADER["name"].upper().replace("-", "_")
+
+Environ = dict[str, Any]
+
+
+class FastReads:
+    """`fast(environ)`: the Answer of a warm poll whose every step is known, else None."""
+
+    def __init__(self, app: Flask):
+        self.services = app.extensions["tally"]
+        self.guard: guard.Guard = app.extensions[guard.EXTENSION]
+        self.max_body: int | None = app.config.get("MAX_CONTENT_LENGTH")
+        self.routes: dict[tuple[str, str], Callable[[Environ, Principal], Answer | None]] = {
+            ("GET", BADGE): self.badge, ("POST", TICKET_COUNT): self.ticket_count}
+
+    def __call__(self, environ: Environ) -> Answer | None:
+        route = self.routes.get((environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")))
+        if route is None or environ.get("HTTP_ACCEPT", "").strip() not in PLAIN_ACCEPTS:
+            return None
+        principal = self.guard.passed((environ.get("HTTP_X_TENANTID"),
+                                       environ.get("HTTP_REALMNAME"),
+                                       environ.get("HTTP_AUTHORIZATION")))
+        if principal is None or not principal.has_any(*ANY_TICKET_ROLE):
+            return None
+        try:
+            return route(environ, principal)
+        except TallyError:  # a 4xx, or the counter store down: Flask answers it as it does
+            return None
+        except Exception:  # noqa: BLE001 - a bug here must not cost the client its answer
+            log.exception("fast read failed; Flask answers instead")
+            return None
+
+    def badge(self, environ: Environ, principal: Principal) -> Answer | None:
+        query = badge.load_count_query.peek(_query_string(environ))
+        if query is None:
+            return None
+        result = notifications.warm(self.services, principal.tenant_id, principal.user_id)
+        if result is None:
+            return None
+        status, headers, body = badge.count_answer(
+            result, query["view"], badge.COUNT_MESSAGE, self.services.config.POLL_INTERVAL,
+            environ.get("HTTP_IF_NONE_MATCH"))
+        return Answer(status, headers, body, BADGE, result.source)
+
+    def ticket_count(self, environ: Environ, principal: Principal) -> Answer | None:
+        query = tickets.load_query.peek(_query_string(environ))
+        raw_body = self._body(environ) if query is not None else None
+        if raw_body is None:
+            return None
+        mimetype = parse_options_header(environ.get("CONTENT_TYPE", ""))[0].lower()
+        body = tickets.load_body.peek(b"%s\n%s" % (mimetype.encode(), raw_body))
+        if body is None:
+            return None
+        view_of(principal, query["type"])  # the role's 403 for this type, as the view checks
+        wanted = tickets.count_query(self.services, principal, query, body,
+                                     tickets.support_only(environ.get(SUPPORT_ENVIRON)))
+        result = TicketCountService(self.services).warm(wanted)
+        if result is None:
+            return None
+        status, headers, payload = tickets.count_answer(result, body["timezone"])
+        return Answer(status, headers, payload, TICKET_COUNT, result.source)
+
+    def _body(self, environ: Environ) -> bytes | None:
+        """The body when it has a Content-Length within the limit (else None: Flask reads it),
+        left readable again for Flask in case Flask answers after all."""
+        length = environ.get("CONTENT_LENGTH", "")
+        if not (length.isascii() and length.isdigit()) or environ.get("HTTP_TRANSFER_ENCODING"):
+            return None
+        if self.max_body is not None and int(length) > self.max_body:
+            return None
+        data = environ["wsgi.input"].read(int(length))
+        environ["wsgi.input"] = io.BytesIO(data)
+        return data
+
+
+def _query_string(environ: Environ) -> bytes:
+    """The raw query string as werkzeug's request.query_string gives it."""
+    return environ.get("QUERY_STRING", "").encode("latin-1")

@@ -1,0 +1,148 @@
+"""tally.http.fast_reads: a warm poll answered in front of Flask is the same bytes Flask sends,
+and everything the fast path does not know goes to Flask.
+
+Golden pairs: each request is answered once by the fast path and once by Flask alone
+(`Flask.wsgi_app`, below any middleware), with the clock frozen, and status, headers (in order)
+and body must be identical. X-Request-ID is left out of the pair: the front door adds it to both
+(tests/http/test_front.py).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from flask import Flask
+from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+from tally.clock import epoch_ms
+from tally.counting.system_filters import SYSTEM_FILTERS
+from tally.http import envelope
+from tally.http.fast_reads import BADGE, TICKET_COUNT, FastReads
+from tests import factories
+from tests.counting.randomdata import random_tickets
+from tests.support.tickets import as_events, post_events
+
+NOW = datetime(2026, 3, 8, 6, 45, 30, 125000, tzinfo=timezone.utc)
+AGENT = dict(user="agent-1", roles=("ticket_agent",), teams=("t0", "t1", "t|3"))
+SIDEBAR = {"filterIds": [spec.id for spec in SYSTEM_FILTERS][:30], "timezone": "Asia/Calcutta"}
+
+
+@pytest.fixture
+def world(app, client, headers, tenant_id, monkeypatch):
+    """A tenant with notifications for user-1 and 200 tickets, the clock frozen at NOW."""
+    monkeypatch.setattr(envelope, "utc_now", lambda: NOW)
+    services = app.extensions["tally"]
+    services.clock = lambda: NOW
+    factories.notifications(services.db, tenant_id, "user-1",
+                            [{"type": "mention"}, {"type": "comment", "read": True},
+                             {"priority": "critical"}])
+    post_events(client, headers(user="svc", roles=("ticket_service",)),
+                as_events(random_tickets(seed=7, n=200, now_ms=epoch_ms(NOW))))
+    from tally.events.outbox import apply_pending
+
+    apply_pending(services, tenant_id)
+    return FastReads(app)
+
+
+def environ(method: str, url: str, hdrs: dict, json: dict | None = None, **extra) -> dict:
+    path, _, query = url.partition("?")
+    return EnvironBuilder(method=method, path=path, query_string=query, headers=hdrs, json=json,
+                          **extra).get_environ()
+
+
+def by_flask(app, env: dict) -> tuple[int, list, bytes]:
+    body, status, headers = run_wsgi_app(lambda e, s: Flask.wsgi_app(app, e, s), env)
+    return (int(status.split()[0]), [h for h in headers.to_wsgi_list() if h[0] != "X-Request-ID"],
+            b"".join(body))
+
+
+def by_fast(fast: FastReads, env: dict) -> tuple[int, list, bytes] | None:
+    answer = fast(env)
+    return None if answer is None else (answer.status, answer.headers, answer.body)
+
+
+def golden(app, fast: FastReads, make_env) -> tuple[int, list, bytes]:
+    """Warm every memo through Flask, then the fast answer must equal Flask's, byte for byte."""
+    by_flask(app, make_env())
+    flask_answer = by_flask(app, make_env())
+    fast_answer = by_fast(fast, make_env())
+    assert fast_answer is not None, "a warm poll must be answered in front of Flask"
+    assert fast_answer == flask_answer
+    return fast_answer
+
+
+@pytest.mark.parametrize("query", ["", "?view=full", "?view=minimal", "?view=minimal&x=1"])
+def test_a_warm_badge_is_the_bytes_flask_sends(app, world, headers, query):
+    hdrs = headers()  # one token: each call of headers() signs a new one
+    status, sent, body = golden(app, world, lambda: environ("GET", BADGE + query, hdrs))
+    assert status == 200 and dict(sent)["X-Count-Source"] == "cache" and body
+
+
+def test_a_badge_whose_etag_matches_is_the_same_304_and_others_the_same_200(app, world, headers):
+    hdrs = headers()
+    etag = dict(golden(app, world, lambda: environ("GET", BADGE, hdrs))[1])["ETag"]
+    for given, status in ((etag, 304), ("*", 304), (f"W/{etag}", 304), (f'"x", {etag}', 304),
+                          ('"other"', 200)):
+        answer = golden(app, world, lambda: environ("GET", BADGE, {**hdrs,
+                                                                    "If-None-Match": given}))
+        assert answer[0] == status, given
+    assert answer[2] and not golden(app, world, lambda: environ(
+        "GET", BADGE, {**hdrs, "If-None-Match": etag}))[2]
+
+
+@pytest.mark.parametrize("case", ["agent", "template", "support", "profile", "charset"])
+def test_a_warm_sidebar_is_the_bytes_flask_sends(app, client, world, headers, case):
+    hdrs, body, view = headers(**AGENT), dict(SIDEBAR), "agent"
+    if case == "template":
+        view = "template"
+    elif case == "support":
+        hdrs["issupportrequest"] = "TRUE"
+    elif case == "profile":
+        made = client.post("/api/v2/ticketing/filters", headers=hdrs, json={
+            "name": "high", "conditions": {"all": [{"field": "priority", "op": "eq",
+                                                    "value": "high"}]}})
+        body["templateProfileFilterId"] = made.get_json()["data"]["id"]
+    url = f"{TICKET_COUNT}?type={view}&module=ticketing"
+    extra = {"content_type": "application/json; charset=utf-8"} if case == "charset" else {}
+    status, sent, payload = golden(app, world, lambda: environ("POST", url, hdrs, body, **extra))
+    assert status == 200 and dict(sent)["X-Count-Source"] == "cache"
+    assert b'"counts":{"all":' in payload
+
+
+def test_what_the_fast_path_does_not_know_goes_to_flask(app, world, headers, redis_url):
+    hdrs = headers()
+    assert world(environ("GET", BADGE, hdrs)) is None  # headers never checked yet
+    by_flask(app, environ("GET", BADGE, hdrs))
+    assert world(environ("GET", BADGE, hdrs)) is not None
+    refused = {
+        "another route": environ("GET", "/api/v2/ticketing/ticket/notification/list", hdrs),
+        "another method": environ("HEAD", BADGE, hdrs),
+        "an Accept to parse": environ("GET", BADGE, {**hdrs, "Accept": "text/html"}),
+        "another token": environ("GET", BADGE, headers(user="user-2")),
+        "a query never loaded": environ("GET", BADGE + "?view=nonsense", hdrs),
+    }
+    for what, env in refused.items():
+        assert world(env) is None, what
+    app.extensions["tally"].counters.client.flushall()
+    assert world(environ("GET", BADGE, hdrs)) is None  # cold: Flask recomputes
+
+
+def test_a_sidebar_the_fast_path_cannot_vouch_for_goes_to_flask_with_its_body(app, world,
+                                                                            headers):
+    agent, user = headers(**AGENT), headers(user="user-9")
+    url = f"{TICKET_COUNT}?type=agent&module=ticketing"
+    by_flask(app, environ("POST", url, agent, SIDEBAR))
+    by_flask(app, environ("POST", f"{TICKET_COUNT}?type=user", user, SIDEBAR))
+    forbidden = environ("POST", url, user, SIDEBAR)  # a ticket_user asking for type=agent
+    assert world(forbidden) is None
+    assert by_flask(app, forbidden)[0] == 403  # the body is still there for Flask to read
+    other = environ("POST", url, agent, {**SIDEBAR, "filterIds": ["all", "nope"]})
+    assert world(other) is None  # it read the body, found it unknown, and left it for Flask:
+    assert by_flask(app, other)[2].count(b'"invalidIds":["nope"]') == 1
+    chunked = environ("POST", url, agent, SIDEBAR)
+    chunked.pop("CONTENT_LENGTH")
+    chunked["HTTP_TRANSFER_ENCODING"] = "chunked"
+    assert world(chunked) is None
+    bad_support = environ("POST", url, {**agent, "issupportrequest": "maybe"}, SIDEBAR)
+    assert world(bad_support) is None and by_flask(app, bad_support)[0] == 400
+
