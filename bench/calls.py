@@ -2,7 +2,7 @@
 
 Every call is made once through urllib before wrk sends it: the first call of a cold group
 recomputes (and installs) its counters, so the load that follows measures warm reads only, and
-the check records the response size the baseline must match.
+the check records the response size the bare Flask app (bench/bare.py) must match.
 """
 from __future__ import annotations
 
@@ -132,6 +132,9 @@ def service_headers(var_dir: str, tenant: str) -> dict[str, str]:
 
 
 def baseline_calls(calls: Sequence[HttpCall], size: int) -> list[HttpCall]:
-    """The same method, headers and body against the constant route, answering `size` bytes."""
-    size = min(max(size, baseline.MIN_BYTES), baseline.MAX_BYTES)
+    """The same method, headers and body against tally's in-app constant route, answering
+    `size` bytes (a size the route cannot answer is refused: the row would compare other bytes)."""
+    if not baseline.MIN_BYTES <= size <= baseline.MAX_BYTES:
+        raise ValueError(f"{baseline.PATH} answers {baseline.MIN_BYTES} to {baseline.MAX_BYTES} "
+                         f"bytes, not {size}")
     return [replace(call, path=f"{baseline.PATH}?bytes={size}") for call in calls]

@@ -2,13 +2,14 @@
 
 For each WEB_CONCURRENCY × GUNICORN_THREADS pair, gunicorn is restarted with those variables
 (config/gunicorn.conf.py unchanged) and the badge and the 30-filter ticket count are loaded with
-wrk, alternating with the baseline as in the main table. One table: req/s and p99 per pair.
+wrk, alternating as in the main table with the bare Flask app answering the same bytes, served
+with the same pair. One table: req/s, p99 and the ratio to the bare Flask app per pair.
 """
 from __future__ import annotations
 
 from typing import Callable
 
-from bench import calls, wrk
+from bench import calls, loads, wrk
 from bench.stack import Stack
 
 
@@ -24,13 +25,12 @@ def parse(text: str) -> list[tuple[int, int]]:
 
 
 def measure(stack: Stack, pairs: list[tuple[int, int]], tenant: str, users: list[str],
-            rounds: int, seconds: float, connections: int,
-            progress: Callable[[str], None]) -> str:
+            load: wrk.Load, progress: Callable[[str], None]) -> str:
     var = str(stack.var_dir)
     badge = calls.notification_calls(var, tenant, users)
     ticket = [calls.ticket_call(var, tenant)]
-    lines = ["| workers × threads | badge req/s | badge p99 ms | badge ÷ baseline "
-             "| ticket count req/s | ticket p99 ms | ticket ÷ baseline |",
+    lines = ["| workers × threads | badge req/s | badge p99 ms | badge ÷ bare Flask "
+             "| ticket count req/s | ticket p99 ms | ticket ÷ bare Flask |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for workers, threads in pairs:
         progress(f"grid: {workers} workers × {threads} threads")
@@ -38,8 +38,7 @@ def measure(stack: Stack, pairs: list[tuple[int, int]], tenant: str, users: list
             cells = [f"{workers} × {threads}"]
             for endpoint in (badge, ticket):
                 size = calls.warm(base, endpoint)
-                pair = wrk.alternate(base, endpoint, calls.baseline_calls(endpoint, size),
-                                     rounds, seconds, connections)
+                pair = loads.against_bare(stack, base, endpoint, size, load, workers, threads)
                 cells += [f"{pair.rps:,.0f}", f"{pair.p99_ms:,.1f}", f"{pair.ratio:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
         progress(lines[-1])

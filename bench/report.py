@@ -1,4 +1,8 @@
-"""The benchmark's one table (Markdown), built from the measurements of each database."""
+"""The benchmark's one table (Markdown), built from the measurements of each database.
+
+Every load row's ratio is its req/s ÷ the bare Flask app's (bench/bare.py) in the same rounds;
+the targets are issue 16's, stated against that app.
+"""
 from __future__ import annotations
 
 import math
@@ -12,13 +16,18 @@ from bench.visibility import Visibility
 from bench.wrk import Paired
 
 DB_NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+# Issue 16's targets: least ratios to the bare Flask app, then the write path's bounds.
+TARGET_BADGE, TARGET_NOT_MODIFIED, TARGET_TICKET = 0.9, 1.0, 0.5
+TARGET_SCALE = 0.95  # the largest tenant's ticket-count ratio ÷ the smallest's
+TARGET_VISIBLE_P99_MS = 100
+TARGET_WORKER_EVENTS = 3000  # events applied per second by one worker process
 
 
 @dataclass(frozen=True)
 class LoadRow:
     name: str
     paired: Paired
-    target: float | None  # least ratio to the baseline
+    target: float | None  # least ratio to the bare Flask app; None for the rulers' rows
 
 
 @dataclass
@@ -55,13 +64,15 @@ def _row(cells: list[str]) -> str:
 
 
 def table(results: list[DbResult]) -> str:
-    lines = [_row(["measurement", "db", "figure", "p50 ms", "p99 ms", "ratio", "target", "met"]),
+    lines = [_row(["measurement", "db", "figure", "p50 ms", "p99 ms",
+                   "ratio (load rows: ÷ bare Flask app, same rounds; quartiles)", "target",
+                   "met"]),
              _row(["---"] * 8)]
     for result in results:
         db = DB_NAMES[result.kind]
         for load in result.loads:
             p = load.paired
-            figure = f"{_n(p.rps)} req/s (baseline {_n(p.baseline_rps)})"
+            figure = f"{_n(p.rps)} req/s (bare Flask {_n(p.bare_rps)})"
             if p.errors:
                 figure += f", {p.errors} errors"
             target = f"≥ {load.target:.2f}" if load.target is not None else "—"
@@ -70,8 +81,9 @@ def table(results: list[DbResult]) -> str:
                                f"{p.ratio:.2f} ({q1:.2f}–{q3:.2f})", target,
                                verdict(q1, q3, load.target)]))
         for name, ratio in result.scale:
-            lines.append(_row([name, db, "ratio of the ratios to the baseline", "", "",
-                               f"{ratio:.2f}", "≥ 0.90", _met(ratio >= 0.9)]))
+            lines.append(_row([name, db, "ratio of the ratios to the bare Flask app", "", "",
+                               f"{ratio:.2f}", f"≥ {TARGET_SCALE:.2f}",
+                               _met(ratio >= TARGET_SCALE)]))
         lines += _recompute_rows(result, db) + _write_rows(result, db)
     return "\n".join(lines)
 
@@ -101,19 +113,20 @@ def _write_rows(result: DbResult, db: str) -> list[str]:
     if v is not None:
         figure = (f"{_n(v.rate)} events/s sent; {v.measured:,} measured, {v.missing} missing, "
                   f"{v.refused} refused; POST p99 {_n(v.post_p99_ms, 1)} ms")
-        ok = v.missing == 0 and v.refused == 0 and v.p99_ms <= 250
+        ok = v.missing == 0 and v.refused == 0 and v.p99_ms <= TARGET_VISIBLE_P99_MS
         rows.append(_row([f"event-to-visible at {result.visibility_rate} events/s", db, figure,
-                          _n(v.p50_ms, 1), _n(v.p99_ms, 1), "", "p99 ≤ 250 ms", _met(ok)]))
+                          _n(v.p50_ms, 1), _n(v.p99_ms, 1), "",
+                          f"p99 ≤ {TARGET_VISIBLE_P99_MS} ms", _met(ok)]))
     worker = result.worker
     if isinstance(worker, dict):
         figure = (f"{_n(worker['events_per_second'])} events/s "
                   f"({worker['events']:,} events in {worker['seconds']:.1f} s; ingest "
                   f"{_n(worker.get('ingest_events_per_second', float('nan')))} events/s)")
-        ok: bool | None = worker["events_per_second"] >= 3000
+        ok: bool | None = worker["events_per_second"] >= TARGET_WORKER_EVENTS
     else:
         figure, ok = worker, None
     rows.append(_row(["events applied per second, one worker process", db, figure, "", "", "",
-                      "≥ 3,000/s", _met(ok)]))
+                      f"≥ {TARGET_WORKER_EVENTS:,}/s", _met(ok)]))
     return rows
 
 

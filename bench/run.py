@@ -2,9 +2,11 @@
 
 For each database (SQLite, PostgreSQL): seed a 1,000-ticket and a 1,000,000-ticket tenant, the
 latter with 100,000 notifications; serve them with gunicorn as the Procfile does; drive it with
-wrk from its own process, each endpoint alternating with the constant-body baseline in short
-rounds; time the cold 30-filter recompute; measure event-to-visible latency at a steady event
-rate with a real worker; and run bench/worker_throughput.py for events applied per second.
+wrk from its own process, each endpoint alternating in short rounds with a bare Flask app
+(bench/bare.py) answering the same bytes under the same gunicorn settings, the denominator of
+every ratio (bench/loads.py); time the cold 30-filter recompute; measure event-to-visible
+latency at a steady event rate with a real worker; and run bench/worker_throughput.py for events
+applied per second.
 Progress goes to stderr, the table to stdout (and to --output as Markdown).
 """
 from __future__ import annotations
@@ -20,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import calls, grid, recompute, report, visibility, wrk
+from bench import calls, grid, loads, recompute, report, visibility, wrk
 from bench.seed import SeededTenant, seed_tenant
 from bench.stack import ROOT, Stack
 from config import from_env
@@ -49,9 +51,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     add("--notifications", type=int, default=100_000, help="notifications of the large tenant")
     add("--users", type=int, default=2_000, help="users holding those notifications")
     add("--badge-users", type=int, default=200, help="users whose tokens poll the badge")
-    add("--rounds", type=int, default=8, help="endpoint/baseline round pairs per row")
+    add("--rounds", type=int, default=8, help="endpoint/bare Flask round pairs per row")
     add("--seconds", type=float, default=2.0, help="seconds per wrk round")
-    add("--connections", type=int, default=16, help="wrk connections")
+    add("--connections", type=int, default=wrk.CONNECTIONS, help="wrk connections")
+    add("--threads", type=int, default=wrk.THREADS, help="wrk threads")
     add("--event-rate", type=int, default=500, help="events/s for event-to-visible")
     add("--event-seconds", type=float, default=30.0, help="seconds of steady events")
     add("--event-batch", type=int, default=10, help="events per POST /events")
@@ -86,39 +89,6 @@ def gunicorn_settings(env: dict[str, str]) -> dict[str, object]:
     return {name: conf.get(name) for name in names}
 
 
-def measure_loads(base: str, var: str, args: argparse.Namespace, users: list[str],
-                  result: report.DbResult) -> None:
-    def paired(name: str, endpoint: list[wrk.HttpCall], size: int, target: float | None) -> None:
-        progress(f"load: {name}")
-        pair = wrk.alternate(base, endpoint, calls.baseline_calls(endpoint, size), args.rounds,
-                             args.seconds, args.connections)
-        progress(f"  {pair.rps:,.0f} req/s, p99 {pair.p99_ms:.1f} ms, {pair.ratio:.2f}× baseline "
-                 f"(rounds: {pair.rounds_text()})")
-        result.loads.append(report.LoadRow(name, pair, target))
-
-    badge = calls.notification_calls(var, LARGE_TENANT, users[:args.badge_users])
-    paired("notification count", badge, calls.warm(base, badge), 0.75)
-    conditional = calls.conditional_calls(base, badge)
-    paired("notification count, 304", conditional, calls.warm(base, conditional, 304), 0.75)
-    ratios = {}
-    for tenant, size_name in ((SMALL_TENANT, f"{args.small_tickets:,}"),
-                              (LARGE_TENANT, f"{args.tickets:,}")):
-        for profile in (False, True):
-            call = calls.ticket_call(var, tenant, profile)
-            started = time.monotonic()
-            size = calls.warm(base, [call])
-            progress(f"warmed the {size_name}-ticket tenant's cells in "
-                     f"{time.monotonic() - started:.1f}s")
-            what = "ticket count, within a template profile" if profile else \
-                "ticket count, 30 filters, agent of 3 teams, Asia/Calcutta"
-            paired(f"{what} ({size_name} tickets)", [call], size, 0.5)
-            ratios.setdefault(profile, []).append(result.loads[-1].paired.ratio)
-    for profile, (small, large) in ratios.items():
-        name = "ticket count within a profile" if profile else "ticket count"
-        result.scale.append((f"{name}: {args.tickets:,} ÷ {args.small_tickets:,} tickets",
-                             large / small))
-
-
 def worker_throughput(kind: str, quick: bool) -> dict | str:
     script = ROOT / "bench" / "worker_throughput.py"
     if not script.exists():
@@ -147,9 +117,9 @@ def seed(stack: Stack, args: argparse.Namespace) -> tuple[SeededTenant, SeededTe
 def run_grid(kind: str, args: argparse.Namespace, workdir: Path) -> str:
     with Stack(kind, workdir) as stack:
         _small, large = seed(stack, args)
+        load = wrk.Load(args.rounds, args.seconds, args.connections, args.threads)
         return grid.measure(stack, grid.parse(args.grid), LARGE_TENANT,
-                            list(large.notification_users[:args.badge_users]), args.rounds,
-                            args.seconds, args.connections, progress)
+                            list(large.notification_users[:args.badge_users]), load, progress)
 
 
 def bench_db(kind: str, args: argparse.Namespace, workdir: Path) -> report.DbResult:
@@ -162,7 +132,8 @@ def bench_db(kind: str, args: argparse.Namespace, workdir: Path) -> report.DbRes
         var = str(stack.var_dir)
         with stack.web() as base:
             users = list(large.notification_users)
-            measure_loads(base, var, args, users, result)
+            tenants = {SMALL_TENANT: f"{args.small_tickets:,}", LARGE_TENANT: f"{args.tickets:,}"}
+            loads.measure(stack, base, tenants, users[:args.badge_users], args, result, progress)
             progress("cold recompute")
             app = create_app(from_env(stack.env()))
             result.recompute = recompute.measure(app.extensions["tally"], base,
@@ -186,8 +157,11 @@ def context(args: argparse.Namespace) -> str:
             f"gunicorn (config/gunicorn.conf.py): {settings['workers']} workers × "
             f"{settings.get('poll_threads') or settings['threads']} request threads "
             f"({settings['threads']} in all, {settings['worker_class']}); "
-            f"wrk: 1 thread, {args.connections} connections, "
-            f"{args.rounds} rounds of {args.seconds:g} s per row and per baseline.\n"
+            f"wrk: {args.threads} threads, {args.connections} connections, "
+            f"{args.rounds} rounds of {args.seconds:g} s per row and per bare Flask app.\n"
+            f"Denominator of every load row: a bare Flask app (bench/bare.py: one route, no "
+            f"hooks, the same response bytes) under the same gunicorn settings, sent the same "
+            f"requests in alternating rounds.\n"
             f"Sizes: {args.small_tickets:,} and {args.tickets:,} tickets, "
             f"{args.notifications:,} notifications over {args.users:,} users"
             f"{' (--quick: not the issue sizes)' if args.quick else ''}.")

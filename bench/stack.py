@@ -3,7 +3,8 @@
 A redis-server (tally.localrun.RedisProcess), a throwaway PostgreSQL cluster when asked
 (tests/support/postgres.py, run as the `postgres` user under root), gunicorn started exactly as
 the Procfile's `web` line (`-c config/gunicorn.conf.py wsgi:app`, production settings, bound to
-127.0.0.1) and real worker processes (`python -m workers.run`).
+127.0.0.1), the bare Flask app and raw WSGI callable of bench/bare.py under the same settings,
+and real worker processes (`python -m workers.run`).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from bench.bare import PATH_VARIABLE, SIZE_VARIABLE
 from tally.auth import devkeys
 from tally.localrun import RedisProcess, free_port
 from tally.stores.db import Database
@@ -104,17 +106,36 @@ class Stack:
         `workers` and `threads` set WEB_CONCURRENCY and GUNICORN_THREADS; None leaves them as
         the environment has them (else config/gunicorn.conf.py's defaults apply).
         """
+        with self._gunicorn("wsgi:app", "/healthz", {}, workers, threads) as base:
+            yield base
+
+    @contextmanager
+    def bare(self, size: int, path: str, raw: bool = False, workers: int | None = None,
+             threads: int | None = None) -> Iterator[str]:
+        """bench/bare.py's Flask app (or, with `raw`, its WSGI callable) answering `size` bytes
+        at `path`, under exactly the gunicorn settings of web(); yields its base URL."""
+        variables = {SIZE_VARIABLE: str(size), PATH_VARIABLE: path}
+        target = "bench.bare:raw" if raw else "bench.bare:app"
+        with self._gunicorn(target, path, variables, workers, threads) as base:
+            yield base
+
+    @contextmanager
+    def _gunicorn(self, target: str, ready_path: str, variables: dict[str, str],
+                  workers: int | None, threads: int | None) -> Iterator[str]:
+        """`gunicorn -c config/gunicorn.conf.py <target>` on a free loopback port, in tally's
+        environment plus `variables`, until `ready_path` answers 200; stopped on exit."""
         port = free_port()
         sizing = {"WEB_CONCURRENCY": workers, "GUNICORN_THREADS": threads}
-        env = self.env(PORT=str(port), **{k: str(v) for k, v in sizing.items() if v is not None})
+        env = self.env(PORT=str(port), **variables,
+                       **{k: str(v) for k, v in sizing.items() if v is not None})
         command = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
-                   "--bind", f"127.0.0.1:{port}", "wsgi:app"]
+                   "--bind", f"127.0.0.1:{port}", target]
         log = open(self._dir("logs") / f"gunicorn-{port}.log", "ab")
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
         base = f"http://127.0.0.1:{port}"
         try:
-            wait_http(base + "/healthz", process)
+            wait_http(base + ready_path, process)
             yield base
         finally:
             stop_process(process)

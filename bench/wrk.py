@@ -13,10 +13,11 @@ import statistics
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 MARK = "BENCHJSON "
 LUA_OPEN, LUA_CLOSE = "[===[", "]===]"
+THREADS, CONNECTIONS = 2, 32  # the issue's outside check: wrk -t2 -c32
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,31 @@ class WrkResult:
         return self.requests / self.seconds if self.seconds else 0.0
 
 
+@dataclass(frozen=True)
+class Side:
+    """One side of a paired row: a server and the requests wrk cycles through against it."""
+
+    base_url: str
+    calls: Sequence[HttpCall]
+
+
+@dataclass(frozen=True)
+class Load:
+    """How a row loads its servers: `rounds` pairs of wrk runs of `seconds` each."""
+
+    rounds: int
+    seconds: float
+    connections: int = CONNECTIONS
+    threads: int = THREADS
+
+
 @dataclass
 class Paired:
-    """Rounds of an endpoint and of its baseline, run alternately in the same minutes."""
+    """Rounds of an endpoint and of the bare Flask app (its denominator), run alternately in the
+    same minutes; every ratio is endpoint ÷ bare of the same round."""
 
     endpoint: list[WrkResult] = field(default_factory=list)
-    baseline: list[WrkResult] = field(default_factory=list)
+    bare: list[WrkResult] = field(default_factory=list)
 
     @property
     def rps(self) -> float:
@@ -60,22 +80,22 @@ class Paired:
         return statistics.median(r.p99_ms for r in self.endpoint)
 
     @property
-    def baseline_rps(self) -> float:
-        return statistics.median(r.rps for r in self.baseline)
+    def bare_rps(self) -> float:
+        return statistics.median(r.rps for r in self.bare)
 
     @property
     def ratio(self) -> float:
-        """The median over rounds of endpoint req/s ÷ the baseline's req/s of the same round."""
+        """The median over rounds of endpoint req/s ÷ the bare app's req/s of the same round."""
         return statistics.median(self.ratios)
 
     @property
     def errors(self) -> int:
-        return sum(r.errors for r in self.endpoint + self.baseline)
+        return sum(r.errors for r in self.endpoint + self.bare)
 
     @property
     def ratios(self) -> list[float]:
-        """Each round's endpoint req/s ÷ its baseline's, in round order."""
-        return [e.rps / b.rps if b.rps else 0.0 for e, b in zip(self.endpoint, self.baseline)]
+        """Each round's endpoint req/s ÷ the bare app's, in round order."""
+        return [e.rps / b.rps if b.rps else 0.0 for e, b in zip(self.endpoint, self.bare)]
 
     @property
     def ratio_quartiles(self) -> tuple[float, float]:
@@ -88,9 +108,9 @@ class Paired:
         return q1, q3
 
     def rounds_text(self) -> str:
-        """Each round's req/s, endpoint and baseline: `E 2,070 / B 1,420; ...`."""
+        """Each round's req/s, endpoint and bare app: `E 2,070 / B 5,420; ...`."""
         return "; ".join(f"E {e.rps:,.0f} / B {b.rps:,.0f}"
-                         for e, b in zip(self.endpoint, self.baseline))
+                         for e, b in zip(self.endpoint, self.bare))
 
 
 def wrk_binary() -> str:
@@ -136,8 +156,8 @@ def lua_script(calls: Sequence[HttpCall]) -> str:
     ]) + "\n"
 
 
-def run(base_url: str, calls: Sequence[HttpCall], seconds: float, connections: int,
-        threads: int = 1) -> WrkResult:
+def run(base_url: str, calls: Sequence[HttpCall], seconds: float,
+        connections: int = CONNECTIONS, threads: int = THREADS) -> WrkResult:
     """One wrk run of `seconds` against `base_url`, cycling through `calls`."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="tally-wrk-") as script:
         script.write(lua_script(calls))
@@ -154,15 +174,18 @@ def run(base_url: str, calls: Sequence[HttpCall], seconds: float, connections: i
                      errors=data["errors"])
 
 
-def alternate(base_url: str, endpoint: Sequence[HttpCall], baseline: Sequence[HttpCall],
-              rounds: int, seconds: float, connections: int) -> Paired:
-    """Warm both up, then `rounds` pairs, the order flipping each round (B E, E B, B E, ...)."""
-    run(base_url, endpoint, 1, connections)
-    run(base_url, baseline, 1, connections)
+def alternate(endpoint: Side, bare: Side, load: Load,
+              runner: Callable[..., WrkResult] = run) -> Paired:
+    """Warm both up, then `load.rounds` pairs, the order flipping each round (B E, E B, ...)."""
+    def once(side: Side, seconds: float) -> WrkResult:
+        return runner(side.base_url, side.calls, seconds, load.connections, load.threads)
+
+    once(endpoint, 1)
+    once(bare, 1)
     paired = Paired()
-    for number in range(rounds):
-        order = ("baseline", "endpoint") if number % 2 == 0 else ("endpoint", "baseline")
+    for number in range(load.rounds):
+        order = ("bare", "endpoint") if number % 2 == 0 else ("endpoint", "bare")
         for which in order:
-            calls = baseline if which == "baseline" else endpoint
-            getattr(paired, which).append(run(base_url, calls, seconds, connections))
+            side = bare if which == "bare" else endpoint
+            getattr(paired, which).append(once(side, load.seconds))
     return paired

@@ -1,7 +1,9 @@
-"""The benchmark's verdict on a ratio target: yes, no, or unsure when the rounds disagree."""
+"""The benchmark's table and rounds: ratios to the bare Flask app, verdicts yes/no/unsure."""
 from __future__ import annotations
 
-from bench import report
+import pytest
+
+from bench import calls, report, wrk
 from bench.wrk import Paired, WrkResult
 
 
@@ -30,3 +32,39 @@ def test_one_disturbed_round_does_not_decide_and_rounds_that_disagree_are_unsure
     assert split.endswith("| 0.73 (0.67–0.80) | ≥ 0.75 | unsure |")
     assert Paired(_rounds(1, 1), _rounds(3_000, 2_400)).rounds_text() == \
         "E 1 / B 3,000; E 1 / B 2,400"
+
+
+def test_every_ratio_divides_by_the_bare_flask_app_and_the_header_says_so():
+    result = report.DbResult("sqlite")
+    result.loads.append(report.LoadRow("raw WSGI", Paired(_rounds(9_000), _rounds(6_000)), None))
+    result.loads.append(report.LoadRow("badge", Paired(_rounds(2_700), _rounds(3_000)),
+                                       report.TARGET_BADGE))
+    header, _rule, raw, badge = report.table([result]).splitlines()[:4]
+
+    assert "÷ bare Flask app" in header
+    assert "9,000 req/s (bare Flask 6,000)" in raw and raw.endswith("| 1.50 (1.50–1.50) | — | — |")
+    assert badge.endswith("| 0.90 (0.90–0.90) | ≥ 0.90 | yes |")
+
+
+def test_rounds_alternate_between_the_endpoint_and_the_bare_app_with_the_same_wrk_load():
+    endpoint = wrk.Side("http://127.0.0.1:1", [wrk.HttpCall("GET", "/count", {})])
+    bare = wrk.Side("http://127.0.0.1:2", endpoint.calls)
+    sent = []
+
+    def runner(base_url, calls, seconds, connections, threads):
+        sent.append((base_url, seconds, connections, threads))
+        return WrkResult(3_000 if base_url == bare.base_url else 1_500, 1.0, 1.0, 2.0, 0)
+
+    paired = wrk.alternate(endpoint, bare, wrk.Load(rounds=3, seconds=2.0), runner)
+
+    assert [(url[-1], seconds) for url, seconds, _c, _t in sent] == \
+        [("1", 1), ("2", 1), ("2", 2.0), ("1", 2.0), ("1", 2.0), ("2", 2.0), ("2", 2.0), ("1", 2.0)]
+    assert {(c, t) for _u, _s, c, t in sent} == {(wrk.CONNECTIONS, wrk.THREADS)} == {(32, 2)}
+    assert paired.ratios == [0.5, 0.5, 0.5]
+
+
+def test_the_in_app_baseline_row_refuses_a_size_its_route_cannot_answer():
+    call = wrk.HttpCall("GET", "/count", {"Authorization": "Bearer x"})
+    assert calls.baseline_calls([call], 300)[0].headers == call.headers
+    with pytest.raises(ValueError):
+        calls.baseline_calls([call], 0)
