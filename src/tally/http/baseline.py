@@ -1,8 +1,9 @@
-"""GET|POST /bench/baseline: a constant JSON body of a chosen size, the benchmark's yardstick.
+"""GET|POST /bench/baseline: a constant JSON body of a chosen size (a diagnostic benchmark row).
 
 Registered only when BENCH_BASELINE is set (TALLY_BENCH_BASELINE=true). It answers through the
 same app, middleware and gunicorn settings as the real endpoints but does no work of its own, so
-`make bench` can state every endpoint as a fraction of what Flask and gunicorn alone can serve.
+`make bench` shows what tally's own per-request layers cost against the bare Flask app
+(bench/bare.py), which is the denominator of every ratio; this route never is.
 Outside the API prefix: no auth, and never in the OpenAPI document.
 """
 from __future__ import annotations
