@@ -1,6 +1,7 @@
 """Configuration classes, one per TALLY_ENV, each variable read once from the environment."""
 from __future__ import annotations
 
+import math
 import os
 from typing import Mapping
 
@@ -25,6 +26,17 @@ def parse_int(name: str, raw: str, minimum: int = 0) -> int:
         raise ConfigError(f"{name} must be an integer, not {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def parse_float(name: str, raw: str, minimum: float, maximum: float = math.inf) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if not (math.isfinite(value) and minimum <= value <= maximum):  # NaN fails every comparison
+        upper = f" and at most {maximum:g}" if math.isfinite(maximum) else ""
+        raise ConfigError(f"{name} must be a number of at least {minimum:g}{upper}, not {raw!r}")
     return value
 
 
@@ -80,6 +92,12 @@ class Base:
     STREAM_HEARTBEAT_SECONDS = 15
     # Seconds a stream lives before the server ends it; the client reconnects (token re-checked).
     STREAM_MAX_SECONDS = 900
+    # Access log (tally.logs.AccessLog): every 5xx and every 4xx but 401/403/404 is logged, every
+    # request slower than LOG_SLOW_MS too, and of the rest a random share LOG_SAMPLE_RATE (0-1).
+    LOG_SLOW_MS = 500
+    LOG_SAMPLE_RATE = 0.01
+    # Seconds between folds of a web process's request counts into /metrics (its lag at most).
+    METRICS_FOLD_SECONDS = 1.0
 
     # flask-smorest / OpenAPI
     API_TITLE = "tally"
@@ -143,6 +161,14 @@ def from_env(environ: Mapping[str, str] | None = None) -> Base:
     for name in ("STREAM_HEARTBEAT_SECONDS", "STREAM_MAX_SECONDS"):
         if f"TALLY_{name}" in env:
             setattr(config, name, parse_int(f"TALLY_{name}", env[f"TALLY_{name}"], 1))
+    if "TALLY_LOG_SLOW_MS" in env:
+        config.LOG_SLOW_MS = parse_int("TALLY_LOG_SLOW_MS", env["TALLY_LOG_SLOW_MS"])
+    if "TALLY_LOG_SAMPLE_RATE" in env:
+        config.LOG_SAMPLE_RATE = parse_float("TALLY_LOG_SAMPLE_RATE",
+                                             env["TALLY_LOG_SAMPLE_RATE"], 0, 1)
+    if "TALLY_METRICS_FOLD_SECONDS" in env:
+        config.METRICS_FOLD_SECONDS = parse_float("TALLY_METRICS_FOLD_SECONDS",
+                                                  env["TALLY_METRICS_FOLD_SECONDS"], 0.1)
     if "TALLY_WORKER_MAX_JOBS" in env:
         config.WORKER_MAX_JOBS = parse_int("TALLY_WORKER_MAX_JOBS", env["TALLY_WORKER_MAX_JOBS"])
     if "TALLY_DB_POOL_SIZE" in env:

@@ -6,9 +6,11 @@ GUNICORN_THREADS for every other request. The app refuses a stream beyond its bo
 Retry-After) before it takes a thread for long, so GUNICORN_THREADS threads always remain for
 polls however many streams are open. Why not gevent: see docs/operations.md.
 
-Logs are JSON lines (tally.logs); gunicorn's access log is off because the app logs every request
-itself, with its request id and the route template rather than the raw path. /metrics sums the
-workers through prometheus-client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR).
+Logs are JSON lines (tally.logs); gunicorn's access log is off because the app's front door
+(tally.http.front) writes its own access lines, with the request id and the route template rather
+than the raw path, for errors, slow requests and a sample of the rest (TALLY_LOG_*). /metrics sums
+the workers through prometheus-client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR); each worker
+folds its request counts in every TALLY_METRICS_FOLD_SECONDS and once more as it exits.
 """
 import multiprocessing
 import os
@@ -56,6 +58,13 @@ elif not os.environ.get("_TALLY_PROMETHEUS_WIPED"):  # first load only, not on a
     for stale in Path(os.environ[_MULTIPROC]).glob("*.db"):
         stale.unlink()
     os.environ["_TALLY_PROMETHEUS_WIPED"] = "1"
+
+
+def worker_exit(server, worker):  # noqa: ANN001, ANN201
+    """Fold this worker's last requests into /metrics before it goes (in the worker process)."""
+    from tally import metrics
+
+    metrics.fold()
 
 
 def child_exit(server, worker):  # noqa: ANN001, ANN201

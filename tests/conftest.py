@@ -1,6 +1,8 @@
 """Fixtures: one real redis-server per run, a migrated database per test, apps, tokens."""
 from __future__ import annotations
 
+import json
+import logging
 import os
 import shutil
 import uuid
@@ -9,6 +11,7 @@ import pytest
 import redis
 
 from config import Test
+from tally import logs
 from tally.app import create_app
 from tally.auth import devkeys
 from tally.localrun import RedisProcess
@@ -163,3 +166,22 @@ def headers(make_token, tenant_id):
                 "x-tenantid": tenant, "realmname": REALM, "accept": "application/json"}
 
     return build
+
+
+@pytest.fixture
+def json_lines(capsys):
+    """The JSON log lines written to stderr while the test runs (the root logger and the access
+    log at INFO meanwhile: an app built in the test sets the root back to TALLY_ENV=test's
+    WARNING, and the access log's own level keeps its lines coming)."""
+    loggers = [logging.getLogger(), logs.log]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.INFO)
+
+    def read() -> list[dict]:
+        err = capsys.readouterr().err
+        return [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+
+    yield read
+    for logger, level in zip(loggers, levels):
+        logger.setLevel(level)

@@ -1,13 +1,16 @@
 """GET /metrics: Prometheus text with every figure the operations page lists."""
 from __future__ import annotations
 
+import multiprocessing
+import os
 import uuid
 
 import pytest
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 from rq import Queue
 
-from tally import jobs
+from tally import jobs, metrics
 from tally.events import outbox
 from tally.stores import keys
 from tests import factories
@@ -118,3 +121,87 @@ def test_a_scrape_answers_with_the_database_down(make_app):
     samples = scrape(client)
     assert ("tally_outbox_backlog", ()) not in samples
     assert ("tally_events_applied_total", ()) in samples
+
+
+# -- per-process sums, folded ----------------------------------------------------------------------
+
+def test_made_up_methods_add_no_series_beyond_other(client):
+    before = scrape(client)
+    for n in range(40):
+        client.open("/healthz" if n % 2 else "/no/such/path", method=f"MADEUP{n}")
+    after = scrape(client)
+    added = {labels for name, labels in set(after) - set(before)
+             if name.startswith("tally_http_")}
+    assert all(dict(labels)["method"] == "OTHER" for labels in added)
+    assert {dict(labels)["method"] for name, labels in after if name.startswith("tally_http_")} \
+        <= metrics.METHODS | {"OTHER"}
+
+    def grew(status: str) -> float:
+        labels = dict(route="unmatched", method="OTHER", status=status)
+        return value(after, "tally_http_requests_total", **labels) - \
+            value(before, "tally_http_requests_total", **labels)
+
+    assert (grew("405"), grew("404")) == (20, 20)
+
+
+def test_folded_latencies_read_as_observe_would_have_written_them():
+    # Given the same latencies observed one by one into a reference histogram
+    seconds = [0.0004, 0.001, 0.0011, 0.003, 0.2, 0.25, 2.0, 10.0, 11.5, 0.001]
+    reference = CollectorRegistry()
+    alike = Histogram("alike", "h", ["route", "method"], buckets=metrics.LATENCY_BUCKETS,
+                      registry=reference).labels("r", "GET")
+    for amount in seconds:
+        alike.observe(amount)
+    # When they are folded from a process's sums
+    route = f"/fold-test/{uuid.uuid4().hex}"
+    pending = metrics.Pending(interval=3600)
+    for amount in seconds:
+        pending.observe(route, "GET", 200, amount)
+    pending.fold()
+
+    # Then every bucket, the count and the sum read alike
+    def samples(registry, name: str, labels: dict) -> dict:
+        return {(s.name.removeprefix(name), s.labels.get("le")): s.value
+                for family in registry.collect() for s in family.samples
+                if s.name.startswith(name) and not s.name.endswith("_created")
+                and all(s.labels.get(k) == v for k, v in labels.items())}
+
+    folded = samples(metrics.LIVE, "tally_http_request_duration_seconds",
+                     {"route": route, "method": "GET"})
+    assert folded == samples(reference, "alike", {"route": "r"})
+    assert folded[("_count", None)] == len(seconds)
+
+
+def _child_of_a_fork(results) -> None:
+    pending = metrics.PENDING
+    inherited = pending.thread  # the parent's thread is not running here
+    folded = metrics.LIVE.get_sample_value("tally_http_requests_total", FORK_LABELS)
+    pending.fold()  # the parent's unfolded request is the parent's, not counted here too
+    after = metrics.LIVE.get_sample_value("tally_http_requests_total", FORK_LABELS)
+    pending.observe("/forked", "GET", 200, 0.001)
+    results.send((inherited, folded, after, pending.pid, os.getpid(),
+                  pending.thread is not None and pending.thread.is_alive()))
+
+
+FORK_LABELS = {"route": "/before-fork", "method": "GET", "status": "200"}
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_each_process_starts_its_own_fold_thread_after_a_fork():
+    # Given a process whose fold thread runs and which holds one request not yet folded
+    metrics.PENDING.observe("/warm", "GET", 200, 0.001)
+    assert metrics.PENDING.thread.is_alive() and metrics.PENDING.pid == os.getpid()
+    metrics.PENDING.observe("/before-fork", "GET", 200, 0.001)
+    # When it forks (as gunicorn forks its workers) and the child answers a request
+    context = multiprocessing.get_context("fork")
+    parent_end, child_end = context.Pipe()
+    child = context.Process(target=_child_of_a_fork, args=(child_end,))
+    child.start()
+    inherited, folded, after, child_pid, own_pid, running = parent_end.recv()
+    child.join(30)
+    # Then the child started with no thread and nothing pending, and runs a thread of its own
+    assert inherited is None and folded is None and after is None
+    assert running and child_pid == own_pid == child.pid != os.getpid()
+    # And the parent still holds its own request
+    metrics.fold()
+    assert metrics.LIVE.get_sample_value("tally_http_requests_total", FORK_LABELS) >= 1

@@ -1,5 +1,5 @@
-"""Production settings: the PostgreSQL pool of each process, and a Redis Cluster only ever for the
-counters (RQ needs a standalone Redis)."""
+"""Production settings: the PostgreSQL pool of each process, a Redis Cluster only ever for the
+counters (RQ needs a standalone Redis), the access log's and /metrics' settings."""
 from __future__ import annotations
 
 import pytest
@@ -21,8 +21,15 @@ def test_the_pool_settings_size_each_process_pool(realms_file, var_dir, redis_ur
 
 @pytest.mark.parametrize("name, value", [("TALLY_DB_POOL_SIZE", "0"),
                                          ("TALLY_DB_MAX_OVERFLOW", "-1"),
-                                         ("TALLY_DB_POOL_SIZE", "many")])
-def test_a_bad_pool_setting_stops_the_app_naming_its_variable(name, value):
+                                         ("TALLY_DB_POOL_SIZE", "many"),
+                                         ("TALLY_LOG_SLOW_MS", "-1"), ("TALLY_LOG_SLOW_MS", "fast"),
+                                         ("TALLY_LOG_SAMPLE_RATE", "1.5"),
+                                         ("TALLY_LOG_SAMPLE_RATE", "-0.1"),
+                                         ("TALLY_LOG_SAMPLE_RATE", "nan"),
+                                         ("TALLY_METRICS_FOLD_SECONDS", "0"),
+                                         ("TALLY_METRICS_FOLD_SECONDS", "inf"),
+                                         ("TALLY_METRICS_FOLD_SECONDS", "soon")])
+def test_a_bad_pool_log_or_metrics_setting_stops_the_app_naming_its_variable(name, value):
     with pytest.raises(ConfigError, match=name):
         from_env({name: value})
 
@@ -33,3 +40,11 @@ def test_a_counter_cluster_without_a_queue_redis_stops_the_app():
     cluster = from_env({"TALLY_REDIS_CLUSTER": "true", "TALLY_REDIS_URL": "redis://counters:6379",
                         "TALLY_QUEUE_URL": "redis://queue:6379/0"})
     assert cluster.REDIS_CLUSTER and cluster.queue_url == "redis://queue:6379/0"
+
+
+def test_log_and_metrics_settings_are_read():
+    config = from_env({"TALLY_LOG_SLOW_MS": "250", "TALLY_LOG_SAMPLE_RATE": "0",
+                       "TALLY_METRICS_FOLD_SECONDS": "2.5"})
+    assert (config.LOG_SLOW_MS, config.LOG_SAMPLE_RATE, config.METRICS_FOLD_SECONDS) == \
+        (250, 0.0, 2.5)
+    assert (from_env({}).LOG_SLOW_MS, from_env({}).LOG_SAMPLE_RATE) == (500, 0.01)

@@ -1,4 +1,4 @@
-"""The application factory: config → extensions → API → errors → guard → CLI."""
+"""The application factory: config → extensions → API → errors → guard → front door → CLI."""
 from __future__ import annotations
 
 import logging
@@ -13,6 +13,7 @@ from tally.auth.realms import Realms
 from tally.http import events, filters, notifications, ops, stream, tickets
 from tally.http.api import register_error_handlers
 from tally.http.bodies import LimitedRequest
+from tally.http.front import Front
 from tally.http.openapi import build_api
 
 API_BLUEPRINTS = (notifications.blp, stream.blp, events.blp, filters.blp, tickets.blp)
@@ -31,8 +32,6 @@ def create_app(config: Base | None = None, **overrides: Any) -> Flask:
     app.config.from_object(config)
     app.json.sort_keys = False  # keep the seed's field order (byType, byPriority, counts)
     logs.configure(logging.INFO if not config.TESTING else logging.WARNING)  # JSON lines
-    logs.install(app)  # request ids and one log line per request (its hook runs first)
-    metrics.install(app)
     extensions.init_app(app, config, Realms.load(config.REALMS_FILE))
 
     # One Api per app (not a module global), so a test run can build many apps.
@@ -54,6 +53,10 @@ def create_app(config: Base | None = None, **overrides: Any) -> Flask:
 
     register_error_handlers(app)
     guard.install(app)
+    # Request id, metrics and access log for every request, however it is answered.
+    metrics.PENDING.interval = float(config.METRICS_FOLD_SECONDS)  # one process, one interval
+    app.wsgi_app = Front(app.wsgi_app,  # type: ignore[method-assign]
+                         logs.AccessLog(float(config.LOG_SLOW_MS), float(config.LOG_SAMPLE_RATE)))
 
     from tally.cli import tally_cli
 

@@ -1,22 +1,24 @@
 """Structured logs: one JSON object per line, with the request id, tenant and route of a request.
 
 Every process (web, worker, scheduler, CLI) logs through `configure`. A request's id comes from
-its `X-Request-ID` header when that is a sane token, else it is generated; it is echoed in the
-response. Tokens never reach a log line: the request log names the route template, not the raw
-path or headers, and a last filter masks anything shaped like a bearer token or a JWT.
+its `X-Request-ID` header when that is a sane token, else it is generated (`request_id_for`); the
+front door (tally.http.front) puts it in the WSGI environ and echoes it in the response, and
+`AccessLog` decides which requests get an access line. Tokens never reach a log line: the access
+line names the route template, not the raw path or headers, and a last filter masks anything
+shaped like a bearer token or a JWT.
 """
 from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import sys
-import time
 import uuid
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable, Mapping
 
-from flask import Flask, Response, g, has_request_context, request
+from flask import g, has_request_context, request
 
 from tally.auth.tokens import canonical_uuid
 from tally.clock import iso_ms
@@ -25,6 +27,10 @@ log = logging.getLogger("tally.http.request")
 
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+REQUEST_ID_ENVIRON = "tally.request_id"  # where the front door leaves a request's id
+# 4xx statuses the access log leaves to the sample: expected noise at the volume of polls (an
+# expired token, a missing role, an unknown tenant or path). /metrics counts every one of them.
+QUIET_STATUSES = frozenset({401, 403, 404})
 # A bearer credential or anything shaped like a JWT (three base64url parts, the first '{"…').
 SECRET = re.compile(r"(?i)(bearer\s+)\S+|eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 # Attributes of every LogRecord; anything else a caller passed in `extra=` joins the JSON object.
@@ -62,11 +68,12 @@ class JsonFormatter(logging.Formatter):
 
 
 class RequestContext(logging.Filter):
-    """Adds the current request's id, tenant and route to every record (None outside one)."""
+    """Adds the current request's id, tenant and route to every record logged in one (None
+    outside one), unless the line names them itself (`extra=`, as the access line does)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if has_request_context():
-            record.request_id = g.get("request_id")
+        if not hasattr(record, "request_id") and has_request_context():
+            record.request_id = request.environ.get(REQUEST_ID_ENVIRON)
             record.tenant = _tenant()
             record.route = _route()
         return True
@@ -101,11 +108,23 @@ def configure(level: int = logging.INFO) -> None:
 
 
 # -- per request -----------------------------------------------------------------------------------
+def request_id_for(offered: str | None) -> str:
+    """`offered` (an X-Request-ID header) when it is a sane token, else a new random id."""
+    if offered is not None and REQUEST_ID.fullmatch(offered):
+        return offered
+    return uuid.uuid4().hex
+
+
+def tenant_of(environ: Mapping[str, Any]) -> str | None:
+    """The tenant a request names in its x-tenantid header (the guard's tenant when it passed)."""
+    return canonical_uuid(environ.get("HTTP_X_TENANTID"))
+
+
 def _tenant() -> str | None:
     principal = g.get("principal")
     if principal is not None:
         return principal.tenant_id
-    return canonical_uuid(request.headers.get("x-tenantid"))
+    return tenant_of(request.environ)
 
 
 def _route() -> str:
@@ -119,25 +138,40 @@ def request_context() -> dict[str, str | None]:
     (a stream's body runs outside the request context)."""
     if not has_request_context():
         return {}
-    return {"request_id": g.get("request_id"), "tenant": _tenant(), "route": _route()}
+    return {"request_id": request.environ.get(REQUEST_ID_ENVIRON), "tenant": _tenant(),
+            "route": _route()}
 
 
-def install(app: Flask) -> None:
-    """Give every request an id (first of the before-request hooks) and log one line per request."""
+class AccessLog:
+    """Which answered requests get an access line, and the line.
 
-    def start() -> None:
-        offered = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = offered if REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
-        g.request_started = time.perf_counter()
+    Logged: every status ≥ 500, every 4xx but QUIET_STATUSES, every request slower than
+    `slow_ms` (time until its response started), and of the rest a random `sample_rate` share
+    (0: none, 1: all). Counts belong in /metrics; the decision is made before anything is built.
+    """
 
-    def finish(response: Response) -> Response:
-        response.headers[REQUEST_ID_HEADER] = g.get("request_id") or ""
-        started = g.get("request_started")
-        duration_ms = round((time.perf_counter() - started) * 1000, 2) if started else None
-        log.info("%s %s %s", request.method, _route(), response.status_code,
-                 extra={"method": request.method, "status": response.status_code,
-                        "duration_ms": duration_ms})
-        return response
+    def __init__(self, slow_ms: float, sample_rate: float,
+                 draw: Callable[[], float] = random.random):
+        self.slow_seconds = slow_ms / 1000
+        self.sample_rate = sample_rate
+        self._draw = draw
 
-    app.before_request_funcs.setdefault(None, []).insert(0, start)
-    app.after_request(finish)
+    def wants(self, status: int, seconds: float) -> bool:
+        if status >= 400 and (status >= 500 or status not in QUIET_STATUSES):
+            return True
+        if seconds > self.slow_seconds:
+            return True
+        rate = self.sample_rate
+        return rate >= 1 or (rate > 0 and self._draw() < rate)
+
+    def write(self, environ: Mapping[str, Any], status: int, seconds: float, request_id: str,
+              route: str) -> None:
+        """One line: method, route and status as text; method, status, duration_ms, request_id,
+        tenant and route as fields."""
+        if not log.isEnabledFor(logging.INFO):
+            return
+        method = environ.get("REQUEST_METHOD", "")
+        log.info("%s %s %s", method, route, status,
+                 extra={"method": method, "status": status,
+                        "duration_ms": round(seconds * 1000, 2), "request_id": request_id,
+                        "tenant": tenant_of(environ), "route": route})

@@ -2,7 +2,8 @@
 
 300 idle streams on one instance must leave polls answering; a stream gets a change within a
 second of its `notification.created` event and resumes after a reconnect without missing one;
-/metrics sums the workers; every log line is JSON and holds no token.
+/metrics sums the workers (each folds its own requests in); every log line is JSON and holds no
+token.
 """
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def world(tmp_path_factory, sqlite_template, realms_file, var_dir):
     create_tenant(services.db, tenant, "web test", REALM)
     factories.notifications(services.db, tenant, "poller", MIX)  # 4 unread of 6
     env = app_env(db_url, redis_server.url, realms_file, var_dir, TALLY_ENV="production",
-                  WEB_CONCURRENCY="2")
+                  WEB_CONCURRENCY="2", TALLY_LOG_SAMPLE_RATE="1")  # an access line per request
     web = Gunicorn(env, base / "web.log").start()
     worker = procs.start("workers.run", env, log=base / "worker.log")
     try:
@@ -168,6 +169,24 @@ def test_a_stream_gets_a_created_notification_within_a_second_and_resumes(world)
         assert missed.json["unread"] == 2 and missed.id != pushed.id
     finally:
         resumed.close()
+
+
+def test_metrics_sum_what_every_worker_folds_in(world):
+    # Given requests no other test makes (HEAD /healthz), answered by either worker
+    for _ in range(20):
+        assert requests.head(f"{world['web'].url}/healthz", timeout=30).status_code == 200
+
+    def heads(name: str) -> float:
+        text = requests.get(f"{world['web'].url}/metrics", timeout=30).text
+        return sum(sample.value for family in text_string_to_metric_families(text)
+                   for sample in family.samples if sample.name == name
+                   and sample.labels.get("route") == "/healthz"
+                   and sample.labels.get("method") == "HEAD")
+
+    # Then within the fold interval /metrics counts each of them once, latency included
+    procs.wait_until(lambda: heads("tally_http_requests_total") == 20, 30,
+                     "both workers' folds", world["web"].log)
+    assert heads("tally_http_request_duration_seconds_count") == 20
 
 
 def test_every_log_line_is_json_without_tokens(world):
