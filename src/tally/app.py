@@ -13,6 +13,7 @@ from tally.auth.realms import Realms
 from tally.http import events, filters, notifications, ops, stream, tickets
 from tally.http.api import register_error_handlers
 from tally.http.bodies import LimitedRequest
+from tally.http.fast_reads import FastReads
 from tally.http.front import Front
 from tally.http.openapi import build_api
 
@@ -55,8 +56,10 @@ def create_app(config: Base | None = None, **overrides: Any) -> Flask:
     guard.install(app)
     # Request id, metrics and access log for every request, however it is answered.
     metrics.PENDING.interval = float(config.METRICS_FOLD_SECONDS)  # one process, one interval
+    # A warm badge or sidebar poll is answered there, before Flask runs (tally.http.fast_reads).
     app.wsgi_app = Front(app.wsgi_app,  # type: ignore[method-assign]
-                         logs.AccessLog(float(config.LOG_SLOW_MS), float(config.LOG_SAMPLE_RATE)))
+                         logs.AccessLog(float(config.LOG_SLOW_MS), float(config.LOG_SAMPLE_RATE)),
+                         fast=FastReads(app))
 
     from tally.cli import tally_cli
 

@@ -83,8 +83,8 @@ def test_a_badge_whose_etag_matches_is_the_same_304_and_others_the_same_200(app,
     etag = dict(golden(app, world, lambda: environ("GET", BADGE, hdrs))[1])["ETag"]
     for given, status in ((etag, 304), ("*", 304), (f"W/{etag}", 304), (f'"x", {etag}', 304),
                           ('"other"', 200)):
-        answer = golden(app, world, lambda: environ("GET", BADGE, {**hdrs,
-                                                                    "If-None-Match": given}))
+        conditional = {**hdrs, "If-None-Match": given}
+        answer = golden(app, world, lambda: environ("GET", BADGE, conditional))
         assert answer[0] == status, given
     assert answer[2] and not golden(app, world, lambda: environ(
         "GET", BADGE, {**hdrs, "If-None-Match": etag}))[2]
@@ -127,8 +127,8 @@ def test_what_the_fast_path_does_not_know_goes_to_flask(app, world, headers, red
     assert world(environ("GET", BADGE, hdrs)) is None  # cold: Flask recomputes
 
 
-def test_a_sidebar_the_fast_path_cannot_vouch_for_goes_to_flask_with_its_body(app, world,
-                                                                            headers):
+def test_a_sidebar_the_fast_path_cannot_vouch_for_goes_to_flask_with_its_body(
+        app, world, headers):
     agent, user = headers(**AGENT), headers(user="user-9")
     url = f"{TICKET_COUNT}?type=agent&module=ticketing"
     by_flask(app, environ("POST", url, agent, SIDEBAR))
@@ -146,3 +146,25 @@ def test_a_sidebar_the_fast_path_cannot_vouch_for_goes_to_flask_with_its_body(ap
     bad_support = environ("POST", url, {**agent, "issupportrequest": "maybe"}, SIDEBAR)
     assert world(bad_support) is None and by_flask(app, bad_support)[0] == 400
 
+
+def test_the_app_answers_a_warm_poll_in_front_of_flask(app, client, world, headers,
+                                                       monkeypatch):
+    """Wired in by create_app: once warm, the badge and the sidebar never reach their views."""
+    from tally.http.notifications import NotificationCount
+    from tally.http.tickets import TicketCount
+
+    badge, agent = headers(), headers(**AGENT)
+    url = f"{TICKET_COUNT}?type=agent&module=ticketing"
+    first = client.get(BADGE, headers=badge), client.post(url, json=SIDEBAR, headers=agent)
+    assert [r.headers["X-Count-Source"] for r in first] == ["recomputed", "recomputed"]
+
+    def flask_view(*args, **kwargs):
+        raise AssertionError("a warm poll reached Flask")
+
+    monkeypatch.setattr(NotificationCount, "get", flask_view)
+    monkeypatch.setattr(TicketCount, "post", flask_view)
+    again = client.get(BADGE, headers=badge), client.post(url, json=SIDEBAR, headers=agent)
+    assert [r.status_code for r in again] == [200, 200]
+    assert [r.get_data() for r in again] == [r.get_data() for r in first]
+    assert all(r.headers["X-Count-Source"] == "cache" and r.headers["X-Request-ID"]
+               for r in again)
