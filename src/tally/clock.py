@@ -13,8 +13,9 @@ def utc_now() -> datetime:
 
 def iso_ms(moment: datetime) -> str:
     """ISO 8601 UTC with milliseconds and Z, as every timestamp on the wire."""
-    moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    m = moment.astimezone(timezone.utc)  # formatted by hand: strftime costs ~10 µs a call
+    return (f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:"
+            f"{m.second:02d}.{m.microsecond // 1000:03d}Z")
 
 
 def epoch_ms(moment: datetime) -> int:

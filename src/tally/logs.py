@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import re
 import sys
-import uuid
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
@@ -112,7 +112,7 @@ def request_id_for(offered: str | None) -> str:
     """`offered` (an X-Request-ID header) when it is a sane token, else a new random id."""
     if offered is not None and REQUEST_ID.fullmatch(offered):
         return offered
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as random as uuid4().hex, without building a UUID
 
 
 def tenant_of(environ: Mapping[str, Any]) -> str | None:
