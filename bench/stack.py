@@ -1,10 +1,11 @@
 """The processes one benchmark run needs, all on loopback and all stopped at the end.
 
 A redis-server (tally.localrun.RedisProcess), a throwaway PostgreSQL cluster when asked
-(tests/support/postgres.py, run as the `postgres` user under root), gunicorn started exactly as
-the Procfile's `web` line (`-c config/gunicorn.conf.py wsgi:app`, production settings, bound to
-127.0.0.1), the bare Flask app and raw WSGI callable of bench/bare.py under the same settings,
-and real worker processes (`python -m workers.run`).
+(tests/support/postgres.py, run as the `postgres` user under root), the `web` process started
+exactly as the Procfile's line (tally.edge: Caddy on 127.0.0.1 in front of
+`gunicorn -c config/gunicorn.conf.py wsgi:app`, production settings), the bare Flask app and raw
+WSGI callable of bench/bare.py behind the same edge with the same settings, and real worker
+processes (`python -m workers.run`).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from typing import Iterator
 
 from bench.bare import PATH_VARIABLE, SIZE_VARIABLE
 from tally.auth import devkeys
+from tally.edge import gunicorn_command, web_command
 from tally.localrun import RedisProcess, free_port
 from tally.stores.db import Database
 from tests.support.postgres import PostgresCluster
@@ -100,13 +102,15 @@ class Stack:
         return env
 
     @contextmanager
-    def web(self, workers: int | None = None, threads: int | None = None) -> Iterator[str]:
-        """gunicorn as the Procfile runs it, on a free loopback port; yields its base URL.
+    def web(self, workers: int | None = None, threads: int | None = None,
+            direct: bool = False) -> Iterator[str]:
+        """The web process as the Procfile runs it, on a free loopback port; yields its base URL.
 
         `workers` and `threads` set WEB_CONCURRENCY and GUNICORN_THREADS; None leaves them as
-        the environment has them (else config/gunicorn.conf.py's defaults apply).
+        the environment has them (else config/gunicorn.conf.py's defaults apply). `direct`
+        serves with gunicorn alone, without the edge (how tally served before issue 17).
         """
-        with self._gunicorn("wsgi:app", "/healthz", {}, workers, threads) as base:
+        with self._gunicorn("wsgi:app", "/healthz", {}, workers, threads, direct) as base:
             yield base
 
     @contextmanager
@@ -121,16 +125,19 @@ class Stack:
 
     @contextmanager
     def _gunicorn(self, target: str, ready_path: str, variables: dict[str, str],
-                  workers: int | None, threads: int | None) -> Iterator[str]:
-        """`gunicorn -c config/gunicorn.conf.py <target>` on a free loopback port, in tally's
-        environment plus `variables`, until `ready_path` answers 200; stopped on exit."""
+                  workers: int | None, threads: int | None,
+                  direct: bool = False) -> Iterator[str]:
+        """The Procfile's web line serving `<target>` (the edge in front of
+        `gunicorn -c config/gunicorn.conf.py <target>`; with `direct`, that gunicorn alone) on a
+        free loopback port, in tally's environment plus `variables`, until `ready_path` answers
+        200; stopped on exit."""
         port = free_port()
         sizing = {"WEB_CONCURRENCY": workers, "GUNICORN_THREADS": threads}
         env = self.env(PORT=str(port), **variables,
                        **{k: str(v) for k, v in sizing.items() if v is not None})
-        command = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py",
-                   "--bind", f"127.0.0.1:{port}", target]
         log = open(self._dir("logs") / f"gunicorn-{port}.log", "ab")
+        command = ([*gunicorn_command(target), "--bind", f"127.0.0.1:{port}"] if direct
+                   else web_command(target, host="127.0.0.1"))
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
         base = f"http://127.0.0.1:{port}"

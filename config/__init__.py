@@ -85,10 +85,10 @@ class Base:
     # Notification streams (SSE) one web process holds; gunicorn gets this many threads on top
     # of GUNICORN_THREADS, so polls never wait behind streams (config/gunicorn.conf.py).
     STREAMS_PER_PROCESS = 200
-    # Streams one user may hold on one web process (more → 429 with Retry-After).
+    # Streams one user may hold on one web process; a newer one replaces the user's oldest.
     STREAMS_PER_USER = 8
-    # Seconds between keep-alive comments on an idle stream (also how soon a dead client's
-    # stream is noticed, and how often streams re-read while the pub/sub connection is down).
+    # Seconds between keep-alive comments on an idle stream (also how often streams re-read
+    # while the pub/sub connection is down; a client that closes is noticed at once).
     STREAM_HEARTBEAT_SECONDS = 15
     # Seconds a stream lives before the server ends it; the client reconnects (token re-checked).
     STREAM_MAX_SECONDS = 900

@@ -24,7 +24,10 @@ from config import from_env
 
 _settings = from_env()  # a bad TALLY_* variable stops gunicorn here, naming it
 
-bind = f"0.0.0.0:{os.environ.get('PORT') or '8000'}"
+# Behind the edge (tally.edge, the Procfile's web line) a unix socket only Caddy reaches; alone
+# (tests, the benchmark's direct rows) the public port.
+bind = (f"unix:{os.environ['TALLY_EDGE_SOCKET']}" if os.environ.get("TALLY_EDGE_SOCKET")
+        else f"0.0.0.0:{os.environ.get('PORT') or '8000'}")
 workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count() * 2)
 # Threads for polls and every other short request; streams get their own on top.
 poll_threads = int(os.environ.get("GUNICORN_THREADS") or 4)

@@ -29,6 +29,9 @@ def create_app(config: Base | None = None, **overrides: Any) -> Flask:
         setattr(config, name, value)
 
     app = Flask("tally")
+    # A path with `//` is an unknown path (404 in the envelope), not a redirect with an HTML body
+    # to the path without it; set before any rule is added (a rule takes it when bound).
+    app.url_map.merge_slashes = False
     app.request_class = LimitedRequest  # the body limit holds for chunked bodies too
     app.config.from_object(config)
     app.json.sort_keys = False  # keep the seed's field order (byType, byPriority, counts)

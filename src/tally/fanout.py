@@ -8,13 +8,19 @@ streams are woken once its SUBSCRIBE is confirmed, so a change landing between a
 read and its subscription is never missed. While the connection is down the hub keeps retrying,
 streams fall back to re-reading at every heartbeat, and all are woken when it is back.
 
-Bounds per process: `per_process` streams in all, `per_user` on one channel; beyond them `open`
-raises StreamsExhausted (503) or TooManyStreams (429), each with a Retry-After.
+Bounds per process: `per_process` streams in all, `per_user` on one channel. A user's new stream
+is never refused because of that user's own streams: at either bound it replaces the oldest
+stream the user holds here (which ends; a live client reconnects after the `retry` hint), so a
+reload or a dead connection nobody noticed yet never locks a user out. Only a process full of
+other users' streams refuses one: `open` raises StreamsExhausted (503 with Retry-After). A
+stream's client socket, when given, is watched (tally.hangups): a client that closes ends its
+stream at once rather than at its next heartbeat.
 """
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 import weakref
@@ -23,8 +29,9 @@ from typing import Any, Callable
 import redis
 from redis.exceptions import RedisClusterException
 
-from tally.errors import ServiceUnavailable, TallyError
-from tally.metrics import SSE_CONNECTIONS, SSE_REFUSED
+from tally.errors import ServiceUnavailable
+from tally.hangups import Hangups
+from tally.metrics import SSE_CONNECTIONS, SSE_REFUSED, SSE_REPLACED
 
 log = logging.getLogger("tally.fanout")
 
@@ -43,24 +50,23 @@ class StreamsExhausted(ServiceUnavailable):
     retry_after = RETRY_AFTER_SECONDS
 
 
-class TooManyStreams(TallyError):
-    """The user already holds as many streams on this process as one user may."""
-
-    code, http_status = "TOO_MANY_REQUESTS", 429
-    default_message = "Too many open streams for this user; close one or retry later"
-    retry_after = RETRY_AFTER_SECONDS
-
-
 class Subscription:
     """One stream's registration: a flag the hub raises when the stream should re-read."""
 
-    def __init__(self, hub: "Hub", channel: str):
+    def __init__(self, hub: "Hub", channel: str, peer: socket.socket | None = None):
         self.hub = hub
         self.channel = channel
+        self.peer = peer
         self._event = threading.Event()
         self._closed = False
+        self._over = False
 
     def wake(self) -> None:
+        self._event.set()
+
+    def end(self) -> None:
+        """End this stream: its client left, or a newer stream of its user replaced it."""
+        self._over = True
         self._event.set()
 
     def wait(self, timeout: float) -> bool:
@@ -80,7 +86,7 @@ class Subscription:
 
     @property
     def ending(self) -> bool:
-        return self.hub.closing
+        return self._over or self.hub.closing
 
     def close(self) -> None:
         """Leave the hub; safe to call more than once."""
@@ -101,7 +107,9 @@ class Hub:
         self.per_process = per_process
         self.per_user = per_user
         self._lock = threading.Lock()
-        self._channels: dict[str, set[Subscription]] = {}
+        # A channel's streams in the order they opened (a dict is an ordered set).
+        self._channels: dict[str, dict[Subscription, None]] = {}
+        self._hangups = Hangups()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self.connected = False
@@ -109,34 +117,49 @@ class Hub:
         _HUBS.add(self)
 
     # -- streams' side -------------------------------------------------------------------------
-    def open(self, channel: str) -> Subscription:
-        """Register a stream on `channel`; raises at the per-process or per-user bound."""
+    def open(self, channel: str, peer: socket.socket | None = None) -> Subscription:
+        """Register a stream on `channel` (one user's), replacing that user's oldest stream
+        when a bound is reached; raises StreamsExhausted when other users' streams fill the
+        process. `peer`, the client's socket, is watched for the client closing."""
+        replaced: Subscription | None = None
         with self._lock:
             self._after_fork()
-            if self.closing or self.count() >= self.per_process:
+            waiting = self._channels.get(channel, {})
+            full = len(waiting) >= self.per_user or self.count() >= self.per_process
+            if self.closing or self.per_user == 0 or (full and not waiting):
                 SSE_REFUSED.labels("process").inc()
                 raise StreamsExhausted()
-            waiting = self._channels.setdefault(channel, set())
-            if len(waiting) >= self.per_user:
-                SSE_REFUSED.labels("user").inc()
-                raise TooManyStreams()
-            subscription = Subscription(self, channel)
-            waiting.add(subscription)
+            if full:
+                replaced = next(iter(waiting))
+                self._forget(replaced)
+            subscription = Subscription(self, channel, peer)
+            self._channels.setdefault(channel, {})[subscription] = None
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="tally-fanout",
                                                 daemon=True)
                 self._thread.start()
         SSE_CONNECTIONS.inc()
+        if replaced is not None:
+            SSE_REPLACED.inc()
+            replaced.end()
+        if peer is not None:
+            self._hangups.watch(peer, subscription.end)
         return subscription
 
     def leave(self, subscription: Subscription) -> None:
+        if subscription.peer is not None:
+            self._hangups.forget(subscription.peer)
         with self._lock:
-            waiting = self._channels.get(subscription.channel)
-            if waiting is not None:
-                waiting.discard(subscription)
-                if not waiting:
-                    del self._channels[subscription.channel]
+            self._forget(subscription)
         SSE_CONNECTIONS.dec()
+
+    def _forget(self, subscription: Subscription) -> None:
+        """Take a stream off its channel (under the lock); it no longer counts to any bound."""
+        waiting = self._channels.get(subscription.channel)
+        if waiting is not None:
+            waiting.pop(subscription, None)
+            if not waiting:
+                del self._channels[subscription.channel]
 
     def count(self) -> int:
         """Streams registered now."""

@@ -202,6 +202,7 @@ def main() -> None:
     try:
         from tally.app import create_app
         from tally.demo import demo_token, provision_demo
+        from tally.edge import web_command
         from tally.extensions import services
         from tally.progress import terminal
 
@@ -213,7 +214,7 @@ def main() -> None:
             token = demo_token(services())
         python = sys.executable
         commands = {
-            "web": [python, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "wsgi:app"],
+            "web": web_command(),  # the Procfile's: the edge (Caddy) in front of gunicorn
             "worker": [python, "-m", "workers.run"],
             "scheduler": [python, "-m", "workers.schedule"],
         }

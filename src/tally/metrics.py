@@ -55,8 +55,11 @@ COUNT_READS = Counter("tally_count_reads", "Count answers by endpoint and source
                       ["endpoint", "source"], registry=LIVE)
 SSE_CONNECTIONS = Gauge("tally_sse_connections", "Open notification streams",
                         multiprocess_mode="livesum", registry=LIVE)
-SSE_REFUSED = Counter("tally_sse_refused", "Streams refused at a bound, by reason (process, user)",
+SSE_REFUSED = Counter("tally_sse_refused", "Streams refused at a bound, by reason (process)",
                       ["reason"], registry=LIVE)
+SSE_REPLACED = Counter("tally_sse_replaced",
+                       "Streams ended to make room for a newer stream of the same user",
+                       registry=LIVE)
 SSE_EVENTS = Counter("tally_sse_events", "count events sent on streams", registry=LIVE)
 
 

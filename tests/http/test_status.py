@@ -48,3 +48,23 @@ def test_the_token_route_answers_only_loopback_clients(build):
         response = client.get(path, environ_base={"REMOTE_ADDR": "192.0.2.10"})
         assert response.status_code == 404
         assert b"token" not in response.data
+
+
+def test_behind_the_edge_the_client_is_the_one_the_edge_names(build):
+    # Given requests that came over gunicorn's unix socket (no REMOTE_ADDR): the edge's
+    # X-Forwarded-For names who connected to it
+    client = build(Development)
+    edge = {"REMOTE_ADDR": ""}
+    assert client.get("/", environ_base=edge,
+                      headers={"X-Forwarded-For": "127.0.0.1"}).status_code == 200
+    response = client.get("/status/session", environ_base=edge,
+                          headers={"X-Forwarded-For": "127.0.0.1, 192.0.2.10"})
+    assert response.status_code == 404 and b"token" not in response.data
+    assert client.get("/", environ_base=edge).status_code == 404  # nobody named: not loopback
+
+
+def test_a_tcp_clients_own_x_forwarded_for_is_not_believed(build):
+    client = build(Development)
+    response = client.get("/status/session", environ_base={"REMOTE_ADDR": "192.0.2.10"},
+                          headers={"X-Forwarded-For": "127.0.0.1"})
+    assert response.status_code == 404 and b"token" not in response.data

@@ -1,6 +1,8 @@
 """GET /ticket/notification/stream in-process: first event, pushes, resume, bounds, auth."""
 from __future__ import annotations
 
+import itertools
+import socket
 import uuid
 
 import pytest
@@ -139,9 +141,10 @@ def test_a_stream_ends_after_its_maximum_life(make_app, tenant_id, headers, seed
 
 def test_streams_beyond_the_process_bound_get_503_with_retry_after(make_app, headers, seeded):
     client = make_app(STREAMS_PER_PROCESS=2, **FAST).test_client()
-    call = {**headers(), "accept": "text/event-stream"}
-    held = [client.get(STREAM, headers=call, buffered=False) for _ in range(2)]
+    held = [client.get(STREAM, headers={**headers(user), "accept": "text/event-stream"},
+                       buffered=False) for user in ("user-1", "user-2")]
     assert [r.status_code for r in held] == [200, 200]
+    call = {**headers("user-3"), "accept": "text/event-stream"}  # holding none here
     refused = client.get(STREAM, headers=call, buffered=False)
     assert refused.status_code == 503 and refused.headers["Retry-After"] == "5"
     assert refused.get_json()["error"]["code"] == "SERVICE_UNAVAILABLE"
@@ -152,20 +155,68 @@ def test_streams_beyond_the_process_bound_get_503_with_retry_after(make_app, hea
         response.close()
 
 
-def test_streams_beyond_the_user_bound_get_429_and_other_users_still_stream(
-        make_app, headers, seeded):
+def test_a_users_new_stream_at_their_bound_replaces_their_oldest(make_app, headers, seeded):
+    # Given a user at their bound of one stream (a reloaded tab whose old stream is still open)
     client = make_app(STREAMS_PER_USER=1, **FAST).test_client()
-    mine = client.get(STREAM, headers={**headers(), "accept": "text/event-stream"},
-                      buffered=False)
-    refused = client.get(STREAM, headers={**headers(), "accept": "text/event-stream"},
-                         buffered=False)
-    assert refused.status_code == 429 and refused.headers["Retry-After"] == "5"
-    assert refused.get_json()["error"]["code"] == "TOO_MANY_REQUESTS"
+    call = {**headers(), "accept": "text/event-stream"}
+    old = client.get(STREAM, headers=call, buffered=False)
+    old_reader = BodyReader(iter(old.response))
+    assert old_reader.next_count().json["unread"] == 4
+    # When they open another
+    new = client.get(STREAM, headers=call, buffered=False)
+    # Then it streams, and the old one ends (never a refusal the browser would give up on)
+    assert new.status_code == 200
+    assert BodyReader(iter(new.response)).next_count().json["unread"] == 4
+    assert len(list(itertools.islice(old_reader.chunks, 25))) < 25
+    # And other users still stream beside them
     theirs = client.get(STREAM, headers={**headers("user-2"), "accept": "text/event-stream"},
                         buffered=False)
     assert theirs.status_code == 200
-    for response in (mine, theirs):
+    assert hub(client.application).count() == 2
+    for response in (old, new, theirs):
         response.close()
+
+
+def test_a_full_process_takes_a_users_stream_in_place_of_their_own_oldest(
+        make_app, headers, seeded):
+    # Given a process full of streams, one of them user-1's
+    client = make_app(STREAMS_PER_PROCESS=2, **FAST).test_client()
+    mine = client.get(STREAM, headers={**headers(), "accept": "text/event-stream"},
+                      buffered=False)
+    theirs = client.get(STREAM, headers={**headers("user-2"), "accept": "text/event-stream"},
+                        buffered=False)
+    # When user-1 reconnects, and a third user tries
+    again = client.get(STREAM, headers={**headers(), "accept": "text/event-stream"},
+                       buffered=False)
+    stranger = client.get(STREAM, headers={**headers("user-3"), "accept": "text/event-stream"},
+                          buffered=False)
+    # Then user-1's new stream replaced their old one; only the stranger is refused
+    assert (again.status_code, stranger.status_code) == (200, 503)
+    assert stranger.headers["Retry-After"] == "5"
+    assert len(list(itertools.islice(iter(mine.response), 25))) < 25
+    assert BodyReader(iter(theirs.response)).next_count().json["unread"] == 0
+    for response in (mine, theirs, again, stranger):
+        response.close()
+
+
+def test_a_stream_ends_as_soon_as_its_client_closes_the_connection(make_app, headers, seeded):
+    # Given a stream whose server socket (what gunicorn hands the app) the test holds the
+    # other end of, with a life of a minute
+    app = make_app(STREAM_HEARTBEAT_SECONDS=0.2, STREAM_MAX_SECONDS=60)
+    ours, theirs = socket.socketpair()
+    response = app.test_client().get(
+        STREAM, buffered=False, headers={**headers(), "accept": "text/event-stream"},
+        environ_overrides={"gunicorn.socket": ours})
+    reader = BodyReader(iter(response.response))
+    assert reader.next_count().json["unread"] == 4
+    # When the client closes its end
+    theirs.close()
+    # Then the stream ends at once (within a few keep-alives, not after its minute), and its
+    # slot is free
+    assert len(list(itertools.islice(reader.chunks, 25))) < 25
+    response.close()
+    assert hub(app).count() == 0
+    ours.close()
 
 
 def test_the_stream_checks_headers_and_query_like_every_call(client, headers, seeded):

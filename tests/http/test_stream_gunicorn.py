@@ -8,99 +8,31 @@ token.
 from __future__ import annotations
 
 import json
-import shutil
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from config import Test
-from tally.app import create_app
 from tally.events import outbox
-from tally.localrun import RedisProcess
-from tally.provisioning import create_tenant
-from tests import factories
-from tests.conftest import REALM
-from tests.factories import MIX
 from tests.support.sse import SocketStream
-from tests.support.web import Gunicorn, TokenMinter, app_env
+from tests.support.web import (COUNT, STREAM, call_headers, open_stream, post_created, scrape,
+                               web_world)
 from tests.workers import procs
 
 pytestmark = pytest.mark.integration
 
-PREFIX = "/api/v2/ticketing"
-STREAM = f"{PREFIX}/ticket/notification/stream"
-COUNT = f"{PREFIX}/ticket/notification/count"
 IDLE_STREAMS = 300
 POLLS = 60
-NOW = "2025-07-10T12:00:00.000Z"
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, sqlite_template, realms_file, var_dir):
     """gunicorn (2 workers) and an RQ worker on their own Redis and SQLite file."""
-    base = tmp_path_factory.mktemp("web")
-    db_path = base / "tally.db"
-    shutil.copy(sqlite_template, db_path)
-    db_url = f"sqlite:///{db_path}"
-    redis_server = RedisProcess(workdir=str(base)).start()
-    tenant = str(uuid.uuid4())
-    # The test's own app: provisions, seeds, and applies events as a second worker would.
-    app = create_app(Test(), DATABASE_URL=db_url, REDIS_URL=redis_server.url,
-                     REALMS_FILE=realms_file, VAR_DIR=var_dir)
-    services = app.extensions["tally"]
-    create_tenant(services.db, tenant, "web test", REALM)
-    factories.notifications(services.db, tenant, "poller", MIX)  # 4 unread of 6
-    env = app_env(db_url, redis_server.url, realms_file, var_dir, TALLY_ENV="production",
-                  WEB_CONCURRENCY="2", TALLY_LOG_SAMPLE_RATE="1")  # an access line per request
-    web = Gunicorn(env, base / "web.log").start()
-    worker = procs.start("workers.run", env, log=base / "worker.log")
-    try:
-        yield {"web": web, "tenant": tenant, "services": services, "mint": TokenMinter(var_dir),
-               "worker_log": base / "worker.log"}
-    finally:
-        procs.stop(worker)
-        web.stop()
-        services.db.engine.dispose()
-        redis_server.stop()
-
-
-def call_headers(world, user: str, roles=("ticket_user",), **extra: str) -> dict[str, str]:
-    token = world["mint"](world["tenant"], user, list(roles))
-    return {"Authorization": f"Bearer {token}", "x-tenantid": world["tenant"],
-            "realmname": REALM, **extra}
-
-
-def open_stream(world, user: str, **extra: str) -> SocketStream:
-    """A stream of `user`, retried while a worker answers 503 at its bound (Retry-After)."""
-    for _ in range(50):
-        stream = SocketStream(world["web"].port, STREAM,
-                              call_headers(world, user, accept="text/event-stream", **extra))
-        if stream.status == 200:
-            return stream
-        assert stream.status == 503, stream.read_body()
-        assert stream.headers["retry-after"]
-        stream.close()
-        time.sleep(0.2)
-    raise AssertionError(f"no stream for {user} after 50 tries")
-
-
-def post_created(world, user: str) -> None:
-    event = {"eventId": str(uuid.uuid4()), "type": "notification.created", "occurredAt": NOW,
-             "data": {"id": f"n-{uuid.uuid4().hex[:12]}", "userId": user, "type": "comment",
-                      "ticketId": "TCK-1", "priority": "high", "createdAt": NOW}}
-    response = requests.post(f"{world['web'].url}{PREFIX}/events", json={"events": [event]},
-                             headers=call_headers(world, "svc", ("ticket_service",)), timeout=30)
-    assert response.status_code == 202, response.text
-
-
-def scrape(world) -> dict[str, float]:
-    text = requests.get(f"{world['web'].url}/metrics", timeout=30).text
-    return {sample.name: sample.value for family in text_string_to_metric_families(text)
-            for sample in family.samples if not sample.labels}
+    with web_world(tmp_path_factory.mktemp("web"), sqlite_template, realms_file, var_dir,
+                   WEB_CONCURRENCY="2", TALLY_LOG_SAMPLE_RATE="1") as world:  # every access line
+        yield world
 
 
 def test_300_idle_streams_leave_polls_answering_on_one_instance(world):

@@ -4,7 +4,9 @@ details naming the bound; nothing past a bound is written.
 Also covered elsewhere: events per call (tests/events/test_bad_input.py: 5,000 accepted whole,
 5,001 a 400), custom filters per user (tests/counting/test_filter_catalog.py), filter definition
 size (tests/counting/test_conditions.py), SSE streams per user and per process
-(tests/http/test_stream.py: 429 and 503 with Retry-After), token size (tests/auth/test_tokens.py).
+(tests/http/test_stream.py: a user's oldest stream replaced, 503 with Retry-After), token size
+(tests/auth/test_tokens.py), and before the app: URL, headers and body past the edge's or
+gunicorn's limits (tests/http/test_edge.py: 414, 431, 413 in the envelope).
 """
 from __future__ import annotations
 

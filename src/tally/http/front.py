@@ -1,7 +1,8 @@
 """The front door: one WSGI middleware gives every request its id, latency, metrics and access line.
 
 Installed around Flask by the factory (`app.wsgi_app = Front(app.wsgi_app, ...)`), so gunicorn's
-`wsgi:app`, `flask --app wsgi` and `app.test_client()` all pass through it. Per request it takes
+`wsgi:app`, `flask --app wsgi` and `app.test_client()` all pass through it. Per request it sets
+the client's address of a request that came through the edge (`forwarded_peer`), takes
 the X-Request-ID header when it is a sane token (else makes one), leaves it in the environ under
 tally.logs.REQUEST_ID_ENVIRON, echoes it as the last header of every response, times the request
 until its response starts, counts it once (tally.metrics, per process) and hands it to the access
@@ -60,6 +61,8 @@ class Front:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         started = perf_counter()
+        if not environ.get("REMOTE_ADDR"):  # from the edge, over gunicorn's unix socket
+            environ["REMOTE_ADDR"] = forwarded_peer(environ)
         request_id = request_id_for(environ.get("HTTP_X_REQUEST_ID"))
         environ[REQUEST_ID_ENVIRON] = request_id
         if self.fast is not None:
@@ -102,6 +105,16 @@ class Front:
         self._observe(route, environ.get("REQUEST_METHOD", ""), status, seconds, source)
         if self.access_log.wants(status, seconds):
             self.access_log.write(environ, status, seconds, request_id, route)
+
+
+def forwarded_peer(environ: Environ) -> str:
+    """The address of the edge's client, for a request that came over gunicorn's unix socket.
+
+    Only the edge (tally.edge) reaches that socket, and it sets X-Forwarded-For itself, passing
+    on no client's own (Caddy trusts no proxy unless told): its last entry is the address that
+    connected to the edge. A request over TCP has REMOTE_ADDR, and its X-Forwarded-For is never
+    read."""
+    return environ.get("HTTP_X_FORWARDED_FOR", "").rsplit(",", 1)[-1].strip()
 
 
 def _flask_route(environ: Environ) -> str:

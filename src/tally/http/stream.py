@@ -5,7 +5,9 @@ counter version). An event is sent on connect and whenever the version moves; a 
 client that sends `Last-Event-ID` gets an event at once only if the counts changed meanwhile
 (it already shows that version otherwise), so nothing is missed and nothing is sent twice.
 Comment lines keep idle connections open; a stream ends after STREAM_MAX_SECONDS (the client
-reconnects, which re-checks its token) or when its process shuts down.
+reconnects, which re-checks its token), when its client closes the connection (noticed from the
+socket at once, tally.hangups), when a newer stream of its user replaces it at a bound
+(tally.fanout) or when its process shuts down.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from flask_smorest import Blueprint
 from tally.auth.guard import ANY_TICKET_ROLE, require_roles
 from tally.counting import notifications
 from tally.extensions import Services, services
-from tally.fanout import Hub, StreamsExhausted, Subscription, TooManyStreams
+from tally.fanout import Hub, StreamsExhausted, Subscription
 from tally.http import schemas
 from tally.http.api import error_docs, render
 from tally.http.notifications import count_data
@@ -37,8 +39,7 @@ EXTENSION = "tally_streams"
 RETRY_MS = 3000  # how long an EventSource waits before it reconnects
 ERRORS = {400: "Invalid header or query", 401: "Missing, expired or invalid token",
           403: "The caller lacks a ticket role", 404: "Unknown realm or tenant",
-          429: "The user holds too many streams on this server (Retry-After)",
-          503: "This server holds as many streams as it may (Retry-After)"}
+          503: "This server holds as many other users' streams as it may (Retry-After)"}
 _hub_lock = threading.Lock()
 
 
@@ -113,8 +114,7 @@ def events(svc: Services, subscription: Subscription, who: tuple[str, str], view
 
 
 @blp.errorhandler(StreamsExhausted)
-@blp.errorhandler(TooManyStreams)
-def _refused(error: StreamsExhausted | TooManyStreams) -> Response:
+def _refused(error: StreamsExhausted) -> Response:
     """A stream refused at a bound: the contract's envelope plus when to try again."""
     response = render(error.http_status, error.code, error.message, error.details)
     response.headers["Retry-After"] = str(error.retry_after)
@@ -132,7 +132,8 @@ class NotificationStream(MethodView):
     def get(self, args: dict[str, Any]) -> Response:
         """The caller's notification counts, pushed on connect and on every change."""
         who, svc, view = (g.principal.tenant_id, g.principal.user_id), services(), args["view"]
-        subscription = hub(current_app._get_current_object()).open(keys.stream_channel(*who))
+        subscription = hub(current_app._get_current_object()).open(
+            keys.stream_channel(*who), peer=request.environ.get("gunicorn.socket"))
         try:
             first = snapshot(svc, *who, view)
         except BaseException:
