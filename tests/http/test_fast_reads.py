@@ -168,3 +168,17 @@ def test_the_app_answers_a_warm_poll_in_front_of_flask(app, client, world, heade
     assert [r.get_data() for r in again] == [r.get_data() for r in first]
     assert all(r.headers["X-Count-Source"] == "cache" and r.headers["X-Request-ID"]
                for r in again)
+
+
+def test_a_service_token_gets_no_fast_answer_where_flask_answers_403(app, world, headers):
+    """Contract §2: a ticket_service token counts nothing. Its headers pass the guard (it may
+    post events), so the fast path must apply the views' COUNT_ROLES too."""
+    url = f"{TICKET_COUNT}?type=template&module=ticketing"
+    agent, service = headers(**AGENT), headers(user="svc", roles=("ticket_service",))
+    for make_env in (lambda hdrs: environ("GET", BADGE, hdrs),
+                     lambda hdrs: environ("POST", url, hdrs, SIDEBAR)):
+        golden(app, world, lambda: make_env(agent))  # the query and body are remembered
+        assert by_flask(app, make_env(service))[0] == 403  # the guard passed the headers
+        assert world(make_env(service)) is None
+        both = headers(user="svc", roles=("ticket_service", "ticket_admin"))
+        assert golden(app, world, lambda: make_env(both))[0] == 200
