@@ -230,10 +230,14 @@ def test_rejection_is_logged_with_the_reason_but_not_the_token(verifier, rsa, ca
 
 @pytest.mark.parametrize("raw, expected", [
     ("6F9619FF-8B86-D011-B42D-00CF4FC964FF", "6f9619ff-8b86-d011-b42d-00cf4fc964ff"),
-    ("6f9619ff8b86d011b42d00cf4fc964ff", "6f9619ff-8b86-d011-b42d-00cf4fc964ff"),
+    ("6f9619ff-8B86-d011-b42d-00cf4fc964fF", "6f9619ff-8b86-d011-b42d-00cf4fc964ff"),
     ("6f9619ff-8b86-d011-b42d-00cf4fc964ff", "6f9619ff-8b86-d011-b42d-00cf4fc964ff"),
-    (" 6f9619ff-8b86-d011-b42d-00cf4fc964ff\n", "6f9619ff-8b86-d011-b42d-00cf4fc964ff"),
-    ("{6f9619ff-8b86-d011-b42d-00cf4fc964ff}", "6f9619ff-8b86-d011-b42d-00cf4fc964ff"),
+    # Only the canonical 8-4-4-4-12 form (contract §2): what uuid.UUID also reads is refused.
+    ("6f9619ff8b86d011b42d00cf4fc964ff", None),
+    (" 6f9619ff-8b86-d011-b42d-00cf4fc964ff\n", None),
+    ("{6f9619ff-8b86-d011-b42d-00cf4fc964ff}", None),
+    ("urn:uuid:6f9619ff-8b86-d011-b42d-00cf4fc964ff", None),
+    ("6f9619ff-8b86d011-b42d-00cf4fc964ff-", None),
     ("6f9619ff-8b86-d011-b42d-00cf4fc964f", None),
     ("6f9619ff-8b86-d011-b42d-00cf4fc964fg", None),
     ("not-a-uuid", None),

@@ -57,7 +57,7 @@ def test_every_guarded_operation_documents_the_token_headers_and_errors(document
         assert headers["x-tenantid"]["required"] and headers["realmname"]["required"], label
         assert headers["x-tenantid"]["schema"]["format"] == "uuid"
         statuses = set(operation["responses"])
-        expected = GUARD_STATUSES | ({"413"} if "requestBody" in operation else set())
+        expected = GUARD_STATUSES | ({"413", "415"} if "requestBody" in operation else set())
         assert expected <= statuses, (label, expected - statuses)
         for status in statuses - {"default"}:
             if status.startswith(("4", "5")):

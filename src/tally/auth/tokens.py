@@ -5,7 +5,6 @@ import hashlib
 import logging
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
@@ -53,15 +52,15 @@ class VerifiedToken:
 
 
 def canonical_uuid(value: Any) -> str | None:
-    """`value` as a lowercase hyphenated UUID, or None when it is not a UUID."""
-    if not isinstance(value, str) or len(value) > 64:
+    """`value` lowercased when it is a UUID in the canonical 8-4-4-4-12 hex form (any case),
+    else None: braces, `urn:uuid:`, missing hyphens and surrounding space are not UUIDs here
+    (contract §2), so one tenant has one spelling in every key, log line and comparison."""
+    if not isinstance(value, str) or len(value) != 36:
         return None
-    if CANONICAL_UUID.fullmatch(value):  # what clients send, every request: no parse needed
+    if CANONICAL_UUID.fullmatch(value):  # what clients send, every request: no lowering needed
         return value
-    try:
-        return str(uuid.UUID(value.strip()))
-    except ValueError:
-        return None
+    lowered = value.lower()
+    return lowered if CANONICAL_UUID.fullmatch(lowered) else None
 
 
 class TokenVerifier:

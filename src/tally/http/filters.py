@@ -5,13 +5,12 @@ from typing import Any
 
 from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from tally.auth.guard import ANY_TICKET_ROLE, require_roles
 from tally.extensions import services
 from tally.http import examples, filter_schemas as fs
 from tally.http.api import error_docs
-from tally.http.bodies import storable_body
+from tally.http.bodies import Blueprint, storable_body
 from tally.http.envelope import success
 
 blp = Blueprint("filters", __name__, url_prefix="/api/v2/ticketing",

@@ -9,7 +9,6 @@ from typing import Any
 
 from flask import Response, g, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from werkzeug.http import parse_etags
 
 from tally import jobs
@@ -22,7 +21,7 @@ from tally.events import ingest, outbox
 from tally.extensions import Services, services
 from tally.http import examples, schemas
 from tally.http.api import error_docs
-from tally.http.bodies import storable_body
+from tally.http.bodies import Blueprint, storable_body
 from tally.http.openapi import COUNT_HEADERS, IF_NONE_MATCH
 from tally.http.envelope import Rendered, success, success_json
 from tally.http.hot_path import Remembered, documented, query_args

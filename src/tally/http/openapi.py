@@ -27,7 +27,9 @@ by the realm's issuer), `x-tenantid` (the tenant's UUID) and `realmname`. The ch
 order and the first failure answers: `accept` not admitting JSON → 406; headers → 400
 `INVALID_HEADER`; realm → 404 `REALM_NOT_FOUND`; token → 401 `UNAUTHORIZED`; tenant → 404
 `TENANT_NOT_FOUND`; the token's tenant and role → 403 `FORBIDDEN`; then the query and body →
-400 `VALIDATION_ERROR`. Every error has the body
+400 `VALIDATION_ERROR`. Strictly: `x-tenantid` in the canonical 8-4-4-4-12 form (any case), a
+query parameter at most once, a body declared `application/json` (else 415), parseable and
+nested at most 64 deep, booleans as JSON `true`/`false`. Every error has the body
 `{"success": false, "error": {"code", "message", "details"}, "timestamp"}`."""
 
 # What the guard and the renderer may answer on any guarded operation (contract §2).
@@ -51,6 +53,8 @@ GUARD_ERRORS: dict[int, tuple[str, str, str]] = {
 BODY_ERRORS: dict[int, tuple[str, str, str]] = {
     413: ("PAYLOAD_TOO_LARGE", "The body exceeds MAX_CONTENT_LENGTH (4 MiB; details.maxBytes)",
           "The request body exceeds the limit of 4194304 bytes"),
+    415: ("UNSUPPORTED_MEDIA_TYPE", "A body whose Content-Type is not application/json (or "
+          "application/*+json)", "The request body must be application/json"),
 }
 
 TENANT_HEADER = {

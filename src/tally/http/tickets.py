@@ -7,7 +7,6 @@ from typing import Any
 
 from flask import Response, g, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from tally.auth.guard import require_roles
 from tally.clock import from_epoch_ms, iso_ms
@@ -18,6 +17,7 @@ from tally.errors import InvalidFilterId, ValidationFailed
 from tally.extensions import Services, services
 from tally.http import examples, ticket_schemas
 from tally.http.api import error_docs
+from tally.http.bodies import Blueprint
 from tally.http.envelope import Rendered, success_json
 from tally.http.hot_path import Remembered, body_args, documented, query_args
 from tally.http.openapi import SUPPORT_HEADER, header_refs
