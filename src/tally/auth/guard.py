@@ -182,9 +182,10 @@ def _check_headers() -> tuple[str, str]:
 
 
 def _bearer_token() -> str:
-    match = BEARER.fullmatch(request.headers.get("Authorization", ""))
+    sent = request.headers.get("Authorization")
+    match = BEARER.fullmatch(sent or "")
     if match is None:
-        raise Unauthorized("A bearer token is required")
+        raise Unauthorized("A bearer token is required", token_sent=sent is not None)
     return match.group(1)
 
 

@@ -85,6 +85,11 @@ RESPONSE_HEADERS = {
     "Cache-Control": {"description": "private, no-cache", "schema": {"type": "string"}},
     "Retry-After": {"description": "Seconds to wait before trying again",
                     "schema": {"type": "integer", "minimum": 0}},
+    "WWW-Authenticate": {"description": "`Bearer`, with `error=\"invalid_token\"` when a token "
+                                        "was sent and refused (RFC 6750)",
+                         "schema": {"type": "string"}},
+    "Location": {"description": "The created filter's URL (where DELETE removes it)",
+                 "schema": {"type": "string"}},
 }
 
 
@@ -111,9 +116,18 @@ def error_example(code: str, message: str, details: Any = None) -> dict[str, Any
             "timestamp": EXAMPLE_TIMESTAMP}
 
 
-def error_response(description: str, code: str, message: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {
+# The headers every answer of these statuses carries (tally.http.api.STATUS_HEADERS).
+STATUS_HEADER_DOCS = {401: header_refs("WWW-Authenticate"), 429: header_refs("Retry-After"),
+                      503: header_refs("Retry-After")}
+
+
+def error_response(description: str, code: str, message: str,
+                   status: int | None = None) -> dict[str, Any]:
+    response = {"description": description, "content": {"application/json": {
         "schema": ERROR_ENVELOPE, "example": error_example(code, message)}}}
+    if status in STATUS_HEADER_DOCS:
+        response["headers"] = dict(STATUS_HEADER_DOCS[status])
+    return response
 
 
 class GuardDocs(BasePlugin):
@@ -137,7 +151,7 @@ class GuardDocs(BasePlugin):
             responses = operation.setdefault("responses", {})
             for status, (code, description, message) in errors.items():
                 if status not in responses and str(status) not in responses:
-                    responses[str(status)] = error_response(description, code, message)
+                    responses[str(status)] = error_response(description, code, message, status)
 
 
 class TallyApi(Api):
