@@ -150,11 +150,21 @@ def test_unknown_kid_triggers_one_refetch_then_unauthorized(rsa):
     assert len(fetched) == 2
 
 
-def test_oversized_token_is_rejected_without_a_key_lookup(verifier, keys, rsa):
+def test_oversized_token_is_rejected_without_a_key_lookup_naming_the_bound(verifier, keys, rsa):
     token = rsa.sign(body(padding="x" * MAX_TOKEN_BYTES))
-    with pytest.raises(Unauthorized):
+    with pytest.raises(Unauthorized) as refused:
         verifier.verify(REALM, token)
     assert keys.lookups == 0
+    assert f"at most {MAX_TOKEN_BYTES} bytes" in refused.value.message
+    assert refused.value.details == {"maxBytes": MAX_TOKEN_BYTES}
+
+
+def test_a_token_of_hundreds_of_uuid_teams_is_accepted(verifier, rsa):
+    """An agent in 81 teams had a 4.1 KB token, refused as "Invalid or expired" (issue 17)."""
+    teams = [str(uuid.UUID(int=n)) for n in range(600)]
+    token = rsa.sign(body(teams=teams, realm_access={"roles": ["ticket_agent"]}))
+    assert 4096 < len(token) <= MAX_TOKEN_BYTES
+    assert verifier.verify(REALM, token).teams == tuple(teams)
 
 
 def test_missing_token_is_rejected(verifier):

@@ -71,7 +71,7 @@ REALM_HEADER = {
 }
 BEARER = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
           "description": "A JWT from the realm's issuer: RS256 or ES256, `iss` (and `aud` when "
-                         "the realm sets one) as configured, `exp`, `sub`; at most 4,096 bytes. "
+                         "the realm sets one) as configured, `exp`, `sub`; at most 32,768 bytes. "
                          "Roles in `realm_access.roles`, teams in `teams`."}
 RESPONSE_HEADERS = {
     "X-Count-Source": {"description": "cache: warm counters; recomputed: rebuilt from SQL "
