@@ -35,6 +35,9 @@ threads = poll_threads + int(_settings.STREAMS_PER_PROCESS)
 worker_class = "gthread"
 worker_connections = max(1000, 2 * threads)
 keepalive = 5
+# One header line (name, value, CRLF) may carry a bearer token of tally.auth.tokens.MAX_TOKEN_BYTES
+# (32 KiB; gunicorn's default, 8190, refused tokens past ~8 KiB before tally saw them).
+limit_request_field_size = 40960
 timeout = 30  # the worker's own heartbeat (its main loop), not a limit on a request or stream
 graceful_timeout = 20
 accesslog = None

@@ -7,9 +7,11 @@ import uuid
 import pytest
 
 from tally.counting import notifications
+from tally.provisioning import create_tenant
 from tally.stores import keys
 from tally.stores.models import Notification
 from tests import factories
+from tests.conftest import REALM
 from tests.counting.test_ticket_maintenance import ask, only_mp, sources, values, warm_world
 from tests.factories import BASE_MS, MIX
 
@@ -18,6 +20,7 @@ T = str(uuid.uuid4())
 
 @pytest.fixture
 def cli(app):
+    create_tenant(app.extensions["tally"].db, T, "T", REALM)  # the commands refuse unknown ones
     runner = app.test_cli_runner()
 
     def run(*args: str):

@@ -205,3 +205,38 @@ def test_each_process_starts_its_own_fold_thread_after_a_fork():
     # And the parent still holds its own request
     metrics.fold()
     assert metrics.LIVE.get_sample_value("tally_http_requests_total", FORK_LABELS) >= 1
+
+
+def test_every_label_stays_within_known_values_whatever_the_paths_methods_and_statuses(
+        app, client, headers):
+    """Issue 17 #4: a client choosing paths (404), methods on known routes (405), redirects and
+    guard errors adds no series beyond route templates (or "unmatched"), METHODS (or OTHER) and
+    the statuses the app answers; the second round of the same kinds adds none at all."""
+    templates = {rule.rule for rule in app.url_map.iter_rules()} | {"unmatched"}
+
+    def round_(n: int) -> None:
+        for i in range(n):
+            tag = uuid.uuid4().hex
+            client.get(f"/no/such/{tag}")  # 404, a new path each time
+            client.get(f"{PREFIX}/filters/{tag}/x", headers=headers())  # 404 under the prefix
+            client.put(f"{PREFIX}/filters/{tag}", headers=headers())  # 405 on a template route
+            client.delete(f"{PREFIX}/filters/{tag}", headers=headers())  # 404 from the view
+            client.get(f"{PREFIX}/filters/", headers=headers())  # a redirect or a 404
+            client.open(COUNT_ROUTE, method=f"X{tag[:8]}")  # a made-up method
+            client.get(COUNT_ROUTE, headers={**headers(), "x-tenantid": tag})  # 400
+            client.get(COUNT_ROUTE, headers={**headers(), "Authorization": f"Bearer {tag}"})
+
+    def series(samples) -> set:
+        return {labels for name, labels in samples if name.startswith("tally_")}
+
+    scrape(client)  # the scrape's own series exist before the first one compared
+    before = scrape(client)  # (other tests of this process add their own to the registry)
+    round_(5)
+    first = scrape(client)
+    round_(20)
+    assert series(scrape(client)) == series(first)
+    for labels in map(dict, series(first) - series(before)):
+        assert labels.get("route", "unmatched") in templates, labels
+        assert labels.get("method", "GET") in metrics.METHODS | {"OTHER"}, labels
+        assert labels.get("status", "200").isdigit() and len(labels.get("status", "200")) == 3
+        assert labels.get("source", "cache") in ("cache", "recomputed", "sql"), labels

@@ -1,26 +1,122 @@
-"""The `tally` operator CLI (also `flask --app wsgi tally`): one command per operator task."""
+"""The `tally` operator CLI (also `flask --app wsgi tally`): one command per operator task.
+
+A failure is one `Error: …` line on stderr and an exit code saying what kind it was, never a
+traceback (contract §6):
+
+    0  done
+    1  `cache verify` found drift (and did not repair it)
+    2  bad input: usage, a malformed id, an unknown tenant or realm, a blank name; for
+       `cache verify`, anything that kept it from checking (contract §6), a store down included
+    3  bad configuration (TALLY_ENV or another TALLY_* variable, the realms file)
+    4  a store unreachable: the counter or queue Redis, or the database
+"""
 from __future__ import annotations
 
 import sys
-import uuid
+from typing import Any
 
 import click
+import redis
 from flask import current_app
 from flask.cli import AppGroup
+from sqlalchemy.exc import SQLAlchemyError
 
+from config import ConfigError
+from tally.auth.tokens import canonical_uuid
+from tally.errors import DatabaseUnavailable, StoreUnavailable, TallyError
 from tally.extensions import services
 from tally.progress import Progress
+from tally.stores.db import describe, is_unavailable
+from tally.stores.keys import ID_PATTERN
 
-tally_cli = AppGroup("tally", help="Operate tally: schema, tenants, counters, development tokens.")
+DRIFT, BAD_INPUT, BAD_CONFIG, STORE_DOWN = 1, 2, 3, 4
 
 
-def _uuid(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+class Failure(click.ClickException):
+    """An `Error: …` line and the exit code of its kind (see the module docstring)."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def as_failure(error: BaseException) -> Failure | None:
+    """The Failure an error raised by a command stands for; None: a bug (let it show)."""
+    if isinstance(error, Failure):
+        return error
+    if isinstance(error, (redis.RedisError, StoreUnavailable)):
+        return Failure(f"Redis is unreachable: {_first_line(error)}", STORE_DOWN)
+    if isinstance(error, SQLAlchemyError) and is_unavailable(error):
+        return Failure(f"the database is unreachable: {describe(error)}", STORE_DOWN)
+    if isinstance(error, DatabaseUnavailable):
+        return Failure(f"the database is unreachable: {error.message}", STORE_DOWN)
+    if isinstance(error, TallyError) and error.http_status < 500:
+        return Failure(error.message, BAD_INPUT)
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+class TallyGroup(AppGroup):
+    """The group whose commands fail with one `Error: …` line (as_failure), never a traceback
+    for an operator's mistake or a store that is down."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as error:
+            failure = as_failure(error)
+            if failure is None:
+                raise
+            raise failure from None
+
+
+tally_cli = TallyGroup("tally", help="Operate tally: schema, tenants, counters, development "
+                                     "tokens.")
+tally_cli = click.version_option(package_name="tally", prog_name="tally")(tally_cli)
+
+
+def _bad(param: click.Parameter, reason: str) -> Failure:
+    """A bad option value: one line naming the option (click's BadParameter adds usage lines)."""
+    return Failure(f"Invalid value for {param.opts[0]}: {reason}", BAD_INPUT)
+
+
+def _uuid(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A UUID option in the canonical form the API takes (contract §2), lowercased."""
     if value is None:
         return None
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a UUID") from None
+    canonical = canonical_uuid(value)
+    if canonical is None:
+        raise _bad(param, f"{value!r} is not a UUID (8-4-4-4-12 hex digits)")
+    return canonical
+
+
+def _id(_ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A user or team id (one or many) as tokens and events carry them (ID_PATTERN)."""
+    for item in (value if isinstance(value, tuple) else (value,)):
+        if item is not None and not ID_PATTERN.fullmatch(item):
+            raise _bad(param, f"{item!r} is not an id: 1 to 64 characters of letters, digits "
+                              "and ._@:|-")
+    return value
+
+
+def _filter_id(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from tally.counting.filter_catalog import well_formed
+
+    if value is not None and not well_formed(value):
+        raise _bad(param, f"{value!r} is not a filter id (all, digits or a UUID)")
+    return value
+
+
+def _not_blank(_ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not value.strip():
+        raise _bad(param, "must not be blank")
+    return value.strip()
 
 
 # -- db ------------------------------------------------------------------------------------------
@@ -44,14 +140,25 @@ def tenant_group() -> None:
 
 @tenant_group.command("create")
 @click.option("--id", "tenant_id", required=True, callback=_uuid, help="The tenant's UUID.")
-@click.option("--name", required=True, help="A display name.")
+@click.option("--name", required=True, callback=_not_blank, help="A display name.")
 @click.option("--realm", required=True, help="The realm whose tokens may use this tenant.")
 def tenant_create(tenant_id: str, name: str, realm: str) -> None:
     """Provision a tenant with its system filters."""
-    from tally.provisioning import create_tenant
+    from tally.provisioning import create_tenant, tenant_realm
 
-    created = create_tenant(services().db, tenant_id, name, realm)
-    click.echo(f"tenant {tenant_id} {'created' if created else 'already exists'} in realm {realm}")
+    svc = services()
+    if svc.realms.get(realm) is None:
+        raise Failure(f"realm {realm!r} is not in TALLY_REALMS_FILE "
+                      f"({svc.config.REALMS_FILE or 'not set'}): no token could reach the tenant",
+                      BAD_INPUT)
+    if create_tenant(svc.db, tenant_id, name, realm):
+        click.echo(f"tenant {tenant_id} created in realm {realm}")
+        return
+    existing = tenant_realm(svc.db, tenant_id)
+    if existing != realm:
+        raise Failure(f"tenant {tenant_id} already exists in realm {existing!r}, not {realm!r}",
+                      BAD_INPUT)
+    click.echo(f"tenant {tenant_id} already exists in realm {existing}")
 
 
 # -- cache ---------------------------------------------------------------------------------------
@@ -62,8 +169,9 @@ def cache_group() -> None:
 
 @cache_group.command("invalidate")
 @click.option("--tenant", required=True, callback=_uuid)
-@click.option("--user", default=None, help="Only this user's notification counters.")
-@click.option("--filter", "filter_id", default=None, help="Only this filter's ticket counters.")
+@click.option("--user", default=None, callback=_id, help="Only this user's notification counters.")
+@click.option("--filter", "filter_id", default=None, callback=_filter_id,
+              help="Only this filter's ticket counters.")
 def cache_invalidate(tenant: str, user: str | None, filter_id: str | None) -> None:
     """Drop counters; the next read recomputes them from SQL."""
     from tally.counting import maintenance
@@ -73,10 +181,17 @@ def cache_invalidate(tenant: str, user: str | None, filter_id: str | None) -> No
 
 
 def _tenants(tenant: str | None) -> list[str]:
-    """The tenant asked for, or every provisioned tenant when none was."""
+    """The tenant asked for (a Failure unless it is provisioned), or every provisioned tenant
+    when none was."""
     from tally.counting import maintenance
 
-    return [tenant] if tenant is not None else maintenance.tenants(services())
+    every = maintenance.tenants(services())
+    if tenant is None:
+        return every
+    if tenant not in every:
+        raise Failure(f"tenant {tenant} does not exist (tally tenant create provisions one)",
+                      BAD_INPUT)
+    return [tenant]
 
 
 EVERY_TENANT = "Only this tenant (default: every tenant, one after the other)."
@@ -108,7 +223,22 @@ def cache_rebuild(tenant: str | None) -> None:
 @click.option("--tenant", default=None, callback=_uuid, help=EVERY_TENANT)
 @click.option("--repair", is_flag=True, help="Rebuild what differs.")
 def cache_verify(tenant: str | None, repair: bool) -> None:
-    """Compare Redis with SQL, print each difference; exit 1 on drift unless repaired."""
+    """Compare Redis with SQL, print each difference; exit 1 on drift unless repaired, 2 when
+    it could not check (an unknown tenant, a store down)."""
+    try:
+        total = _verify(tenant, repair)
+    except Exception as error:
+        failure = as_failure(error)
+        if failure is None:
+            raise
+        raise Failure(f"could not verify: {failure.message}", BAD_INPUT) from None
+    click.echo(f"{total} difference(s){' repaired' if repair and total else ''}")
+    if total and not repair:
+        sys.exit(DRIFT)
+
+
+def _verify(tenant: str | None, repair: bool) -> int:
+    """Verify the chosen tenants, printing each difference; the number of differences."""
     from tally.counting import maintenance
 
     chosen, progress = _tenants(tenant), _progress()
@@ -127,9 +257,7 @@ def cache_verify(tenant: str | None, repair: bool) -> None:
             advance()
     if tenant is None:
         click.echo(f"{len(chosen)} tenant(s) verified")
-    click.echo(f"{total} difference(s){' repaired' if repair and total else ''}")
-    if total and not repair:
-        sys.exit(1)
+    return total
 
 
 @cache_group.command("stats")
@@ -182,10 +310,10 @@ def _bytes(size: int | None) -> str:
 # -- development ---------------------------------------------------------------------------------
 @tally_cli.command("dev-token")
 @click.option("--tenant", required=True, callback=_uuid)
-@click.option("--user", required=True)
+@click.option("--user", required=True, callback=_id)
 @click.option("--role", "roles", required=True, multiple=True,
               type=click.Choice(["ticket_user", "ticket_agent", "ticket_admin", "ticket_service"]))
-@click.option("--team", "teams", multiple=True)
+@click.option("--team", "teams", multiple=True, callback=_id)
 @click.option("--ttl", default=3600 * 12, show_default=True, help="Seconds the token lives.")
 def dev_token(tenant: str, user: str, roles: tuple[str, ...], teams: tuple[str, ...],
               ttl: int) -> None:
@@ -194,7 +322,7 @@ def dev_token(tenant: str, user: str, roles: tuple[str, ...], teams: tuple[str, 
 
     config = services().config
     if config.ENV == "production":
-        raise click.ClickException("dev-token is disabled when TALLY_ENV=production")
+        raise Failure("dev-token is disabled when TALLY_ENV=production", BAD_CONFIG)
     click.echo(devkeys.dev_token(config.VAR_DIR, tenant=tenant, user=user, roles=list(roles),
                                  teams=list(teams), ttl=ttl))
 
@@ -211,7 +339,11 @@ def main() -> None:
     """Console script: build the app from the environment and run the group inside it."""
     from tally.app import create_app
 
-    app = create_app()
+    try:
+        app = create_app()
+    except (ConfigError, SQLAlchemyError) as error:  # SQLAlchemy: a TALLY_DATABASE_URL it rejects
+        click.echo(f"Error: {_first_line(error)}", err=True)
+        sys.exit(BAD_CONFIG)
     with app.app_context():
         tally_cli.main(prog_name="tally")
 

@@ -10,11 +10,17 @@ class TallyError(Exception):
     code = "INTERNAL_ERROR"
     http_status = 500
     default_message = "An unexpected error occurred"
+    retry_after: int | None = None  # seconds, sent as Retry-After (a 429 or 503 always has one)
 
     def __init__(self, message: str | None = None, details: Any = None):
         self.message = message or self.default_message
         self.details = details
         super().__init__(self.message)
+
+    def headers(self) -> dict[str, str]:
+        """Headers the answer carries besides the envelope's (http/api.py adds the defaults of
+        its status: Retry-After, WWW-Authenticate)."""
+        return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
 
 
 class InvalidHeader(TallyError):
@@ -28,8 +34,20 @@ class ValidationFailed(TallyError):
 
 
 class Unauthorized(TallyError):
+    """401 with a Bearer challenge (RFC 6750 §3): `error="invalid_token"` when a token was sent
+    and refused; a bare `Bearer` when none was."""
+
     code, http_status = "UNAUTHORIZED", 401
     default_message = "Invalid or expired authentication token"
+
+    def __init__(self, message: str | None = None, details: Any = None, *,
+                 token_sent: bool = True):
+        super().__init__(message, details)
+        self.token_sent = token_sent
+
+    def headers(self) -> dict[str, str]:
+        challenge = 'Bearer error="invalid_token"' if self.token_sent else "Bearer"
+        return {**super().headers(), "WWW-Authenticate": challenge}
 
 
 class Forbidden(TallyError):

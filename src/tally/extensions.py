@@ -50,7 +50,7 @@ class Services:
 
 def init_app(app: Flask, config: Any, realms: Any) -> Services:
     """Build the connections once per app; nothing connects until first used."""
-    from tally.counting.filter_catalog import FilterCatalog
+    from tally.counting.filter_catalog import FilterCatalog, catalog_ttl
     from tally.counting.ticket_plans import PlanCache
 
     counters = RedisCounters(counter_client(config.REDIS_URL, config.REDIS_CLUSTER))
@@ -61,7 +61,7 @@ def init_app(app: Flask, config: Any, realms: Any) -> Services:
         ticket_counters=TicketCounters(counters),
         queue_redis=queue_client(config.queue_url),
         realms=realms,
-        filter_catalog=FilterCatalog(),
+        filter_catalog=FilterCatalog(ttl=catalog_ttl(config.POLL_INTERVAL)),
         ticket_plans=PlanCache(),
     )
     app.extensions[EXTENSION] = services

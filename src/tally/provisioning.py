@@ -24,3 +24,10 @@ def create_tenant(db: Database, tenant_id: str, name: str, realm: str) -> bool:
         session.add_all(filter_row(tenant_id, spec, position, now)
                         for position, spec in enumerate(SYSTEM_FILTERS))
     return True
+
+
+def tenant_realm(db: Database, tenant_id: str) -> str | None:
+    """The realm the tenant is provisioned in; None when it is not provisioned."""
+    with db.snapshot() as session:
+        row = session.get(Tenant, tenant_id)
+        return row.realm if row is not None else None

@@ -150,11 +150,21 @@ def test_unknown_kid_triggers_one_refetch_then_unauthorized(rsa):
     assert len(fetched) == 2
 
 
-def test_oversized_token_is_rejected_without_a_key_lookup(verifier, keys, rsa):
+def test_oversized_token_is_rejected_without_a_key_lookup_naming_the_bound(verifier, keys, rsa):
     token = rsa.sign(body(padding="x" * MAX_TOKEN_BYTES))
-    with pytest.raises(Unauthorized):
+    with pytest.raises(Unauthorized) as refused:
         verifier.verify(REALM, token)
     assert keys.lookups == 0
+    assert f"at most {MAX_TOKEN_BYTES} bytes" in refused.value.message
+    assert refused.value.details == {"maxBytes": MAX_TOKEN_BYTES}
+
+
+def test_a_token_of_hundreds_of_uuid_teams_is_accepted(verifier, rsa):
+    """An agent in 81 teams had a 4.1 KB token, refused as "Invalid or expired" (issue 17)."""
+    teams = [str(uuid.UUID(int=n)) for n in range(600)]
+    token = rsa.sign(body(teams=teams, realm_access={"roles": ["ticket_agent"]}))
+    assert 4096 < len(token) <= MAX_TOKEN_BYTES
+    assert verifier.verify(REALM, token).teams == tuple(teams)
 
 
 def test_missing_token_is_rejected(verifier):
@@ -230,10 +240,14 @@ def test_rejection_is_logged_with_the_reason_but_not_the_token(verifier, rsa, ca
 
 @pytest.mark.parametrize("raw, expected", [
     ("6F9619FF-8B86-D011-B42D-00CF4FC964FF", "6f9619ff-8b86-d011-b42d-00cf4fc964ff"),
-    ("6f9619ff8b86d011b42d00cf4fc964ff", "6f9619ff-8b86-d011-b42d-00cf4fc964ff"),
+    ("6f9619ff-8B86-d011-b42d-00cf4fc964fF", "6f9619ff-8b86-d011-b42d-00cf4fc964ff"),
     ("6f9619ff-8b86-d011-b42d-00cf4fc964ff", "6f9619ff-8b86-d011-b42d-00cf4fc964ff"),
-    (" 6f9619ff-8b86-d011-b42d-00cf4fc964ff\n", "6f9619ff-8b86-d011-b42d-00cf4fc964ff"),
-    ("{6f9619ff-8b86-d011-b42d-00cf4fc964ff}", "6f9619ff-8b86-d011-b42d-00cf4fc964ff"),
+    # Only the canonical 8-4-4-4-12 form (contract §2): what uuid.UUID also reads is refused.
+    ("6f9619ff8b86d011b42d00cf4fc964ff", None),
+    (" 6f9619ff-8b86-d011-b42d-00cf4fc964ff\n", None),
+    ("{6f9619ff-8b86-d011-b42d-00cf4fc964ff}", None),
+    ("urn:uuid:6f9619ff-8b86-d011-b42d-00cf4fc964ff", None),
+    ("6f9619ff-8b86d011-b42d-00cf4fc964ff-", None),
     ("6f9619ff-8b86-d011-b42d-00cf4fc964f", None),
     ("6f9619ff-8b86-d011-b42d-00cf4fc964fg", None),
     ("not-a-uuid", None),

@@ -41,7 +41,8 @@ def principals() -> list[Principal]:
                         ("nobody", ("t0",))):
         made.append(Principal(user, "tenant", "realm", frozenset({"ticket_agent"}), teams))
     made.append(Principal("u5", "tenant", "realm", frozenset({"ticket_admin"}), ("t0",)))
-    made.append(Principal("svc", "tenant", "realm", frozenset({"ticket_service"})))
+    # A service token counts only with a counting role beside it (contract §2): then as admin.
+    made.append(Principal("svc", "tenant", "realm", frozenset({"ticket_service", "ticket_admin"})))
     made.append(Principal("u1", "tenant", "realm",
                           frozenset({"ticket_user", "ticket_agent"}), ("t4",)))
     return made

@@ -57,7 +57,7 @@ def test_every_guarded_operation_documents_the_token_headers_and_errors(document
         assert headers["x-tenantid"]["required"] and headers["realmname"]["required"], label
         assert headers["x-tenantid"]["schema"]["format"] == "uuid"
         statuses = set(operation["responses"])
-        expected = GUARD_STATUSES | ({"413"} if "requestBody" in operation else set())
+        expected = GUARD_STATUSES | ({"413", "415"} if "requestBody" in operation else set())
         assert expected <= statuses, (label, expected - statuses)
         for status in statuses - {"default"}:
             if status.startswith(("4", "5")):
@@ -96,3 +96,14 @@ def test_count_responses_document_their_headers_and_both_views(document):
     assert "X-Count-Source" in tickets["post"]["responses"]["200"]["headers"]
     assert [p["name"] for p in tickets["parameters"]] == ["issupportrequest"]
     assert "422" in tickets["post"]["responses"]
+
+
+def test_statuses_document_the_headers_http_asks_of_them(document):
+    """401: WWW-Authenticate; 429 and 503: Retry-After; POST /filters' 201: Location."""
+    wanted = {"401": "WWW-Authenticate", "429": "Retry-After", "503": "Retry-After"}
+    for label, _, operation in operations(document, guarded=True):
+        for status, header in wanted.items():
+            documented = operation["responses"].get(status, {}).get("headers", {})
+            assert status not in operation["responses"] or header in documented, (label, status)
+    created = document["paths"][PREFIX + "/filters"]["post"]["responses"]["201"]
+    assert created["headers"]["Location"] == {"$ref": "#/components/headers/Location"}

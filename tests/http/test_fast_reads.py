@@ -8,6 +8,8 @@ and body must be identical. X-Request-ID is left out of the pair: the front door
 """
 from __future__ import annotations
 
+import io
+import json
 from datetime import datetime, timezone
 
 import pytest
@@ -168,3 +170,38 @@ def test_the_app_answers_a_warm_poll_in_front_of_flask(app, client, world, heade
     assert [r.get_data() for r in again] == [r.get_data() for r in first]
     assert all(r.headers["X-Count-Source"] == "cache" and r.headers["X-Request-ID"]
                for r in again)
+
+
+def test_a_service_token_gets_no_fast_answer_where_flask_answers_403(app, world, headers):
+    """Contract §2: a ticket_service token counts nothing. Its headers pass the guard (it may
+    post events), so the fast path must apply the views' COUNT_ROLES too."""
+    url = f"{TICKET_COUNT}?type=template&module=ticketing"
+    agent, service = headers(**AGENT), headers(user="svc", roles=("ticket_service",))
+    for make_env in (lambda hdrs: environ("GET", BADGE, hdrs),
+                     lambda hdrs: environ("POST", url, hdrs, SIDEBAR)):
+        golden(app, world, lambda: make_env(agent))  # the query and body are remembered
+        assert by_flask(app, make_env(service))[0] == 403  # the guard passed the headers
+        assert world(make_env(service)) is None
+        both = headers(user="svc", roles=("ticket_service", "ticket_admin"))
+        assert golden(app, world, lambda: make_env(both))[0] == 200
+
+
+def test_what_the_strict_loaders_refuse_gets_no_fast_answer(app, world, headers, tenant_id):
+    """Contract §2's strictness holds in front of Flask too: the fast path answers only from
+    loads and guard checks that passed, so a non-JSON Content-Type (415), a repeated query key
+    and a non-canonical x-tenantid (400) reach Flask, and Flask refuses them."""
+    agent = headers(**AGENT)
+    url = f"{TICKET_COUNT}?type=agent&module=ticketing"
+    golden(app, world, lambda: environ("POST", url, agent, SIDEBAR))
+    refused = {
+        415: environ("POST", url, agent, data=json.dumps(SIDEBAR), content_type="text/plain"),
+        400: environ("POST", url + "&module=ticketing", agent, SIDEBAR),
+    }
+    for status, env in refused.items():
+        assert world(env) is None
+        assert by_flask(app, dict(env, **{"wsgi.input": io.BytesIO(
+            json.dumps(SIDEBAR).encode())}))[0] == status
+    braced = {**agent, "x-tenantid": "{%s}" % tenant_id}
+    by_flask(app, environ("POST", url, braced, SIDEBAR))
+    assert world(environ("POST", url, braced, SIDEBAR)) is None
+    assert by_flask(app, environ("POST", url, braced, SIDEBAR))[0] == 400

@@ -60,9 +60,12 @@ def test_an_unknown_view_is_a_validation_error(client, headers, seeded):
 
 
 def test_the_view_is_read_as_flask_smorest_would_read_it(client, headers, seeded):
-    """Unknown keys are ignored and a repeated key counts once, by its first value."""
-    body = client.get(COUNT + "?view=minimal&view=full&page=2", headers=headers()).get_json()
+    """Unknown keys are ignored; a repeated key is a 400 (contract §2), not its first value."""
+    body = client.get(COUNT + "?view=minimal&page=2", headers=headers()).get_json()
     assert body["data"] == {"count": 4}
+    repeated = client.get(COUNT + "?view=minimal&view=full", headers=headers())
+    assert repeated.status_code == 400
+    assert repeated.get_json()["error"]["details"] == {"view": ["Given more than once."]}
     assert set(client.get(COUNT + "?views=minimal", headers=headers()).get_json()["data"]) == {
         "total", "unread", "byType", "byPriority", "lastUpdated"}
 

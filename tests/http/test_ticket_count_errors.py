@@ -111,8 +111,9 @@ def test_malformed_json_and_bad_query_and_support_header_are_400(client, headers
 
 def test_the_body_errors_name_what_webargs_named(client, headers):
     """The view loads its body itself (tally.http.hot_path.body_args); the details stay those
-    flask-smorest's webargs parser gave: unknown keys refused, a body without a JSON Content-Type
-    or an empty one read as {}, unparseable JSON named as such, the query's 400 first."""
+    flask-smorest's webargs parser gave: unknown keys refused, an empty body read as {},
+    unparseable JSON named as such, the query's 400 first; a body without a JSON Content-Type
+    is the 415 of every JSON body (contract §2, tally.http.bodies)."""
     hdrs = headers(**ADMIN)
 
     def raw(data, content_type="application/json", query=QUERY):
@@ -123,8 +124,8 @@ def test_the_body_errors_name_what_webargs_named(client, headers):
     assert error_of(count(client, hdrs, {"filterIds": ["all"], "x": 1}), 400,
                     "VALIDATION_ERROR")["details"] == {"x": ["Unknown field."]}
     assert error_of(raw(""), 400, "VALIDATION_ERROR")["details"] == missing
-    assert error_of(raw('{"filterIds": ["all"]}', "text/plain"), 400,
-                    "VALIDATION_ERROR")["details"] == missing
+    assert error_of(raw('{"filterIds": ["all"]}', "text/plain"), 415,
+                    "UNSUPPORTED_MEDIA_TYPE")["details"] == {"contentType": "text/plain"}
     for bad in (" ", "{", b'{"filterIds": ["\xff"]}'):
         assert error_of(raw(bad), 400, "VALIDATION_ERROR")["details"] == ["Invalid JSON body."]
     assert error_of(raw("[]"), 400, "VALIDATION_ERROR")["details"] == {

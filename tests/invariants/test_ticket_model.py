@@ -89,7 +89,7 @@ def check_all(client, headers, truth, filters, profile_id, callers, expect_sourc
     checked = 0
     for i, principal in enumerate(callers):
         views = ["template", "user"] + (["agent"] if principal.has_any(
-            "ticket_agent", "ticket_admin", "ticket_service") else [])
+            "ticket_agent", "ticket_admin") else [])
         for j, view_type in enumerate(views):
             tz = ZONES[(i + j) % len(ZONES)]  # every zone in every phase, not every product
             for with_profile in (False, True):

@@ -15,6 +15,7 @@ import json
 
 import pytest
 
+from tally.auth.tokens import MAX_TOKEN_BYTES
 from tally.http.ticket_schemas import MAX_FILTER_IDS
 
 API = "/api/v2/ticketing"
@@ -89,7 +90,9 @@ def test_a_call_over_a_count_limit_is_a_400_naming_the_field_and_the_bound(
     assert words in error["details"][field][0]
 
 
-def test_a_token_over_the_size_limit_is_a_401(client, caller):
-    oversized = {**caller, "Authorization": "Bearer " + "a" * 4097}
-    error_of(client.get(API + "/ticket/notification/count", headers=oversized), 401,
-             "UNAUTHORIZED")
+def test_a_token_over_the_size_limit_is_a_401_naming_the_bound(client, caller):
+    oversized = {**caller, "Authorization": "Bearer " + "a" * (MAX_TOKEN_BYTES + 1)}
+    error = error_of(client.get(API + "/ticket/notification/count", headers=oversized), 401,
+                     "UNAUTHORIZED")
+    assert error["details"] == {"maxBytes": MAX_TOKEN_BYTES}
+    assert str(MAX_TOKEN_BYTES) in error["message"]

@@ -29,6 +29,7 @@ SERVICE_ROLE = "ticket_service"
 TENANT_CACHE_SECONDS = 30.0
 TENANT_RETRY_SECONDS = 5.0  # while the database is down, how long a last known entry is reused
 PASSED_HEADERS = 10_000  # header sets remembered as passed per process (forgotten when full)
+PASSED_BYTES = 64 * 1024 * 1024  # ... and at most this much of their Authorization headers
 EXTENSION = "tally_guard"
 # The Accept values clients send, which admit application/json without parsing the header.
 PLAIN_ACCEPTS = frozenset(("", "application/json", "*/*"))
@@ -45,6 +46,7 @@ class Guard:
         self.clock = clock
         self._tenants: dict[str, tuple[str, float]] = {}  # tenant → (realm, expires)
         self._passed: dict[tuple[str | None, ...], _Passed] = {}  # raw headers → principal
+        self._passed_bytes = 0  # the Authorization headers' length in _passed (an upper bound)
         self._lock = threading.Lock()
         self._outage = Outage(log, "the guard's tenant lookup")
 
@@ -71,10 +73,13 @@ class Guard:
         if known != realm_name:
             raise TenantNotFound(f"Tenant {tenant_id} does not exist")
         principal = _authorise(token, tenant_id)
+        size = len(raw[2] or "")  # a token may be 32 KiB (tally.auth.tokens.MAX_TOKEN_BYTES)
         with self._lock:
-            if len(self._passed) >= PASSED_HEADERS:
+            if len(self._passed) >= PASSED_HEADERS or self._passed_bytes + size > PASSED_BYTES:
                 self._passed.clear()
+                self._passed_bytes = 0
             self._passed[raw] = _Passed(principal, token.expires_at, tenant_until)
+            self._passed_bytes += size
         return principal
 
     def passed(self, raw: tuple[str | None, str | None, str | None]) -> Principal | None:
@@ -182,9 +187,10 @@ def _check_headers() -> tuple[str, str]:
 
 
 def _bearer_token() -> str:
-    match = BEARER.fullmatch(request.headers.get("Authorization", ""))
+    sent = request.headers.get("Authorization")
+    match = BEARER.fullmatch(sent or "")
     if match is None:
-        raise Unauthorized("A bearer token is required")
+        raise Unauthorized("A bearer token is required", token_sent=sent is not None)
     return match.group(1)
 
 

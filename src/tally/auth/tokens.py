@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
@@ -21,7 +21,10 @@ from tally.stores.keys import ID_PATTERN
 log = logging.getLogger("tally.auth")
 
 ALGORITHMS = ("RS256", "ES256")  # fixed here, never taken from the token
-MAX_TOKEN_BYTES = 4096
+# The largest token accepted: a realm's token grows ~52 bytes per UUID team, so 32 KiB holds an
+# agent in ~600 teams. Every layer in front must pass such a header: config/gunicorn.conf.py's
+# limit_request_field_size (tests/auth/test_big_tokens.py holds them together).
+MAX_TOKEN_BYTES = 32768
 LEEWAY_SECONDS = 10  # clock skew tolerated between the issuer and us
 CACHE_SIZE = 10_000
 
@@ -53,15 +56,15 @@ class VerifiedToken:
 
 
 def canonical_uuid(value: Any) -> str | None:
-    """`value` as a lowercase hyphenated UUID, or None when it is not a UUID."""
-    if not isinstance(value, str) or len(value) > 64:
+    """`value` lowercased when it is a UUID in the canonical 8-4-4-4-12 hex form (any case),
+    else None: braces, `urn:uuid:`, missing hyphens and surrounding space are not UUIDs here
+    (contract §2), so one tenant has one spelling in every key, log line and comparison."""
+    if not isinstance(value, str) or len(value) != 36:
         return None
-    if CANONICAL_UUID.fullmatch(value):  # what clients send, every request: no parse needed
+    if CANONICAL_UUID.fullmatch(value):  # what clients send, every request: no lowering needed
         return value
-    try:
-        return str(uuid.UUID(value.strip()))
-    except ValueError:
-        return None
+    lowered = value.lower()
+    return lowered if CANONICAL_UUID.fullmatch(lowered) else None
 
 
 class TokenVerifier:
@@ -81,10 +84,14 @@ class TokenVerifier:
 
     def verify(self, realm: Realm, token: str) -> VerifiedToken:
         """The token's claims if it is valid for `realm`; raise Unauthorized otherwise."""
-        if not token or len(token.encode("utf-8", "replace")) > MAX_TOKEN_BYTES:
-            log.info("token rejected for realm %s: missing or over %d bytes", realm.name,
+        if not token:
+            raise Unauthorized("A bearer token is required", token_sent=False)
+        size = len(token.encode("utf-8", "replace"))
+        if size > MAX_TOKEN_BYTES:
+            log.info("token rejected for realm %s: %d bytes, over %d", realm.name, size,
                      MAX_TOKEN_BYTES)
-            raise Unauthorized()
+            raise Unauthorized(f"The token is {size} bytes; tokens of at most {MAX_TOKEN_BYTES} "
+                               "bytes are accepted", {"maxBytes": MAX_TOKEN_BYTES})
         digest = hashlib.sha256(f"{realm.name}\0{token}".encode("utf-8", "replace")).digest()
         cached = self._cached(digest)
         if cached is not None:
@@ -156,5 +163,7 @@ def _claims(realm: Realm, claims: dict[str, Any]) -> VerifiedToken:
     tenants = frozenset(t for t in (canonical_uuid(value) for value in named) if t)
     return VerifiedToken(realm=realm.name, user_id=user,
                          roles=frozenset(r for r in roles if r in ROLES),
-                         teams=tuple(dict.fromkeys(teams)), tenants=tenants,
+                         # interned: the cached tokens of one team's members share its id
+                         teams=tuple(sys.intern(team) for team in dict.fromkeys(teams)),
+                         tenants=tenants,
                          expires_at=int(claims["exp"]))

@@ -2,10 +2,14 @@
 
 Each app holds one `FilterCatalog` (`Services.filter_catalog`); `resolve` is what the
 ticket-count path calls. The catalog keeps, per tenant, every filter row parsed into a
-`ResolvedFilter` for TTL_SECONDS (5 s), and applies the caller's visibility on each call.
+`ResolvedFilter` for `catalog_ttl(POLL_INTERVAL)` (TTL_SECONDS, 5 s, or the poll interval when
+that is shorter), and applies the caller's visibility on each call.
 Staleness bound: a create or delete made through a catalog drops that catalog's copy at once;
 another process sees a new filter at once too (an id missing from its copy reloads the tenant
-once before it is declared unknown), and stops resolving a deleted one within TTL_SECONDS.
+once before it is declared unknown), and stops resolving a deleted one within that TTL: within
+one poll interval (X-Poll-Interval), so a client's next poll after a delete gets its 422 from
+every worker. (Exact everywhere before the DELETE answers would cost every sidebar read a
+check of a shared version; docs/decisions.md.)
 Listing (`list_visible`) always reads SQL, so GET /filters is never stale. Ids match exactly:
 `all`, digits, or a lowercase UUID as GET /filters returns it; anything else is malformed.
 While the database is unavailable, a tenant loaded before keeps its last known filters (SQL is
@@ -36,6 +40,11 @@ TTL_SECONDS = 5.0
 MAX_FILTERS_PER_USER = 500  # bounds what every per-tenant cache load carries
 RESOLVED_PER_TENANT = 1024  # remembered (user, ids) answers per loaded copy of a tenant
 _SYSTEM_ID = re.compile(r"all|[0-9]{1,18}")
+
+
+def catalog_ttl(poll_interval: float) -> float:
+    """How long a process trusts its copy of a tenant's filters: at most one poll interval."""
+    return min(TTL_SECONDS, float(poll_interval))
 
 
 class CatalogServices(Protocol):

@@ -5,6 +5,8 @@ import re
 from dataclasses import dataclass, field
 
 ROLES = ("ticket_user", "ticket_agent", "ticket_admin", "ticket_service")
+# The roles that may count (contract §2): a ticket_service token posts events and never counts.
+COUNT_ROLES = ("ticket_user", "ticket_agent", "ticket_admin")
 NOTIFICATION_TYPES = ("assignment", "statusChange", "comment", "mention", "slaWarning",
                       "slaBreach", "approval", "escalation")
 PRIORITIES = ("critical", "high", "medium", "low")

@@ -45,11 +45,11 @@ def count(tickets: Iterable[Mapping[str, Any]], principal: Principal, view_type:
 
 
 def visible(ticket: Mapping[str, Any], principal: Principal, view_type: str) -> bool:
-    """Contract §5, word for word: user, agent, template (ticket_service acts as admin)."""
+    """Contract §5, word for word: user, agent, template (§2: ticket_service counts nothing)."""
     roles = principal.roles
-    if not roles & {"ticket_user", "ticket_agent", "ticket_admin", "ticket_service"}:
-        raise VisibilityDenied("A ticket role is required")
-    is_admin = bool(roles & {"ticket_admin", "ticket_service"})
+    if not roles & {"ticket_user", "ticket_agent", "ticket_admin"}:
+        raise VisibilityDenied("A counting role is required")
+    is_admin = "ticket_admin" in roles
     is_agent = "ticket_agent" in roles
     mine = ticket.get("requesterId") == principal.user_id
     if view_type == "user":

@@ -13,9 +13,11 @@ and, when `isSupportRequest` is true, once more under the same names prefixed `s
 of that kind. The assignee's length prefix keeps `asgteam` names unambiguous although ids may
 hold `|` (e.g. `auth0|123`). A view is then `Σ add − Σ subtract` over buckets:
 
-    admin (ticket_admin, or ticket_service for agent/template)   all
+    admin (ticket_admin)   all
     agent   Σ team:t (t ∈ teams) + asg:me − Σ asgteam:me|t (t ∈ teams)   = |A ∪ T|, exact
     user    req:me
+
+A ticket_service token counts nothing (contract §2): it holds no view.
 """
 from __future__ import annotations
 
@@ -23,12 +25,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Mapping
 
-from tally.counting.model import Principal
+from tally.counting.model import COUNT_ROLES, Principal
 from tally.errors import Forbidden
 
 VIEW_TYPES = ("user", "agent", "template")
 SUPPORT_PREFIX = "sr:"
-TICKET_ROLES = ("ticket_user", "ticket_agent", "ticket_admin", "ticket_service")
 
 
 class VisibilityDenied(Forbidden):
@@ -91,11 +92,11 @@ def view_of(principal: Principal, view_type: str) -> str:
     """Resolve a request `type` to the view it grants: 'admin', 'agent' or 'user'."""
     if view_type not in VIEW_TYPES:
         raise ValueError(f"type must be one of {', '.join(VIEW_TYPES)}, not {view_type!r}")
-    if not principal.has_any(*TICKET_ROLES):
-        raise VisibilityDenied("A ticket role is required")
+    if not principal.has_any(*COUNT_ROLES):
+        raise VisibilityDenied("Counting needs the ticket_user, ticket_agent or ticket_admin role")
     if view_type == "user":
         return "user"
-    if principal.has_any("ticket_admin", "ticket_service"):
+    if principal.has_any("ticket_admin"):
         return "admin"
     if principal.has_any("ticket_agent"):
         return "agent"

@@ -14,6 +14,7 @@ from marshmallow import (EXCLUDE, RAISE, Schema, ValidationError, fields, post_l
 
 from tally.clock import epoch_ms
 from tally.counting.model import NOTIFICATION_TYPES, PRIORITIES, STATUSES
+from tally.fields import StrictBoolean
 from tally.stores.keys import ID_PATTERN
 
 DEFAULT_MAX_EVENTS = 5000
@@ -45,16 +46,6 @@ def _ms(value: datetime | None) -> int | None:
     return None if value is None else epoch_ms(value)
 
 
-class _StrictBoolean(fields.Boolean):
-    """JSON true or false only (marshmallow's Boolean also takes "yes", 1, "on", ...)."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None,
-                     **kwargs: Any) -> bool:
-        if not isinstance(value, bool):
-            raise self.make_error("invalid", input=value)
-        return value
-
-
 class _Data(Schema):
     class Meta:
         unknown = EXCLUDE  # producers may send more of their model than we keep
@@ -71,7 +62,7 @@ class TicketUpsertedSchema(_Data):
     category = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=100))
     tags = fields.List(fields.String(validate=validate.Length(1, 100)), load_default=list,
                        validate=validate.Length(max=MAX_TAGS))
-    is_support_request = _StrictBoolean(load_default=False, data_key="isSupportRequest")
+    is_support_request = StrictBoolean(load_default=False, data_key="isSupportRequest")
     created_at = _moment(required=True, data_key="createdAt")
     due_at = _moment(allow_none=True, load_default=None, data_key="dueAt")
     sla_due_at = _moment(allow_none=True, load_default=None, data_key="slaDueAt")

@@ -28,22 +28,34 @@ EXAMPLE_CODES = {**HTTP_CODES, 404: "TENANT_NOT_FOUND", 422: "INVALID_FILTER_ID"
 def error_docs(blp: Any, errors: dict[int, str]) -> Callable[[Any], Any]:
     """A decorator documenting a view's error statuses (all in the envelope, with an example) on
     `blp`; the guard's statuses are added to every guarded operation by tally.http.openapi."""
-    from tally.http.openapi import error_example
+    from tally.http.openapi import STATUS_HEADER_DOCS, error_example
     from tally.http.schemas import ErrorEnvelopeSchema
 
     def decorate(func: Any) -> Any:
         for status, description in errors.items():
             example = error_example(EXAMPLE_CODES.get(status, "INTERNAL_ERROR"), description)
             func = blp.alt_response(status, schema=ErrorEnvelopeSchema, description=description,
-                                    example=example)(func)
+                                    example=example,
+                                    headers=STATUS_HEADER_DOCS.get(status))(func)
         return func
 
     return decorate
 
 
-def render(status: int, code: str, message: str, details: Any = None):  # noqa: ANN201
+# What HTTP asks of some statuses, whoever raised them: a 401 names its scheme (RFC 6750 §3),
+# a 429 or 503 says when to come back (RFC 9110 §10.2.3). An error may give its own values.
+RETRY_AFTER_SECONDS = 1
+STATUS_HEADERS = {401: {"WWW-Authenticate": "Bearer"},
+                  429: {"Retry-After": str(RETRY_AFTER_SECONDS)},
+                  503: {"Retry-After": str(RETRY_AFTER_SECONDS)}}
+
+
+def render(status: int, code: str, message: str, details: Any = None,  # noqa: ANN201
+           headers: dict[str, str] | None = None):
+    """The contract's error envelope with `status`, its status's headers and `headers`."""
     response = jsonify(failure(code, message, details))
     response.status_code = status
+    response.headers.update({**STATUS_HEADERS.get(status, {}), **(headers or {})})
     return response
 
 
@@ -61,7 +73,8 @@ def register_error_handlers(app: Flask) -> None:
     def _tally(error: TallyError):  # noqa: ANN202
         if error.http_status >= 500:
             log.warning("%s: %s", error.code, error.message)
-        return render(error.http_status, error.code, error.message, error.details)
+        return render(error.http_status, error.code, error.message, error.details,
+                      error.headers())
 
     @app.errorhandler(SQLAlchemyError)
     def _database(error: SQLAlchemyError):  # noqa: ANN202
@@ -70,7 +83,8 @@ def register_error_handlers(app: Flask) -> None:
             return _unexpected(error)
         unavailable = DatabaseUnavailable()
         log.warning("%s: %s (%s)", unavailable.code, unavailable.message, describe(error))
-        return render(unavailable.http_status, unavailable.code, unavailable.message)
+        return render(unavailable.http_status, unavailable.code, unavailable.message,
+                      headers=unavailable.headers())
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException):  # noqa: ANN202

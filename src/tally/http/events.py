@@ -1,24 +1,21 @@
 """POST /events: the ticket service's change events, durable in SQL before the 202 (contract §4)."""
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable
+from typing import Any
 
-from flask import g, request
+from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from tally.auth.guard import require_roles
 from tally.clock import epoch_ms
-from tally.errors import UnsupportedMediaType
 from tally.events import outbox
 from tally.events.ingest import ingest
 from tally.events.schemas import EventBatchSchema, Event
 from tally.extensions import services
 from tally.http import examples
 from tally.http.api import error_docs
-from tally.http.bodies import storable_body
+from tally.http.bodies import Blueprint, storable_body
 from tally.http.envelope import success
 from tally.http.schemas import EnvelopeSchema
 
@@ -45,25 +42,10 @@ class IngestEnvelopeSchema(EnvelopeSchema):
     data = fields.Nested(IngestDataSchema, required=True)
 
 
-def _json_body(view: Callable[..., Any]) -> Callable[..., Any]:
-    """415 unless the body is declared JSON (application/json or application/*+json); a body
-    over the limit, chunked ones included, is a 413 when read (tally.http.bodies)."""
-
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not request.is_json:
-            raise UnsupportedMediaType(details={"contentType": request.mimetype or None})
-        request.get_data(cache=True)  # 413 before the body's validation errors
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
 @blp.route("/events")
 class Events(MethodView):
     @require_roles("ticket_service")
-    @_json_body
-    @storable_body
+    @storable_body  # the body read by tally.http.bodies' rules: 413, 415, 400, then storable
     @document_errors
     @blp.arguments(EventBatchSchema, error_status_code=400, example=examples.EVENTS_BODY)
     @blp.response(202, IngestEnvelopeSchema, example=examples.INGESTED)

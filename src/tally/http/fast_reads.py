@@ -5,9 +5,9 @@ per-request work (request context, routing, hooks, the Response object) cost mor
 itself (docs/benchmarks.md). As Discourse answers its message-bus polls in a Rack middleware in
 front of Rails, a poll whose every step is already known is answered here: headers that passed
 the guard and still hold (Guard.passed), a query string and body whose loads are remembered
-(Remembered.peek), a role that allows the call, and warm counters. It calls the same services and
-the same renderers as the Flask views, so the answer is the same bytes
-(tests/http/test_fast_reads.py holds both paths to that).
+(Remembered.peek), a role that allows the call (the views' COUNT_ROLES and view_of), and warm
+counters. It calls the same services and the same renderers as the Flask views, so the answer is
+the same bytes (tests/http/test_fast_reads.py holds both paths to that).
 
 Anything else returns None and Flask answers: the first request of a header set or of a query,
 every error, a cold read (recomputed from SQL), the counter store down, every other route.
@@ -22,9 +22,9 @@ from flask import Flask
 from werkzeug.http import parse_options_header
 
 from tally.auth import guard
-from tally.auth.guard import ANY_TICKET_ROLE, PLAIN_ACCEPTS
+from tally.auth.guard import PLAIN_ACCEPTS
 from tally.counting import notifications
-from tally.counting.model import Principal
+from tally.counting.model import COUNT_ROLES, Principal
 from tally.counting.tickets import TicketCountService
 from tally.counting.visibility import view_of
 from tally.errors import TallyError
@@ -59,7 +59,7 @@ class FastReads:
         principal = self.guard.passed((environ.get("HTTP_X_TENANTID"),
                                        environ.get("HTTP_REALMNAME"),
                                        environ.get("HTTP_AUTHORIZATION")))
-        if principal is None or not principal.has_any(*ANY_TICKET_ROLE):
+        if principal is None or not principal.has_any(*COUNT_ROLES):
             return None
         try:
             return route(environ, principal)

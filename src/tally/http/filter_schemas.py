@@ -7,6 +7,7 @@ from marshmallow import Schema, ValidationError, fields, post_dump, post_load, v
     validates_schema
 
 from tally.counting.conditions import DefinitionError, parse_definition
+from tally.fields import StrictBoolean
 from tally.http.schemas import EnvelopeSchema
 from tally.http.ticket_schemas import FILTER_TYPES
 
@@ -31,7 +32,7 @@ class FilterBodySchema(Schema):
                          metadata={"example": "VIP tickets"})
     color = fields.String(load_default=None, validate=validate.Regexp(
         COLOR, error="The color must be #RRGGBB, e.g. #3B82F6."), metadata={"example": "#3B82F6"})
-    shared = fields.Boolean(load_default=False, metadata={
+    shared = StrictBoolean(load_default=False, metadata={
         "description": "true: visible to every user of the tenant"})
     conditions = fields.Raw(required=True, metadata={
         "type": "object", "example": {"all": [{"field": "tags", "op": "contains",

@@ -3,16 +3,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g
+from flask import g, url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from tally.auth.guard import ANY_TICKET_ROLE, require_roles
 from tally.extensions import services
 from tally.http import examples, filter_schemas as fs
 from tally.http.api import error_docs
-from tally.http.bodies import storable_body
+from tally.http.bodies import Blueprint, storable_body
 from tally.http.envelope import success
+from tally.http.openapi import header_refs
 
 blp = Blueprint("filters", __name__, url_prefix="/api/v2/ticketing",
                 description="Saved ticket filters: the system catalogue and users' custom filters")
@@ -41,16 +41,18 @@ class Filters(MethodView):
     @require_roles(*ANY_TICKET_ROLE)
     @storable_body
     @blp.arguments(fs.FilterBodySchema, error_status_code=400, example=examples.FILTER_BODY)
-    @blp.response(201, fs.FilterEnvelopeSchema, example=examples.FILTER)
+    @blp.response(201, fs.FilterEnvelopeSchema, example=examples.FILTER,
+                  headers=header_refs("Location"))
     @document_errors
-    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+    def post(self, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         """Create a custom filter owned by the caller (private unless `shared`)."""
         principal = g.principal
         svc = services()
         created = svc.filter_catalog.create(svc, principal.tenant_id, principal.user_id,
                                             body["name"], body["color"], body["shared"],
                                             body["definition"])
-        return success(created, "Filter created successfully")
+        location = url_for("filters.FilterById", filter_id=created.id)
+        return success(created, "Filter created successfully"), {"Location": location}
 
 
 @blp.route("/filters/<string:filter_id>")

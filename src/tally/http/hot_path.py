@@ -6,8 +6,9 @@ through webargs and each `response`/`alt_response` adds a call layer. On the bus
 service (every open tab polls the badge) those layers cost ~45 µs of a 0.55–0.6 ms in-process read
 (bench/profile.py; docs/benchmarks.md). `documented` keeps what the decorators write into the
 OpenAPI document and drops their wrappers; `query_args` then loads the query string with the
-same schema as webargs would (unknown keys ignored, first value of a repeated key), and
-`body_args` the JSON body (webargs' own reader; unknown keys refused by the schema), and a bad
+same schema as webargs would (unknown keys ignored, a repeated key a 400), and
+`body_args` the JSON body (the same parser as `@blp.arguments`, tally.http.bodies.BodyParser;
+unknown keys refused by the schema), and a bad
 value is the same 400 with the same details. `Remembered` keeps what recent raw inputs loaded
 to: a sidebar resends the very same query and body every few seconds.
 """
@@ -17,11 +18,11 @@ import threading
 from typing import Any, Callable, Generic, TypeVar
 
 from flask import request
-from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, ValidationError
 from webargs.core import missing
 
 from tally.errors import ValidationFailed
+from tally.http.bodies import Blueprint
 
 View = Callable[..., Any]
 T = TypeVar("T")
@@ -52,8 +53,9 @@ def query_args(schema: Schema) -> dict[str, Any]:
 
 def body_args(schema: Schema) -> dict[str, Any]:
     """The request's JSON body loaded with `schema` as flask-smorest's `arguments(schema)` would
-    load it: read by the same webargs parser (a body without a JSON Content-Type, or an empty
-    one, loads as {}; one that does not parse is its 400 "Invalid JSON body."), then loaded with
+    load it: read by the same parser (tally.http.bodies.BodyParser: an empty body loads as {}; a
+    body without a JSON Content-Type is a 415, one nested too deep or that does not parse a
+    400 "Invalid JSON body."), then loaded with
     the schema's own `unknown` (RAISE: an unknown key is refused); a ValidationFailed (400) names
     each bad key."""
     data = Blueprint.ARGUMENTS_PARSER.load_json(request, schema)

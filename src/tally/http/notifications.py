@@ -9,20 +9,19 @@ from typing import Any
 
 from flask import Response, g, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from werkzeug.http import parse_etags
 
 from tally import jobs
 from tally.auth.guard import ANY_TICKET_ROLE, require_roles
 from tally.clock import epoch_ms
 from tally.counting import notifications
-from tally.counting.model import CountResult, NotificationCounts
+from tally.counting.model import COUNT_ROLES, CountResult, NotificationCounts
 from tally.errors import RebuildBusy, StoreUnavailable
 from tally.events import ingest, outbox
 from tally.extensions import Services, services
 from tally.http import examples, schemas
 from tally.http.api import error_docs
-from tally.http.bodies import storable_body
+from tally.http.bodies import Blueprint, storable_body
 from tally.http.openapi import COUNT_HEADERS, IF_NONE_MATCH
 from tally.http.envelope import Rendered, success, success_json
 from tally.http.hot_path import Remembered, documented, query_args
@@ -33,7 +32,8 @@ blp = Blueprint("notifications", __name__, url_prefix="/api/v2/ticketing",
 
 COUNT_MESSAGE = "Notification count retrieved successfully"
 ERRORS = {400: "Invalid header, query or body", 401: "Missing, expired or invalid token",
-          403: "The caller lacks a ticket role", 404: "Unknown realm or tenant"}
+          403: "The caller lacks a ticket role (a ticket_service token counts nothing)",
+          404: "Unknown realm or tenant"}
 document_errors = error_docs(blp, ERRORS)
 COUNT_QUERY = schemas.CountQuerySchema()
 RENDERED_COUNTS = 4096  # distinct (view, counts) bodies remembered per process
@@ -102,7 +102,7 @@ def mark_read(svc: Services, tenant: str, user: str, ids: list[str] | None) -> C
 
 @blp.route("/ticket/notification/count", parameters=[IF_NONE_MATCH])
 class NotificationCount(MethodView):
-    @require_roles(*ANY_TICKET_ROLE)
+    @require_roles(*COUNT_ROLES)
     @documented(  # the busiest call: these only document it (tally.http.hot_path)
         blp.arguments(COUNT_QUERY, location="query", error_status_code=400),
         blp.response(200, schemas.CountEnvelopeSchema,
@@ -137,7 +137,7 @@ class NotificationList(MethodView):
 
 @blp.route("/ticket/notification/read")
 class NotificationRead(MethodView):
-    @require_roles(*ANY_TICKET_ROLE)
+    @require_roles(*COUNT_ROLES)
     @storable_body
     @blp.arguments(schemas.ReadBodySchema, error_status_code=400, example=examples.READ_BODY)
     @blp.response(200, schemas.CountEnvelopeSchema, headers=COUNT_HEADERS,

@@ -27,7 +27,9 @@ by the realm's issuer), `x-tenantid` (the tenant's UUID) and `realmname`. The ch
 order and the first failure answers: `accept` not admitting JSON → 406; headers → 400
 `INVALID_HEADER`; realm → 404 `REALM_NOT_FOUND`; token → 401 `UNAUTHORIZED`; tenant → 404
 `TENANT_NOT_FOUND`; the token's tenant and role → 403 `FORBIDDEN`; then the query and body →
-400 `VALIDATION_ERROR`. Every error has the body
+400 `VALIDATION_ERROR`. Strictly: `x-tenantid` in the canonical 8-4-4-4-12 form (any case), a
+query parameter at most once, a body declared `application/json` (else 415), parseable and
+nested at most 64 deep, booleans as JSON `true`/`false`. Every error has the body
 `{"success": false, "error": {"code", "message", "details"}, "timestamp"}`."""
 
 # What the guard and the renderer may answer on any guarded operation (contract §2).
@@ -51,6 +53,8 @@ GUARD_ERRORS: dict[int, tuple[str, str, str]] = {
 BODY_ERRORS: dict[int, tuple[str, str, str]] = {
     413: ("PAYLOAD_TOO_LARGE", "The body exceeds MAX_CONTENT_LENGTH (4 MiB; details.maxBytes)",
           "The request body exceeds the limit of 4194304 bytes"),
+    415: ("UNSUPPORTED_MEDIA_TYPE", "A body whose Content-Type is not application/json (or "
+          "application/*+json)", "The request body must be application/json"),
 }
 
 TENANT_HEADER = {
@@ -67,7 +71,7 @@ REALM_HEADER = {
 }
 BEARER = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
           "description": "A JWT from the realm's issuer: RS256 or ES256, `iss` (and `aud` when "
-                         "the realm sets one) as configured, `exp`, `sub`; at most 4,096 bytes. "
+                         "the realm sets one) as configured, `exp`, `sub`; at most 32,768 bytes. "
                          "Roles in `realm_access.roles`, teams in `teams`."}
 RESPONSE_HEADERS = {
     "X-Count-Source": {"description": "cache: warm counters; recomputed: rebuilt from SQL "
@@ -81,6 +85,11 @@ RESPONSE_HEADERS = {
     "Cache-Control": {"description": "private, no-cache", "schema": {"type": "string"}},
     "Retry-After": {"description": "Seconds to wait before trying again",
                     "schema": {"type": "integer", "minimum": 0}},
+    "WWW-Authenticate": {"description": "`Bearer`, with `error=\"invalid_token\"` when a token "
+                                        "was sent and refused (RFC 6750)",
+                         "schema": {"type": "string"}},
+    "Location": {"description": "The created filter's URL (where DELETE removes it)",
+                 "schema": {"type": "string"}},
 }
 
 
@@ -107,9 +116,18 @@ def error_example(code: str, message: str, details: Any = None) -> dict[str, Any
             "timestamp": EXAMPLE_TIMESTAMP}
 
 
-def error_response(description: str, code: str, message: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {
+# The headers every answer of these statuses carries (tally.http.api.STATUS_HEADERS).
+STATUS_HEADER_DOCS = {401: header_refs("WWW-Authenticate"), 429: header_refs("Retry-After"),
+                      503: header_refs("Retry-After")}
+
+
+def error_response(description: str, code: str, message: str,
+                   status: int | None = None) -> dict[str, Any]:
+    response = {"description": description, "content": {"application/json": {
         "schema": ERROR_ENVELOPE, "example": error_example(code, message)}}}
+    if status in STATUS_HEADER_DOCS:
+        response["headers"] = dict(STATUS_HEADER_DOCS[status])
+    return response
 
 
 class GuardDocs(BasePlugin):
@@ -133,7 +151,7 @@ class GuardDocs(BasePlugin):
             responses = operation.setdefault("responses", {})
             for status, (code, description, message) in errors.items():
                 if status not in responses and str(status) not in responses:
-                    responses[str(status)] = error_response(description, code, message)
+                    responses[str(status)] = error_response(description, code, message, status)
 
 
 class TallyApi(Api):

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from tally import metrics
 from tally.errors import TallyError
 from tally.extensions import services
+from tally.http.api import STATUS_HEADERS
 
 log = logging.getLogger("tally.http.ops")
 blp = Blueprint("ops", __name__, description="Probes for operators and orchestrators")
@@ -51,7 +52,9 @@ def readyz():  # noqa: ANN201
         log.warning("readyz: redis unreachable: %s", error.message)
         checks["redis"] = "unavailable"
     ready = all(v == "ok" for v in checks.values())
-    return {"status": "ok" if ready else "unavailable", "checks": checks}, 200 if ready else 503
+    if ready:
+        return {"status": "ok", "checks": checks}
+    return {"status": "unavailable", "checks": checks}, 503, STATUS_HEADERS[503]
 
 
 @blp.route("/metrics")

@@ -10,6 +10,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from tally.clock import from_epoch_ms, iso_ms
 from tally.counting.model import NOTIFICATION_TYPES, PRIORITIES
+from tally.fields import StrictBoolean
 from tally.http.bodies import storable
 
 
@@ -170,7 +171,7 @@ class ReadBodySchema(Schema):
 
     ids = fields.List(fields.String(validate=validate.Length(1, 64)),
                       validate=validate.Length(1, 1000), metadata={"example": ["n-1042", "n-1043"]})
-    all = fields.Boolean(metadata={"description": "true: mark every notification read"})
+    all = StrictBoolean(metadata={"description": "true: mark every notification read"})
 
     @validates_schema
     def _one_of(self, data: dict[str, Any], **_kwargs: Any) -> None:

@@ -7,17 +7,17 @@ from typing import Any
 
 from flask import Response, g, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
-from tally.auth.guard import ANY_TICKET_ROLE, require_roles
+from tally.auth.guard import require_roles
 from tally.clock import from_epoch_ms, iso_ms
 from tally.counting.visibility import VIEW_TYPES, view_of
-from tally.counting.model import Principal
+from tally.counting.model import COUNT_ROLES, Principal
 from tally.counting.tickets import TicketCountQuery, TicketCounts, TicketCountService
 from tally.errors import InvalidFilterId, ValidationFailed
 from tally.extensions import Services, services
 from tally.http import examples, ticket_schemas
 from tally.http.api import error_docs
+from tally.http.bodies import Blueprint
 from tally.http.envelope import Rendered, success_json
 from tally.http.hot_path import Remembered, body_args, documented, query_args
 from tally.http.openapi import SUPPORT_HEADER, header_refs
@@ -26,8 +26,9 @@ blp = Blueprint("tickets", __name__, url_prefix="/api/v2/ticketing",
                 description="Ticket counts per sidebar filter")
 MESSAGE = "Ticket counts retrieved successfully"
 ERRORS = {400: "Invalid header, query or body (details name each field)",
-          403: "The token does not name the tenant, lacks a ticket role, or the role does not "
-               "allow this `type` (type=agent needs ticket_agent or ticket_admin)",
+          403: "The token does not name the tenant, lacks a counting role (ticket_user, "
+               "ticket_agent, ticket_admin: a ticket_service token counts nothing), or the role "
+               "does not allow this `type` (type=agent needs ticket_agent or ticket_admin)",
           422: "A filter id (or templateProfileFilterId) the caller cannot use; "
                "details.invalidIds lists them"}
 QUERY = ticket_schemas.TicketCountQuerySchema()
@@ -97,7 +98,7 @@ def body_json(result: Any, timezone: str) -> str:
 
 @blp.route("/ticket/count", parameters=[SUPPORT_HEADER])
 class TicketCount(MethodView):
-    @require_roles(*ANY_TICKET_ROLE)
+    @require_roles(*COUNT_ROLES)
     @check_view_type
     @documented(  # a sidebar's poll: these only document it; the view loads both itself
         blp.arguments(QUERY, location="query", error_status_code=400),
