@@ -18,7 +18,7 @@ pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
     ("post", COUNT.replace("template", "agent"), {"filterIds": ["all"]}),
     ("post", COUNT, {"filterIds": ["all"]}),
     ("post", COUNT.replace("template", "user"), {"filterIds": ["all"]}),
-    ("post", READ, {"all": True}),
+    ("post", READ, {"all": True}), ("get", API + "/ticket/notification/stream", None),
 ])
 def test_a_service_token_may_post_events_but_not_count(client, headers, call):
     service = headers(user="svc", roles=("ticket_service",))

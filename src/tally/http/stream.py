@@ -20,7 +20,8 @@ from flask import Flask, Response, current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from tally.auth.guard import ANY_TICKET_ROLE, require_roles
+from tally.auth.guard import require_roles
+from tally.counting.model import COUNT_ROLES
 from tally.counting import notifications
 from tally.extensions import Services, services
 from tally.fanout import Hub, StreamsExhausted, Subscription
@@ -123,7 +124,7 @@ def _refused(error: StreamsExhausted) -> Response:
 
 @blp.route("/ticket/notification/stream")
 class NotificationStream(MethodView):
-    @require_roles(*ANY_TICKET_ROLE)
+    @require_roles(*COUNT_ROLES)
     @blp.arguments(schemas.CountQuerySchema, location="query", error_status_code=400)
     @blp.response(200, description="text/event-stream: `count` events whose data is the count "
                   "endpoint's data and whose id is its ETag; send Last-Event-ID to resume",
