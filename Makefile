@@ -18,7 +18,7 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP) ## create .venv and install tally with its test tools
 
 run: $(STAMP) ## embedded Redis + SQLite under var/ + migrations + demo + web, worker, scheduler
-	$(BIN)/python -m tally.localrun
+	$(BIN)/python -m tally.dev.launcher
 
 test: $(STAMP) ## the whole suite against real redis-server (and PostgreSQL when available)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

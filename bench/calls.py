@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives import serialization
 
 from bench.seed import AGENTS, PROFILE_ID, TEAMS
 from bench.wrk import HttpCall
-from tally.auth import devkeys
-from tally.http import baseline
-from tally.localrun import EXAMPLE_FILTERS
+from tally.dev import keys as devkeys
+from tally.dev import baseline
+from tally.dev.launcher import EXAMPLE_FILTERS
 
 API = "/api/v2/ticketing"
 NOTIFICATION_COUNT = f"{API}/ticket/notification/count"

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from bench import calls, report, wrk
 from bench.stack import Stack
 from bench.wrk import HttpCall, Paired, Side
-from tally.http import baseline
+from tally.dev import baseline
 
 Progress = Callable[[str], None]
 RAW_ROW = "raw WSGI callable, same bytes (the server's limit)"

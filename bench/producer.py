@@ -20,8 +20,8 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
-from tally.clock import iso_ms, utc_now
-from tally.counting.model import NOTIFICATION_TYPES, PRIORITIES, STATUSES
+from tally.core.clock import iso_ms, utc_now
+from tally.core.model import NOTIFICATION_TYPES, PRIORITIES, STATUSES
 
 PATH = "/api/v2/ticketing/events"
 

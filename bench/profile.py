@@ -25,10 +25,10 @@ from bench import calls
 from bench.seed import seed_tenant
 from bench.stack import Stack
 from bench.wrk import HttpCall
-from config import from_env
+from tally.settings import from_env
 from tally.app import create_app
-from tally.auth import devkeys
-from tally.stores.db import Database
+from tally.dev import keys as devkeys
+from tally.stores.sql.db import Database
 
 TENANT = "00000000-0000-4000-8000-0000000f11e0"
 

@@ -26,15 +26,15 @@ from sqlalchemy import func, or_, select
 from bench.calls import AGENT, AGENT_TEAMS, TIMEZONE, send
 from bench.seed import SHARED_FILTERS
 from bench.wrk import HttpCall
-from tally.clock import epoch_ms, utc_now
-from tally.counting import ticket_maintenance
-from tally.counting.model import Principal
-from tally.counting.predicates import Materialized
-from tally.counting.system_filters import SUMMARY_FILTERS, SYSTEM_BY_ID
-from tally.localrun import EXAMPLE_FILTERS
-from tally.stores import sql_ticket_counts as sql
-from tally.stores.models import Ticket
-from tally.stores.sql_filters import predicate, window
+from tally.core.clock import epoch_ms, utc_now
+from tally.services import ticket_maintenance
+from tally.core.model import Principal
+from tally.core.predicates import Materialized
+from tally.core.filters import SUMMARY_FILTERS, SYSTEM_BY_ID
+from tally.dev.launcher import EXAMPLE_FILTERS
+from tally.stores.sql import ticket_counts as sql
+from tally.stores.sql.models import Ticket
+from tally.stores.sql.conditions import predicate, window
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class Recompute:
 def answer_cells(services: Any, tenant: str) -> tuple[list[Any], list[Any]]:
     """The cells (and windows) one cold read of the agent's sidebar counts, as
     TicketCountService.count builds them: 35 targets × the agent's 7 buckets."""
-    from tally.counting.tickets import TicketCountQuery, TicketCountService
+    from tally.services.tickets import TicketCountQuery, TicketCountService
 
     agent = Principal(AGENT, tenant, "bench", frozenset({"ticket_agent"}), AGENT_TEAMS)
     found, invalid = services.filter_catalog.resolve(services, tenant, AGENT,

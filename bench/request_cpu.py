@@ -20,8 +20,8 @@ from pathlib import Path
 from bench import calls, wrk
 from bench.seed import seed_tenant
 from bench.stack import Stack
-from tally.auth import devkeys
-from tally.stores.db import Database
+from tally.dev import keys as devkeys
+from tally.stores.sql.db import Database
 
 TENANT = "00000000-0000-4000-8000-000000002000"
 ROWS = ("bare", "raw", "badge", "304", "ticket")

@@ -25,10 +25,10 @@ from pathlib import Path
 from bench import calls, grid, loads, recompute, report, visibility, wrk
 from bench.seed import SeededTenant, seed_tenant
 from bench.stack import ROOT, Stack
-from config import from_env
-from tally.auth import devkeys
+from tally.settings import from_env
+from tally.dev import keys as devkeys
 from tally.app import create_app
-from tally.stores.db import Database
+from tally.stores.sql.db import Database
 
 SMALL_TENANT = "00000000-0000-4000-8000-000000001000"
 LARGE_TENANT = "00000000-0000-4000-8000-000001000000"

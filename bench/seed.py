@@ -3,7 +3,7 @@
 Rows go straight into tally's SQL tables (executemany in big transactions on SQLite, COPY on
 PostgreSQL), bypassing ingest and the outbox: the counters are then built from SQL by the first
 reads, exactly as after a Redis flush. Tenants and their system filters come from
-tally.provisioning; the API document's custom filters (the demo's) and one template profile are
+tally.services.tenants; the API document's custom filters (the demo's) and one template profile are
 added as shared filters, so the 30 ids of the document's example request all resolve.
 """
 from __future__ import annotations
@@ -14,13 +14,13 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
-from tally.clock import epoch_ms, utc_now
-from tally.counting.conditions import parse_definition
-from tally.counting.model import NOTIFICATION_TYPES
-from tally.counting.system_filters import DEMO_FILTERS, FilterSpec
-from tally.demo import CATEGORY_FILTERS
-from tally.provisioning import create_tenant, filter_row
-from tally.stores.db import Database
+from tally.core.clock import epoch_ms, utc_now
+from tally.core.conditions import parse_definition
+from tally.core.model import NOTIFICATION_TYPES
+from tally.core.filters import DEMO_FILTERS, FilterSpec
+from tally.dev.demo import CATEGORY_FILTERS
+from tally.services.tenants import create_tenant, filter_row
+from tally.stores.sql.db import Database
 
 Progress = Callable[[str], None]
 DAY = 86_400_000

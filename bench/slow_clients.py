@@ -22,8 +22,8 @@ from pathlib import Path
 from bench.calls import notification_calls, warm
 from bench.seed import seed_tenant
 from bench.stack import Stack
-from tally.auth import devkeys
-from tally.stores.db import Database
+from tally.dev import keys as devkeys
+from tally.stores.sql.db import Database
 from tests.support.slow_clients import SlowClients
 
 TENANT = "00000000-0000-4000-8000-000000017017"

@@ -1,6 +1,6 @@
 """The processes one benchmark run needs, all on loopback and all stopped at the end.
 
-A redis-server (tally.localrun.RedisProcess), a throwaway PostgreSQL cluster when asked
+A redis-server (tally.dev.launcher.RedisProcess), a throwaway PostgreSQL cluster when asked
 (tests/support/postgres.py, run as the `postgres` user under root), the `web` process started
 exactly as the Procfile's line (tally.edge: Caddy on 127.0.0.1 in front of
 `gunicorn -c config/gunicorn.conf.py wsgi:app`, production settings), the bare Flask app and raw
@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Iterator
 
 from bench.bare import PATH_VARIABLE, SIZE_VARIABLE
-from tally.auth import devkeys
+from tally.dev import keys as devkeys
 from tally.edge import gunicorn_command, web_command
-from tally.localrun import RedisProcess, free_port
-from tally.stores.db import Database
+from tally.dev.launcher import RedisProcess, free_port
+from tally.stores.sql.db import Database
 from tests.support.postgres import PostgresCluster
 
 ROOT = Path(__file__).resolve().parents[1]

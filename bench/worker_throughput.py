@@ -10,7 +10,7 @@ ONE real worker process (`python -m workers.run`) applies to the counters per se
    teams and requesters, and warm notification counters for every user.
 2. Ingests N events (bench/worker_workload.py: new tickets, updates across statuses, teams and
    assignees, a few deletes, notifications created and read) in calls of B events through
-   tally.events.ingest, enqueueing an apply job after each call as POST /events does; each call
+   tally.services.ingest, enqueueing an apply job after each call as POST /events does; each call
    is timed (validation is not).
 3. Drain mode (default): the events are ingested with no worker running; then one worker starts
    and is timed from its registration in RQ to the last outbox row applied.
@@ -43,21 +43,21 @@ from rq import Worker
 from sqlalchemy import func, select
 
 from bench.worker_workload import AGENTS, REQUESTERS, TEAMS, USERS, Workload
-from config import Production
+from tally.settings import Production
 from tally import jobs as names
 from tally.app import create_app
-from tally.auth import devkeys
-from tally.clock import epoch_ms
-from tally.counting import maintenance, notifications
-from tally.counting.system_filters import DEMO_FILTERS, SYSTEM_FILTERS
-from tally.demo import CATEGORY_FILTERS
-from tally.events import outbox
-from tally.events.ingest import ingest
-from tally.events.schemas import load_events
-from tally.localrun import RedisProcess
-from tally.provisioning import create_tenant, filter_row
-from tally.stores.db import Database
-from tally.stores.models import OutboxRow
+from tally.dev import keys as devkeys
+from tally.core.clock import epoch_ms
+from tally.services import maintenance, notifications
+from tally.core.filters import DEMO_FILTERS, SYSTEM_FILTERS
+from tally.dev.demo import CATEGORY_FILTERS
+from tally.services import outbox
+from tally.services.ingest import ingest
+from tally.http.schemas.events import load_events
+from tally.dev.launcher import RedisProcess
+from tally.services.tenants import create_tenant, filter_row
+from tally.stores.sql.db import Database
+from tally.stores.sql.models import OutboxRow
 
 ROOT = Path(__file__).resolve().parents[1]
 TENANT = "b3c4d5e6-0000-4000-8000-00000000be0c"

@@ -9,8 +9,8 @@ import random
 import uuid
 from typing import Any, Iterator
 
-from tally.clock import from_epoch_ms, iso_ms
-from tally.counting.model import NOTIFICATION_TYPES, PRIORITIES, STATUSES
+from tally.core.clock import from_epoch_ms, iso_ms
+from tally.core.model import NOTIFICATION_TYPES, PRIORITIES, STATUSES
 
 TEAMS = tuple(f"team-{i}" for i in range(6))
 AGENTS = tuple(f"agent-{i}" for i in range(16))

@@ -6,8 +6,8 @@ GUNICORN_THREADS for every other request. The app refuses a stream beyond its bo
 Retry-After) before it takes a thread for long, so GUNICORN_THREADS threads always remain for
 polls however many streams are open. Why not gevent: see docs/operations.md.
 
-Logs are JSON lines (tally.logs); gunicorn's access log is off because the app's front door
-(tally.http.front) writes its own access lines, with the request id and the route template rather
+Logs are JSON lines (tally.observability.logs); gunicorn's access log is off because the app's
+front door (tally.http.front) writes its own access lines, with the request id and the route template rather
 than the raw path, for errors, slow requests and a sample of the rest (TALLY_LOG_*). /metrics sums
 the workers through prometheus-client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR); each worker
 folds its request counts in every TALLY_METRICS_FOLD_SECONDS and once more as it exits.
@@ -20,7 +20,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from config import from_env
+from tally.settings import from_env
 
 _settings = from_env()  # a bad TALLY_* variable stops gunicorn here, naming it
 
@@ -45,7 +45,7 @@ errorlog = "-"
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"json": {"()": "tally.logs.json_handler"}},
+    "handlers": {"json": {"()": "tally.observability.logs.json_handler"}},
     "root": {"level": "INFO", "handlers": ["json"]},
     "loggers": {"gunicorn.error": {"level": "INFO", "handlers": ["json"], "propagate": False},
                 "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": False}},
@@ -68,7 +68,7 @@ elif not os.environ.get("_TALLY_PROMETHEUS_WIPED"):  # first load only, not on a
 
 def worker_exit(server, worker):  # noqa: ANN001, ANN201
     """Fold this worker's last requests into /metrics before it goes (in the worker process)."""
-    from tally import metrics
+    from tally.observability import metrics
 
     metrics.fold()
 
@@ -94,7 +94,7 @@ def post_worker_init(worker):  # noqa: ANN001, ANN201
     previous = signal.getsignal(signal.SIGTERM)
 
     def stop(signum, frame):  # noqa: ANN001, ANN202
-        from tally.fanout import close_all
+        from tally.http.fanout import close_all
 
         threading.Thread(target=close_all, name="tally-close-streams", daemon=True).start()
         if callable(previous):

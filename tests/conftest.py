@@ -10,13 +10,13 @@ import uuid
 import pytest
 import redis
 
-from config import Test
-from tally import logs
+from tally.settings import Test
+from tally.observability import logs
 from tally.app import create_app
-from tally.auth import devkeys
-from tally.localrun import RedisProcess
-from tally.provisioning import create_tenant
-from tally.stores.db import Database
+from tally.dev import keys as devkeys
+from tally.dev.launcher import RedisProcess
+from tally.services.tenants import create_tenant
+from tally.stores.sql.db import Database
 from tests.support.counter_store import CounterStore
 from tests.support.postgres import PostgresCluster, create_database, drop_database
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from tally.stores.db import Database
-from tally.stores.models import Notification, OutboxRow
+from tally.stores.sql.db import Database
+from tally.stores.sql.models import Notification, OutboxRow
 
 _ids = itertools.count(1)
 BASE_MS = 1_752_150_896_789  # 2025-07-10T12:34:56.789Z

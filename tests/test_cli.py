@@ -6,10 +6,10 @@ import uuid
 
 import pytest
 
-from tally.counting import notifications
-from tally.provisioning import create_tenant
+from tally.services import notifications
+from tally.services.tenants import create_tenant
 from tally.stores import keys
-from tally.stores.models import Notification
+from tally.stores.sql.models import Notification
 from tests import factories
 from tests.conftest import REALM
 from tests.counting.test_ticket_maintenance import ask, only_mp, sources, values, warm_world

@@ -5,8 +5,8 @@ import uuid
 
 import pytest
 
-from tally.counting import notifications
-from tally.provisioning import create_tenant
+from tally.services import notifications
+from tally.services.tenants import create_tenant
 from tally.stores import keys
 from tests import factories
 from tests.conftest import REALM

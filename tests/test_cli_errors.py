@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from tally import cli
-from tally.provisioning import create_tenant
-from tally.stores.models import Tenant
+from tally.services.tenants import create_tenant
+from tally.stores.sql.models import Tenant
 from tests import factories
 from tests.conftest import REALM
 from tests.factories import MIX

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from sqlalchemy import inspect, select
 
-from config import Test
+from tally.settings import Test
 from tally.app import create_app
-from tally.demo import DEMO_TENANT
-from tally.stores.models import Filter, Tenant
+from tally.dev.demo import DEMO_TENANT
+from tally.stores.sql.models import Filter, Tenant
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
-from tally.counting import notifications
+from tally.services import notifications
 from tally.progress import Progress
-from tally.provisioning import create_tenant
+from tally.services.tenants import create_tenant
 from tests import factories
 from tests.conftest import REALM
 from tests.factories import MIX

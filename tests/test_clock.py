@@ -1,10 +1,10 @@
-"""tally.clock.iso_ms: every timestamp on the wire, formatted by hand, as strftime would."""
+"""tally.core.clock.iso_ms: every timestamp on the wire, formatted by hand, as strftime would."""
 from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta, timezone
 
-from tally.clock import iso_ms
+from tally.core.clock import iso_ms
 
 
 def test_iso_ms_matches_strftime_with_milliseconds_and_z_for_any_moment():

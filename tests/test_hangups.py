@@ -1,4 +1,4 @@
-"""tally.hangups: a watched socket's callback runs once its peer closes, and only then."""
+"""tally.http.hangups: a watched socket's callback runs once its peer closes, and only then."""
 from __future__ import annotations
 
 import socket
@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from tally.hangups import Hangups, peer_closed
+from tally.http.hangups import Hangups, peer_closed
 from tests.workers import procs
 
 

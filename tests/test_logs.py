@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from tally import logs
+from tally.observability import logs
 
 PREFIX = "/api/v2/ticketing"
 COUNT = f"{PREFIX}/ticket/notification/count"

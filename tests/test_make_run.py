@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tally.localrun import free_port, stop_groups
+from tally.dev.launcher import free_port, stop_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,7 +25,7 @@ def launcher(tmp_path):
         env.pop(name, None)
     log = tmp_path / "run.log"
     with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "tally.localrun"], cwd=ROOT, env=env,
+        process = subprocess.Popen([sys.executable, "-m", "tally.dev.launcher"], cwd=ROOT, env=env,
                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 90
     while "tally is up" not in log.read_text() and time.monotonic() < deadline:

@@ -10,8 +10,10 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 from rq import Queue
 
-from tally import jobs, metrics
-from tally.events import outbox
+from tally import jobs
+
+from tally.observability import metrics
+from tally.services import outbox
 from tally.stores import keys
 from tests import factories
 from tests.factories import MIX

@@ -1,4 +1,4 @@
-"""setup.cfg lists packages by hand (src layout plus two top-level packages): keep it complete."""
+"""setup.cfg lists packages by hand (src layout plus the workers package): keep it complete."""
 from __future__ import annotations
 
 import configparser
@@ -14,9 +14,9 @@ def listed_packages() -> set[str]:
 
 
 def package_dirs() -> set[str]:
-    """Every directory of the three top-level packages holding Python modules or Lua scripts."""
+    """Every directory of the two top-level packages holding Python modules or Lua scripts."""
     found = set()
-    for base, top in ((ROOT / "src", "tally"), (ROOT, "config"), (ROOT, "workers")):
+    for base, top in ((ROOT / "src", "tally"), (ROOT, "workers")):
         for path in [base / top, *(base / top).rglob("*")]:
             if path.is_dir() and "__pycache__" not in path.parts and (
                     (path / "__init__.py").exists() or any(path.glob("*.lua"))):
@@ -32,5 +32,5 @@ def test_lua_scripts_and_migrations_ship_as_package_data():
     parser = configparser.ConfigParser()
     parser.read(ROOT / "setup.cfg")
     data = parser["options.package_data"]
-    assert data["tally.stores.lua"] == "*.lua"
-    assert (ROOT / "src/tally/stores/migrations/env.py").exists()
+    assert data["tally.stores.redis.lua"] == "*.lua"
+    assert (ROOT / "src/tally/stores/sql/migrations/env.py").exists()

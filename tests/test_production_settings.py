@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from config import ConfigError, from_env
+from tally.settings import ConfigError, from_env
 from tally.app import create_app
 
 UNREACHED = "postgresql+psycopg://tally@127.0.0.1:1/tally"  # the engine connects on first use

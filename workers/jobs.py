@@ -17,10 +17,10 @@ from flask import Flask, has_app_context
 from rq import get_current_job
 
 from tally import jobs as names
-from tally.clock import epoch_ms
-from tally.counting import maintenance
+from tally.core.clock import epoch_ms
+from tally.services import maintenance
 from tally.errors import StoreUnavailable
-from tally.events import outbox
+from tally.services import outbox
 from tally.extensions import services
 from tally.stores import keys
 

@@ -6,11 +6,12 @@ from typing import Any
 
 from flask import Flask
 
-from config import Base, from_env
-from tally import extensions, logs, metrics
+from tally.settings import Base, from_env
+from tally import extensions
+from tally.observability import logs, metrics
 from tally.auth import guard
 from tally.auth.realms import Realms
-from tally.http import events, filters, notifications, ops, stream, tickets
+from tally.http.views import events, filters, notifications, ops, stream, tickets
 from tally.http.api import register_error_handlers
 from tally.http.bodies import LimitedRequest
 from tally.http.fast_reads import FastReads
@@ -46,12 +47,12 @@ def create_app(config: Base | None = None, **overrides: Any) -> Flask:
     app.extensions["tally_api"] = api
 
     if config.BENCH_BASELINE:  # the benchmark's constant-body route (TALLY_BENCH_BASELINE)
-        from tally.http import baseline
+        from tally.dev import baseline
 
         baseline.install(app)
 
     if config.ENV == "development":  # the status page of `make run`; never elsewhere
-        from tally.http import status
+        from tally.dev import status
 
         app.register_blueprint(status.blp)
 

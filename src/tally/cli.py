@@ -21,12 +21,12 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
-from config import ConfigError
+from tally.settings import ConfigError
 from tally.auth.tokens import canonical_uuid
 from tally.errors import DatabaseUnavailable, StoreUnavailable, TallyError
 from tally.extensions import services
 from tally.progress import Progress
-from tally.stores.db import describe, is_unavailable
+from tally.stores.sql.db import describe, is_unavailable
 from tally.stores.keys import ID_PATTERN
 
 DRIFT, BAD_INPUT, BAD_CONFIG, STORE_DOWN = 1, 2, 3, 4
@@ -106,7 +106,7 @@ def _id(_ctx: click.Context, param: click.Parameter, value: Any) -> Any:
 
 
 def _filter_id(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    from tally.counting.filter_catalog import well_formed
+    from tally.services.catalog import well_formed
 
     if value is not None and not well_formed(value):
         raise _bad(param, f"{value!r} is not a filter id (all, digits or a UUID)")
@@ -144,7 +144,7 @@ def tenant_group() -> None:
 @click.option("--realm", required=True, help="The realm whose tokens may use this tenant.")
 def tenant_create(tenant_id: str, name: str, realm: str) -> None:
     """Provision a tenant with its system filters."""
-    from tally.provisioning import create_tenant, tenant_realm
+    from tally.services.tenants import create_tenant, tenant_realm
 
     svc = services()
     if svc.realms.get(realm) is None:
@@ -174,7 +174,7 @@ def cache_group() -> None:
               help="Only this filter's ticket counters.")
 def cache_invalidate(tenant: str, user: str | None, filter_id: str | None) -> None:
     """Drop counters; the next read recomputes them from SQL."""
-    from tally.counting import maintenance
+    from tally.services import maintenance
 
     removed = maintenance.invalidate(services(), tenant, user=user, filter_id=filter_id)
     click.echo(f"dropped {removed} keys")
@@ -183,7 +183,7 @@ def cache_invalidate(tenant: str, user: str | None, filter_id: str | None) -> No
 def _tenants(tenant: str | None) -> list[str]:
     """The tenant asked for (a Failure unless it is provisioned), or every provisioned tenant
     when none was."""
-    from tally.counting import maintenance
+    from tally.services import maintenance
 
     every = maintenance.tenants(services())
     if tenant is None:
@@ -206,7 +206,7 @@ def _progress() -> Progress:
 @click.option("--tenant", default=None, callback=_uuid, help=EVERY_TENANT)
 def cache_rebuild(tenant: str | None) -> None:
     """Recompute a tenant's (or every tenant's) counters from SQL now."""
-    from tally.counting import maintenance
+    from tally.services import maintenance
 
     chosen, progress = _tenants(tenant), _progress()
     with progress.counting(len(chosen), "tenants rebuilt") as advance:
@@ -239,7 +239,7 @@ def cache_verify(tenant: str | None, repair: bool) -> None:
 
 def _verify(tenant: str | None, repair: bool) -> int:
     """Verify the chosen tenants, printing each difference; the number of differences."""
-    from tally.counting import maintenance
+    from tally.services import maintenance
 
     chosen, progress = _tenants(tenant), _progress()
     total = 0
@@ -267,8 +267,8 @@ def cache_stats(tenant: str | None, as_json: bool) -> None:
     """Keys and memory per tenant, warm/cold tenants and users, outbox backlog."""
     import json
 
-    from tally.counting import cache_stats as stats
-    from tally.events.outbox import backlog
+    from tally.services import stats
+    from tally.services.outbox import backlog
 
     chosen, progress = _tenants(tenant), _progress()
     pending = stats.pending_by_tenant(services())
@@ -318,7 +318,7 @@ def _bytes(size: int | None) -> str:
 def dev_token(tenant: str, user: str, roles: tuple[str, ...], teams: tuple[str, ...],
               ttl: int) -> None:
     """Development only: print a token signed with the local dev key."""
-    from tally.auth import devkeys
+    from tally.dev import keys as devkeys
 
     config = services().config
     if config.ENV == "production":
@@ -330,7 +330,7 @@ def dev_token(tenant: str, user: str, roles: tuple[str, ...], teams: tuple[str, 
 @tally_cli.command("demo")
 def demo() -> None:
     """Provision the demo tenant and its data (what `make run` uses)."""
-    from tally.demo import provision_demo
+    from tally.dev.demo import provision_demo
 
     provision_demo(services(), progress=_progress())
 

@@ -27,10 +27,9 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import config
-from config import from_env
+from tally.settings import from_env
 
-CADDYFILE = Path(config.__file__).with_name("Caddyfile")
+CADDYFILE = Path("config/Caddyfile")  # beside config/gunicorn.conf.py: run from the project root
 SOCKET_VARIABLE = "TALLY_EDGE_SOCKET"
 STOP_GRACE_SECONDS = 30  # after SIGTERM, before SIGKILL: above gunicorn's and Caddy's own grace
 

@@ -7,10 +7,10 @@ from typing import Any
 import redis
 from flask import Flask, current_app
 
-from tally.clock import Clock, utc_now
-from tally.stores.db import Database
-from tally.stores.redis_counters import RedisCounters
-from tally.stores.ticket_counters import TicketCounters
+from tally.core.clock import Clock, utc_now
+from tally.stores.sql.db import Database
+from tally.stores.redis.counters import RedisCounters
+from tally.stores.redis.cells import TicketCounters
 
 EXTENSION = "tally"
 
@@ -24,7 +24,7 @@ def counter_client(url: str, cluster: bool) -> Any:
     options = dict(decode_responses=True, socket_timeout=5, socket_connect_timeout=2,
                    health_check_interval=30)
     if cluster:
-        from tally.stores.redis_cluster import LazyCluster
+        from tally.stores.redis.cluster import LazyCluster
 
         return LazyCluster(url, **options)
     return redis.Redis.from_url(url, retry_on_timeout=True, **options)
@@ -50,8 +50,8 @@ class Services:
 
 def init_app(app: Flask, config: Any, realms: Any) -> Services:
     """Build the connections once per app; nothing connects until first used."""
-    from tally.counting.filter_catalog import FilterCatalog, catalog_ttl
-    from tally.counting.ticket_plans import PlanCache
+    from tally.services.catalog import FilterCatalog, catalog_ttl
+    from tally.core.plans import PlanCache
 
     counters = RedisCounters(counter_client(config.REDIS_URL, config.REDIS_CLUSTER))
     services = Services(

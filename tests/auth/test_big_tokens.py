@@ -9,11 +9,11 @@ import uuid
 import pytest
 import requests
 
-from config import Test
+from tally.settings import Test
 from tally.app import create_app
-from tally.auth import devkeys
+from tally.dev import keys as devkeys
 from tally.auth.tokens import MAX_TOKEN_BYTES
-from tally.provisioning import create_tenant
+from tally.services.tenants import create_tenant
 from tests.conftest import REALM
 from tests.support.web import ROOT, Gunicorn, app_env
 

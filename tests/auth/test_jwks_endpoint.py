@@ -13,7 +13,7 @@ import pytest
 
 from tally.auth.realms import MISSING_RETRY_INTERVAL, REFETCH_INTERVAL, Realms, fetch_url
 from tally.auth.tokens import TokenVerifier
-from tally.provisioning import create_tenant
+from tally.services.tenants import create_tenant
 from tests.auth import claims, jwks, rsa_key
 from tests.auth.jwks_server import HOLD_SECONDS, FakeClock, JwksServer
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from config import ConfigError, Test
+from tally.settings import ConfigError, Test
 from tally.app import create_app
 from tally.auth.realms import KeyLookupError, Realm, Realms
 from tests.auth import ec_key, jwks, rsa_key, write_jwks

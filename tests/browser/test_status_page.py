@@ -7,12 +7,12 @@ import uuid
 import pytest
 import requests
 
-from config import Development
+from tally.settings import Development
 from tally.app import create_app
-from tally.auth import devkeys
-from tally.demo import DEMO_AGENT, DEMO_TENANT, demo_token, provision_demo
-from tally.events import outbox
-from tally.localrun import EXAMPLE_FILTERS, RedisProcess
+from tally.dev import keys as devkeys
+from tally.dev.demo import DEMO_AGENT, DEMO_TENANT, demo_token, provision_demo
+from tally.services import outbox
+from tally.dev.launcher import EXAMPLE_FILTERS, RedisProcess
 from tests.browser.cdp import Browser, find_browser
 from tests.support.web import Gunicorn, app_env
 

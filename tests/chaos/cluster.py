@@ -17,7 +17,7 @@ import redis
 import requests
 from rq import Worker
 
-from tally.localrun import RedisProcess, free_port, wait_for_port
+from tally.dev.launcher import RedisProcess, free_port, wait_for_port
 from tally.stores import keys
 from tests.support.counter_store import CounterStore
 from tests.workers import procs

@@ -1,7 +1,7 @@
 """The chaos suite's last word: fresh counts over HTTP against a recount of the SQL rows in Python.
 
 Notification counts are recounted from the rows; ticket counts come from the plain-Python oracle
-(tally/counting/oracle.py) over every ticket row, at the `computedAt` the answer reports, so time
+(s/support/oracle.py) over every ticket row, at the `computedAt` the answer reports, so time
 windows are compared at the very millisecond the service used.
 """
 from __future__ import annotations
@@ -12,14 +12,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from tally.clock import epoch_ms, parse_iso
-from tally.counting import oracle
-from tally.counting.conditions import parse_definition
-from tally.counting.model import NOTIFICATION_TYPES, PRIORITIES, Principal
-from tally.http.schemas import iso_or_none
-from tally.stores.db import Database
-from tally.stores.models import Notification, Ticket
-from tally.stores.sql_ticket_counts import TICKET_FIELDS
+from tally.core.clock import epoch_ms, parse_iso
+from tests.support import oracle
+from tally.core.conditions import parse_definition
+from tally.core.model import NOTIFICATION_TYPES, PRIORITIES, Principal
+from tally.http.schemas.common import iso_or_none
+from tally.stores.sql.db import Database
+from tally.stores.sql.models import Notification, Ticket
+from tally.stores.sql.ticket_counts import TICKET_FIELDS
 from tests.chaos.traffic import CALLERS, PROFILE, USERS, ZONES, Api, Caller, Tenant
 
 

@@ -27,13 +27,13 @@ from typing import Callable
 
 import pytest
 
-from config import Test
+from tally.settings import Test
 from tally.app import create_app
-from tally.clock import epoch_ms, utc_now
-from tally.counting import maintenance
-from tally.counting.system_filters import SYSTEM_FILTERS
-from tally.events import outbox
-from tally.provisioning import create_tenant
+from tally.core.clock import epoch_ms, utc_now
+from tally.services import maintenance
+from tally.core.filters import SYSTEM_FILTERS
+from tally.services import outbox
+from tally.services.tenants import create_tenant
 from tally.stores import keys
 from tests.chaos import recount
 from tests.chaos.cluster import Cluster

@@ -10,11 +10,11 @@ import redis
 from rq import Queue, SimpleWorker
 from rq.job import Job
 
-from config import ConfigError, Test, from_env
+from tally.settings import ConfigError, Test, from_env
 from tally import jobs as names
-from tally.counting import maintenance, notifications
-from tally.localrun import RedisProcess, free_port
-from tally.provisioning import create_tenant
+from tally.services import maintenance, notifications
+from tally.dev.launcher import RedisProcess, free_port
+from tally.services.tenants import create_tenant
 from tally.stores import keys
 from tests import factories
 from tests.conftest import REALM
@@ -22,7 +22,7 @@ from tests.counting.test_ticket_maintenance import only_mp, warm_world
 from tests.factories import MIX
 from workers import jobs, schedule
 
-LOGGER = "tally.counting.maintenance"
+LOGGER = "tally.services.maintenance"
 
 
 @pytest.fixture(scope="module")

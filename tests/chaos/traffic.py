@@ -18,8 +18,8 @@ from typing import Any
 
 import requests
 
-from tally.auth import devkeys
-from tally.counting.model import NOTIFICATION_TYPES, PRIORITIES, STATUSES
+from tally.dev import keys as devkeys
+from tally.core.model import NOTIFICATION_TYPES, PRIORITIES, STATUSES
 from tests.conftest import REALM
 from tests.support.tickets import deleted, upserted
 from tests.events import builders as b

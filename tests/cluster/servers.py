@@ -14,7 +14,7 @@ import time
 
 import redis
 
-from tally.localrun import RedisProcess
+from tally.dev.launcher import RedisProcess
 
 SLOTS = 16384
 BUS_OFFSET = 10_000  # Redis 6.2 puts the cluster bus on port + 10000 (cluster-port is Redis 7)

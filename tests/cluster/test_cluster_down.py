@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tally.events import outbox
+from tally.services import outbox
 from tests.cluster.servers import RedisClusterProcesses
 from tests.degraded import helpers as h
 from tests.support.counter_store import CounterStore

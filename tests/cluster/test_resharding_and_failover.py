@@ -17,12 +17,13 @@ import time
 import pytest
 import redis
 
-from tally.counting import maintenance
+from tally.services import maintenance
 from tally.errors import StoreUnavailable, TallyError
-from tally.events import outbox
-from tally.stores import keys, sql_counts
-from tally.stores.base import Install, Op
-from tally.stores.redis_cluster import scan_tenant
+from tally.services import outbox
+from tally.stores import keys
+from tally.stores.sql import notification_counts as sql_counts
+from tally.core.cells import Install, Op
+from tally.stores.redis.cluster import scan_tenant
 from tests.cluster.servers import RedisClusterProcesses
 from tests.degraded import helpers as h
 from tests.events import builders as b

@@ -13,13 +13,13 @@ import uuid
 
 import pytest
 
-from tally.clock import epoch_ms, utc_now
-from tally.counting import maintenance
-from tally.counting.system_filters import SYSTEM_FILTERS
-from tally.events import outbox
-from tally.provisioning import create_tenant
+from tally.core.clock import epoch_ms, utc_now
+from tally.services import maintenance
+from tally.core.filters import SYSTEM_FILTERS
+from tally.services import outbox
+from tally.services.tenants import create_tenant
 from tally.stores import keys
-from tally.stores.redis_cluster import scan_tenant
+from tally.stores.redis.cluster import scan_tenant
 from tests.conftest import REALM
 from tests.counting.randomdata import USERS, principals, random_tickets
 from tests.events import builders as b

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import random
-from tally.counting.model import PRIORITIES, STATUSES, Principal
+from tally.core.model import PRIORITIES, STATUSES, Principal
 
 # Ids with '|' (as in auth0 subjects) make sure bucket names stay unambiguous.
 USERS = ("u0", "u1", "auth0|u2", "u3", "u4", "u5", "auth0", "u2")

@@ -6,11 +6,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tally.counting import conditions
-from tally.counting.conditions import (
+from tally.core import conditions
+from tally.core.conditions import (
     NEG_INF, Condition, Definition, DefinitionError, Group, TimeCondition, as_zone,
     format_duration, local_day, parse_definition, parse_duration)
-from tally.counting.model import Principal
+from tally.core.model import Principal
 from tally.errors import ValidationFailed
 
 ME = Principal("bob", "tenant", "realm", frozenset({"ticket_agent"}), ("t1", "t2"))

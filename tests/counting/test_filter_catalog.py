@@ -8,13 +8,13 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import update
 
-from tally.counting.conditions import parse_definition
-from tally.counting.filter_catalog import TTL_SECONDS, FilterCatalog, load_tenant, well_formed
+from tally.core.conditions import parse_definition
+from tally.services.catalog import TTL_SECONDS, FilterCatalog, load_tenant, well_formed
 from tally.errors import Forbidden, NotFound, ValidationFailed
-from tally.provisioning import create_tenant
-from tally.stores import filters as store
-from tally.stores.db import Database
-from tally.stores.models import Filter
+from tally.services.tenants import create_tenant
+from tally.stores.sql import filters as store
+from tally.stores.sql.db import Database
+from tally.stores.sql.models import Filter
 
 VIP = {"all": [{"field": "tags", "op": "contains", "value": "vip"}]}
 NOW = datetime(2025, 7, 10, 12, 34, 56, tzinfo=timezone.utc)
@@ -118,7 +118,7 @@ def test_the_same_ids_resolve_again_without_visiting_them_while_the_copy_holds(
     ids = ["all", "3745", own]
     first, _ = catalog.resolve(services, tenant, "alice", ids)
     checked = []
-    monkeypatch.setattr("tally.counting.filter_catalog.well_formed",
+    monkeypatch.setattr("tally.services.catalog.well_formed",
                         lambda raw: checked.append(raw) or well_formed(raw))
     again, invalid = catalog.resolve(services, tenant, "alice", ids)
     assert (again, invalid, checked) == (first, [], [])

@@ -7,10 +7,10 @@ from contextlib import contextmanager
 
 import pytest
 
-from tally.counting import notifications
+from tally.services import notifications
 from tally.errors import RebuildBusy
 from tally.stores import keys
-from tally.events import ingest, outbox
+from tally.services import ingest, outbox
 from tests import factories
 from tests.factories import BASE_MS, MIX
 

@@ -5,9 +5,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tally.counting.conditions import parse_definition
-from tally.counting.model import CLOSED_STATUSES, OPEN_STATUSES, STATUSES, Principal
-from tally.counting.system_filters import (
+from tally.core.conditions import parse_definition
+from tally.core.model import CLOSED_STATUSES, OPEN_STATUSES, STATUSES, Principal
+from tally.core.filters import (
     DEMO_FILTERS, INTERNAL_FILTERS, SUMMARY_FILTER_IDS, SUMMARY_FILTERS, SYSTEM_BY_ID,
     SYSTEM_FILTERS, SYSTEM_TYPES, is_system_id)
 

@@ -6,10 +6,10 @@ from datetime import datetime, timezone
 import pytest
 import redis
 
-from tally.clock import epoch_ms
-from tally.counting import oracle
-from tally.counting.system_filters import SYSTEM_FILTERS
-from tally.events.outbox import apply_pending
+from tally.core.clock import epoch_ms
+from tests.support import oracle
+from tally.core.filters import SYSTEM_FILTERS
+from tally.services.outbox import apply_pending
 from tests.counting.randomdata import principals, random_tickets
 from tests.support.tickets import as_events, post_events
 

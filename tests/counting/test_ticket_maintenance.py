@@ -5,13 +5,13 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tally.clock import epoch_ms
-from tally.counting import maintenance
-from tally.counting.system_filters import SYSTEM_FILTERS
-from tally.events.outbox import apply_pending
+from tally.core.clock import epoch_ms
+from tally.services import maintenance
+from tally.core.filters import SYSTEM_FILTERS
+from tally.services.outbox import apply_pending
 from tally.stores import keys
-from tally.stores.base import Install, Op
-from tally.stores.ticket_counters import Cell
+from tally.core.cells import Install, Op
+from tally.stores.redis.cells import Cell
 from tests.counting.randomdata import principals, random_tickets
 from tests.support.tickets import as_events, post_events
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from tally.counting.conditions import parse_definition
-from tally.counting.model import Principal
-from tally.counting.predicates import Materialized
-from tally.counting.system_filters import SUMMARY_FILTERS, SYSTEM_BY_ID
-from tally.counting.ticket_plans import PlanCache, compile_count
-from tally.counting.visibility import plan
+from tally.core.conditions import parse_definition
+from tally.core.model import Principal
+from tally.core.predicates import Materialized
+from tally.core.filters import SUMMARY_FILTERS, SYSTEM_BY_ID
+from tally.core.plans import PlanCache, compile_count
+from tally.core.visibility import plan
 
 TENANT = "00000000-0000-4000-8000-0000000000aa"
 AGENT = Principal("agent-1", TENANT, "dev", frozenset({"ticket_agent"}), ("t1", "t2"))

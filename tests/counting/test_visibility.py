@@ -5,9 +5,9 @@ from collections import Counter
 
 import pytest
 
-from tally.counting import oracle
-from tally.counting.model import Principal
-from tally.counting.visibility import (
+from tests.support import oracle
+from tally.core.model import Principal
+from tally.core.visibility import (
     CountPlan, VisibilityDenied, assignee_team_bucket, plan, ticket_buckets, view_of)
 from tests.counting.randomdata import principals, random_tickets
 

@@ -7,9 +7,9 @@ import redis
 from rq import Queue, SimpleWorker
 
 from tally import jobs
-from tally.counting import maintenance
-from tally.counting.model import NOTIFICATION_TYPES, PRIORITIES
-from tally.events import outbox
+from tally.services import maintenance
+from tally.core.model import NOTIFICATION_TYPES, PRIORITIES
+from tally.services import outbox
 from tests.events import builders as b
 
 EVENTS = b.EVENTS

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from tally.events import outbox
-from tally.localrun import RedisProcess
+from tally.services import outbox
+from tally.dev.launcher import RedisProcess
 from tests.degraded import helpers as h
 
 pytestmark = pytest.mark.integration

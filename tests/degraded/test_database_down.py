@@ -11,12 +11,12 @@ import uuid
 import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from config import Test
+from tally.settings import Test
 from tally.app import create_app
-from tally.events import ingest
-from tally.localrun import wait_for_port
-from tally.provisioning import create_tenant
-from tally.stores.db import Database
+from tally.services import ingest
+from tally.dev.launcher import wait_for_port
+from tally.services.tenants import create_tenant
+from tally.stores.sql.db import Database
 from tests.conftest import REALM
 from tests.degraded import helpers as h
 from tests.events import builders as b
@@ -126,7 +126,7 @@ def test_warm_reads_survive_and_ingestion_is_a_503_until_it_returns(cluster, wor
         skew[0] += 3600
         h.assert_answers(client, tokens, h.AFTER_FIRST, "cache")
     assert _warnings(caplog, "tally.auth.guard") == 1  # once per outage, not per request
-    assert _warnings(caplog, "tally.counting.filter_catalog") == 1
+    assert _warnings(caplog, "tally.services.catalog") == 1
     _assert_unavailable(client.post(h.EVENTS, json={"events": h.second_events()},
                                     headers=tokens["service"]))
     ready = client.get("/readyz")

@@ -7,8 +7,8 @@ import redis
 from rq import Queue
 
 from tally import jobs
-from tally.events import outbox
-from tally.localrun import RedisProcess, free_port
+from tally.services import outbox
+from tally.dev.launcher import RedisProcess, free_port
 from tests.degraded import helpers as h
 from workers import jobs as entry_points
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tally.events.schemas import Event, load_events
+from tally.http.schemas.events import Event, load_events
 
 WHEN = "2025-07-10T12:34:56.789Z"
 EVENTS = "/api/v2/ticketing/events"

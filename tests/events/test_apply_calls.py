@@ -6,8 +6,10 @@ import json
 
 import pytest
 
-from tally.stores import apply_calls, keys
-from tally.stores.base import GroupOps, Key, Op, OutboxDelta
+from tally.stores import keys
+
+from tally.stores.redis import encoder as apply_calls
+from tally.core.cells import GroupOps, Key, Op, OutboxDelta
 
 T = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
 HASH = keys.mp_counts_key(T, "mp1")

@@ -5,8 +5,8 @@ import pytest
 from rq import Queue, SimpleWorker
 
 from tally import jobs as names
-from tally.counting import notifications
-from tally.events import outbox
+from tally.services import notifications
+from tally.services import outbox
 from tests.events import builders as b
 
 SERVICE = ("ticket_service",)

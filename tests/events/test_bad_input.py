@@ -7,10 +7,10 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from tally.counting import maintenance
-from tally.counting.model import NOTIFICATION_TYPES, PRIORITIES
-from tally.events.outbox import apply_pending
-from tally.stores.models import Notification, OutboxRow, SeenEvent, Ticket
+from tally.services import maintenance
+from tally.core.model import NOTIFICATION_TYPES, PRIORITIES
+from tally.services.outbox import apply_pending
+from tally.stores.sql.models import Notification, OutboxRow, SeenEvent, Ticket
 from tests.events import builders as b
 
 SERVICE = ("ticket_service",)

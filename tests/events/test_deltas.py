@@ -6,12 +6,12 @@ import random
 
 import pytest
 
-from tally.counting.model import NOTIFICATION_TYPES, PRIORITIES
-from tally.counting.predicates import Materialized
-from tally.events.deltas import notification_ops, outbox_delta, ticket_ops
-from tally.events.ticket_deltas import cell_groups
+from tally.core.model import NOTIFICATION_TYPES, PRIORITIES
+from tally.core.predicates import Materialized
+from tally.core.deltas import notification_ops, outbox_delta, ticket_ops
+from tally.core.ticket_deltas import cell_groups
 from tally.stores import keys
-from tally.stores.base import CellDeltas, Op
+from tally.core.cells import CellDeltas, Op
 
 T = "3f1c3d5e-2a4b-4c6d-8e9f-0a1b2c3d4e5f"
 KEY = keys.notification_counts_key(T, "u1")

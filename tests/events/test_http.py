@@ -4,9 +4,9 @@ from __future__ import annotations
 import redis
 from rq import Queue
 
-from tally.events import outbox
+from tally.services import outbox
 from tally.jobs import APPLY_QUEUE, apply_job_id
-from tally.localrun import free_port
+from tally.dev.launcher import free_port
 from tests.events import builders as b
 
 SERVICE = ("ticket_service",)

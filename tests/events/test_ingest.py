@@ -8,10 +8,10 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from tally.events import ingest as ingest_module
-from tally.events.ingest import ingest, mark_notifications_read
-from tally.stores.db import Database
-from tally.stores.models import Notification, OutboxRow, SeenEvent, Ticket
+from tally.services import ingest as ingest_module
+from tally.services.ingest import ingest, mark_notifications_read
+from tally.stores.sql.db import Database
+from tally.stores.sql.models import Notification, OutboxRow, SeenEvent, Ticket
 from tests.events import builders as b
 
 T = "7d0c8f3e-9a1b-4c2d-8e3f-4a5b6c7d8e9f"
@@ -273,7 +273,7 @@ class Deadlock(Exception):
 def test_a_batch_the_database_aborts_for_a_deadlock_is_run_again(db, monkeypatch):
     from sqlalchemy.exc import OperationalError
 
-    from tally.events import ingest as module
+    from tally.services import ingest as module
 
     real, calls = module._ingest_once, []
 
@@ -292,7 +292,7 @@ def test_a_batch_the_database_aborts_for_a_deadlock_is_run_again(db, monkeypatch
 def test_other_database_errors_are_not_retried(db, monkeypatch):
     from sqlalchemy.exc import OperationalError
 
-    from tally.events import ingest as module
+    from tally.services import ingest as module
 
     calls = []
 

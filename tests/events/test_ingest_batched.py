@@ -8,9 +8,9 @@ import uuid
 import pytest
 from sqlalchemy import event, select
 
-from tally.events.ingest import ingest
-from tally.stores.db import Database
-from tally.stores.models import Notification, OutboxRow, Ticket
+from tally.services.ingest import ingest
+from tally.stores.sql.db import Database
+from tally.stores.sql.models import Notification, OutboxRow, Ticket
 from tests.events import builders as b
 
 T = "5a6b7c8d-1e2f-4a3b-9c4d-5e6f7a8b9c0d"
@@ -145,7 +145,7 @@ def test_a_row_a_concurrent_batch_commits_first_is_read_and_the_events_run_again
         pytest.skip("SQLite serialises writers: no batch can commit in between")
     # Given a batch that creates t-1, and another batch committing t-1 at version 3 just after
     # the first locked the rows it found (none) and before it inserted its own
-    from tally.events import locked_rows
+    from tally.stores.sql import locked_rows
 
     db, other = make_db(), make_db()
     real_insert = locked_rows.LockedRows.insert_new

@@ -4,15 +4,16 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from tally.clock import epoch_ms
-from tally.counting import notifications
+from tally.core.clock import epoch_ms
+from tally.services import notifications
 from tally.errors import RebuildBusy, StoreUnavailable
-from tally.events import outbox
-from tally.events.deltas import outbox_delta
-from tally.events.ingest import ingest
-from tally.localrun import free_port
-from tally.stores import keys, sql_counts
-from tally.stores.models import OutboxRow
+from tally.services import outbox
+from tally.core.deltas import outbox_delta
+from tally.services.ingest import ingest
+from tally.dev.launcher import free_port
+from tally.stores import keys
+from tally.stores.sql import notification_counts as sql_counts
+from tally.stores.sql.models import OutboxRow
 from tests.events import builders as b
 
 

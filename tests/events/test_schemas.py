@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from marshmallow import ValidationError
 
-from tally.events.schemas import EventBatchSchema, load_events
+from tally.http.schemas.events import EventBatchSchema, load_events
 from tests.events import builders as b
 
 

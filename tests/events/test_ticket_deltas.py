@@ -7,12 +7,13 @@ from typing import Any, Mapping
 
 import pytest
 
-from tally.counting.conditions import parse_definition
-from tally.counting.predicates import Materialized, Predicate
-from tally.counting.visibility import ticket_buckets
-from tally.events.ticket_deltas import cell_groups, ticket_change_ops, ticket_rows_cells
-from tally.stores import apply_calls, keys
-from tally.stores.base import OutboxDelta
+from tally.core.conditions import parse_definition
+from tally.core.predicates import Materialized, Predicate
+from tally.core.visibility import ticket_buckets
+from tally.core.ticket_deltas import cell_groups, ticket_change_ops, ticket_rows_cells
+from tally.stores import keys
+from tally.stores.redis import encoder as apply_calls
+from tally.core.cells import OutboxDelta
 from tests.counting.randomdata import TAGS, TEAMS, USERS, principals, random_tickets
 from tests.security.random_filters import definition
 

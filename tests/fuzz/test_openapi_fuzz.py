@@ -16,7 +16,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
-from tally.events.outbox import apply_pending
+from tally.services.outbox import apply_pending
 from tests.counting.randomdata import random_tickets
 from tests.support.tickets import as_events, post_events
 

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from config import ConfigError, Test, from_env
+from tally.settings import ConfigError, Test, from_env
 from tally.app import create_app
-from tally.http import baseline
+from tally.dev import baseline
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The reading rules of tally.http.bodies and tally.fields, without a request (issue 17 #3, #9);
+"""The reading rules of tally.http.bodies and tally.http.fields, without a request (#3, #9);
 tests/http/test_strict_input.py holds them on every endpoint."""
 from __future__ import annotations
 
@@ -23,15 +23,15 @@ def test_depth_is_judged_without_parsing(data, deep):
 
 
 def test_every_boolean_of_every_body_schema_is_strict():
-    """One field for every body (tally.fields.StrictBoolean): each body schema, nested ones
+    """One field for every body (tally.http.fields.StrictBoolean): each body schema, nested ones
     and the event data schemas included."""
     from marshmallow import fields
 
-    from tally.events.schemas import DATA_SCHEMAS, EventBatchSchema
-    from tally.fields import StrictBoolean
-    from tally.http.filter_schemas import FilterBodySchema
-    from tally.http.schemas import ReadBodySchema
-    from tally.http.ticket_schemas import TicketCountBodySchema
+    from tally.http.schemas.events import DATA_SCHEMAS, EventBatchSchema
+    from tally.http.fields import StrictBoolean
+    from tally.http.schemas.filters import FilterBodySchema
+    from tally.http.schemas.common import ReadBodySchema
+    from tally.http.schemas.tickets import TicketCountBodySchema
 
     def booleans(schema):
         for field in schema.fields.values():

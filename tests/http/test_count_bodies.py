@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from tally.counting.model import NOTIFICATION_TYPES, PRIORITIES, NotificationCounts
-from tally.http import schemas, ticket_schemas
+from tally.core.model import NOTIFICATION_TYPES, PRIORITIES, NotificationCounts
+from tally.http.schemas import common as schemas, tickets as ticket_schemas
 from tally.http.envelope import success, success_json
-from tally.http.notifications import count_data
+from tally.http.views.notifications import count_data
 
 TICKET_COUNT = "/api/v2/ticketing/ticket/count?type=agent&module=ticketing"
 

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from tally.edge import web_command
-from tally.events import outbox
+from tally.services import outbox
 from tests.support.slow_clients import SlowClients
 from tests.support.sse import SocketStream
 from tests.support.web import (COUNT, STREAM, Gunicorn, call_headers, open_stream, post_created,

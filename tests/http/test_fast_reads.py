@@ -16,8 +16,8 @@ import pytest
 from flask import Flask
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from tally.clock import epoch_ms
-from tally.counting.system_filters import SYSTEM_FILTERS
+from tally.core.clock import epoch_ms
+from tally.core.filters import SYSTEM_FILTERS
 from tally.http import envelope
 from tally.http.fast_reads import BADGE, TICKET_COUNT, FastReads
 from tests import factories
@@ -40,7 +40,7 @@ def world(app, client, headers, tenant_id, monkeypatch):
                              {"priority": "critical"}])
     post_events(client, headers(user="svc", roles=("ticket_service",)),
                 as_events(random_tickets(seed=7, n=200, now_ms=epoch_ms(NOW))))
-    from tally.events.outbox import apply_pending
+    from tally.services.outbox import apply_pending
 
     apply_pending(services, tenant_id)
     return FastReads(app)
@@ -152,8 +152,8 @@ def test_a_sidebar_the_fast_path_cannot_vouch_for_goes_to_flask_with_its_body(
 def test_the_app_answers_a_warm_poll_in_front_of_flask(app, client, world, headers,
                                                        monkeypatch):
     """Wired in by create_app: once warm, the badge and the sidebar never reach their views."""
-    from tally.http.notifications import NotificationCount
-    from tally.http.tickets import TicketCount
+    from tally.http.views.notifications import NotificationCount
+    from tally.http.views.tickets import TicketCount
 
     badge, agent = headers(), headers(**AGENT)
     url = f"{TICKET_COUNT}?type=agent&module=ticketing"

@@ -1,13 +1,13 @@
 """A deleted filter stops being counted on every worker within one poll interval (issue 17 #7).
 
 Two app instances over one database and one Redis stand for two gunicorn workers: each holds
-its own filter catalog (tally.counting.filter_catalog), as each process does.
+its own filter catalog (tally.services.catalog), as each process does.
 """
 from __future__ import annotations
 
 import pytest
 
-from tally.counting.filter_catalog import TTL_SECONDS, catalog_ttl
+from tally.services.catalog import TTL_SECONDS, catalog_ttl
 
 FILTERS = "/api/v2/ticketing/filters"
 COUNT = "/api/v2/ticketing/ticket/count?type=agent&module=ticketing"

@@ -5,8 +5,8 @@ import uuid
 
 import pytest
 
-from tally.counting.system_filters import SYSTEM_FILTERS
-from tally.provisioning import create_tenant
+from tally.core.filters import SYSTEM_FILTERS
+from tally.services.tenants import create_tenant
 from tests.conftest import REALM
 
 FILTERS = "/api/v2/ticketing/filters"

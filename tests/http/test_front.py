@@ -5,7 +5,7 @@ import pytest
 from werkzeug.test import Client
 from werkzeug.wrappers import Response
 
-from tally import logs, metrics
+from tally.observability import logs, metrics
 from tally.http.front import Answer, Front, status_line
 from tests import factories
 from tests.factories import MIX
@@ -57,7 +57,7 @@ def test_the_request_id_is_echoed_last_on_successes_errors_a_304_and_a_stream(
 def test_a_log_line_written_during_a_request_carries_its_id_and_route(make_app, json_lines):
     client = make_app(DATABASE_URL="postgresql+psycopg://tally@127.0.0.1:1/tally").test_client()
     assert client.get("/readyz", headers={"X-Request-ID": OFFERED}).status_code == 503
-    [line] = [entry for entry in json_lines() if entry["logger"] == "tally.http.ops"]
+    [line] = [entry for entry in json_lines() if entry["logger"] == "tally.http.views.ops"]
     assert (line["request_id"], line["route"], line["level"]) == (OFFERED, "/readyz", "WARNING")
 
 

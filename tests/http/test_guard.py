@@ -15,8 +15,8 @@ from marshmallow import Schema, fields
 
 from tally.auth import guard as guard_module
 from tally.auth.guard import ANY_TICKET_ROLE, PREFIX, require_roles
-from tally.provisioning import create_tenant
-from tally.stores.models import Tenant
+from tally.services.tenants import create_tenant
+from tally.stores.sql.models import Tenant
 from tests.auth import claims, ec_key, write_jwks
 from tests.conftest import REALM
 

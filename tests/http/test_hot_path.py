@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from tally.errors import ValidationFailed
-from tally.http import tickets
+from tally.http.views import tickets
 from tally.http.hot_path import Remembered
 
 TICKET_COUNT = "/api/v2/ticketing/ticket/count?type=agent&module=ticketing"

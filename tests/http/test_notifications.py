@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from tally.counting.model import NOTIFICATION_TYPES, PRIORITIES
+from tally.core.model import NOTIFICATION_TYPES, PRIORITIES
 from tests import factories
 from tests.factories import BASE_MS, MIX
 
@@ -229,7 +229,7 @@ def test_timestamps_are_iso_utc_milliseconds(client, headers, db, tenant_id):
 def test_a_remembered_view_answers_as_the_first_load_did(client, headers, seeded, monkeypatch):
     """The badge's query string is validated once per process (a bounded memo of good loads):
     a repeat of a good one answers the same view, a bad one is its 400 every time."""
-    from tally.http import notifications
+    from tally.http.views import notifications
 
     memo = notifications.load_count_query
     monkeypatch.setattr(memo, "size", 4)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from config import Development, Production, Test
+from tally.settings import Development, Production, Test
 from tally.app import create_app
-from tally.demo import DEMO_AGENT, DEMO_TENANT
+from tally.dev.demo import DEMO_AGENT, DEMO_TENANT
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
-from tally.events import outbox
-from tally.http.stream import hub
-from tally.localrun import RedisProcess
+from tally.services import outbox
+from tally.http.views.stream import hub
+from tally.dev.launcher import RedisProcess
 from tests import factories
 from tests.factories import MIX
 from tests.support.sse import BodyReader

@@ -15,7 +15,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tally.events import outbox
+from tally.services import outbox
 from tests.support.sse import SocketStream
 from tests.support.web import (COUNT, STREAM, call_headers, open_stream, post_created, scrape,
                                web_world)

@@ -5,13 +5,13 @@ import re
 import uuid
 from datetime import datetime, timezone
 
-from tally.clock import epoch_ms
-from tally.counting import oracle
-from tally.counting.conditions import parse_definition
-from tally.counting.model import Principal
-from tally.counting.system_filters import SYSTEM_FILTERS
-from tally.events.outbox import apply_pending
-from tally.provisioning import create_tenant
+from tally.core.clock import epoch_ms
+from tests.support import oracle
+from tally.core.conditions import parse_definition
+from tally.core.model import Principal
+from tally.core.filters import SYSTEM_FILTERS
+from tally.services.outbox import apply_pending
+from tally.services.tenants import create_tenant
 from tests.conftest import REALM
 from tests.counting.randomdata import random_tickets
 from tests.support.tickets import as_events, post_events

@@ -12,12 +12,12 @@ from datetime import datetime, timezone
 import pytest
 import redis
 
-from tally.clock import epoch_ms, from_epoch_ms
-from tally.counting import oracle
-from tally.counting.conditions import parse_definition
-from tally.counting.model import Principal
-from tally.counting.system_filters import SYSTEM_FILTERS
-from tally.events.outbox import apply_pending
+from tally.core.clock import epoch_ms, from_epoch_ms
+from tests.support import oracle
+from tally.core.conditions import parse_definition
+from tally.core.model import Principal
+from tally.core.filters import SYSTEM_FILTERS
+from tally.services.outbox import apply_pending
 from tests.conftest import REALM
 from tests.counting.randomdata import HOUR, random_tickets
 from tests.support.tickets import as_events, post_events

@@ -17,11 +17,11 @@ from rq import Queue
 from sqlalchemy import func, select
 
 from tally import jobs as names
-from tally.counting import notifications
-from tally.counting.model import NOTIFICATION_TYPES, PRIORITIES, NotificationCounts
-from tally.events import outbox
-from tally.stores import sql_counts
-from tally.stores.models import OutboxRow
+from tally.services import notifications
+from tally.core.model import NOTIFICATION_TYPES, PRIORITIES, NotificationCounts
+from tally.services import outbox
+from tally.stores.sql import notification_counts as sql_counts
+from tally.stores.sql.models import OutboxRow
 from tests.events import builders as b
 from tests.workers import procs
 

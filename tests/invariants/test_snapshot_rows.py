@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import uuid
 
-from tally.events.outbox import apply_pending
+from tally.services.outbox import apply_pending
 from tally.stores import keys
-from tally.stores.base import GroupOps, Install, Op, OutboxDelta
-from tally.stores.redis_counters import RedisCounters
+from tally.core.cells import GroupOps, Install, Op, OutboxDelta
+from tally.stores.redis.counters import RedisCounters
 from tests.counting.test_ticket_maintenance import ask, only_mp, values, warm_world
 from tests.events import builders as b
 

@@ -12,11 +12,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tally.clock import epoch_ms
-from tally.counting import oracle
-from tally.counting.conditions import parse_definition
-from tally.counting.system_filters import SYSTEM_FILTERS
-from tally.events import outbox
+from tally.core.clock import epoch_ms
+from tests.support import oracle
+from tally.core.conditions import parse_definition
+from tally.core.filters import SYSTEM_FILTERS
+from tally.services import outbox
 from tests.counting.randomdata import principals, random_tickets
 from tests.support.tickets import deleted, post_events, upserted
 from tests.workers import procs

@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from tally.counting.model import PRIORITIES, STATUSES
+from tally.core.model import PRIORITIES, STATUSES
 from tests.counting.randomdata import TAGS, TEAMS, USERS
 
 CATEGORIES = ("hardware", "software", "access")

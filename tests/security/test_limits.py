@@ -16,7 +16,7 @@ import json
 import pytest
 
 from tally.auth.tokens import MAX_TOKEN_BYTES
-from tally.http.ticket_schemas import MAX_FILTER_IDS
+from tally.http.schemas.tickets import MAX_FILTER_IDS
 
 API = "/api/v2/ticketing"
 COUNT = API + "/ticket/count?type=template&module=ticketing"

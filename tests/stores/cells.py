@@ -2,13 +2,13 @@
 over some buckets, and the oracle's answer to whether a ticket counts in a cell."""
 from __future__ import annotations
 
-from tally.counting.model import Principal
-from tally.counting.predicates import Materialized
-from tally.counting.system_filters import SYSTEM_BY_ID
-from tally.counting.visibility import ticket_buckets
-from tally.stores.db import Database
-from tally.stores.models import Ticket
-from tally.stores.ticket_counters import Cell
+from tally.core.model import Principal
+from tally.core.predicates import Materialized
+from tally.core.filters import SYSTEM_BY_ID
+from tally.core.visibility import ticket_buckets
+from tally.stores.sql.db import Database
+from tally.stores.sql.models import Ticket
+from tally.stores.redis.cells import Cell
 from tests.counting.randomdata import random_tickets
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -64,7 +64,7 @@ def oracle_checked_counts(db: Database, tenant: str, rows: list[dict], cells: li
                           windows: list) -> list[int]:
     """cell_counts over `cells` in one snapshot, asserted equal to the oracle's counts of
     `rows`; returns them."""
-    from tally.stores import sql_ticket_counts
+    from tally.stores.sql import ticket_counts as sql_ticket_counts
 
     with db.snapshot() as session:
         counts = sql_ticket_counts.cell_counts(session, tenant, cells, windows)

@@ -5,12 +5,12 @@ import uuid
 
 import pytest
 
-from tally.counting.system_filters import SYSTEM_FILTERS
+from tally.core.filters import SYSTEM_FILTERS
 from tally.errors import Forbidden
-from tally.provisioning import create_tenant
-from tally.stores import filters as store
-from tally.stores.db import Database
-from tally.stores.models import Filter
+from tally.services.tenants import create_tenant
+from tally.stores.sql import filters as store
+from tally.stores.sql.db import Database
+from tally.stores.sql.models import Filter
 
 VIP = {"all": [{"field": "tags", "op": "contains", "value": "vip"}]}
 T0 = 1_752_150_896_789

@@ -8,9 +8,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select
 
-from tally.stores.db import Database, alembic_config
-from tally.stores.models import Model, Ticket
-from tally.stores.sql_filters import leaf
+from tally.stores.sql.db import Database, alembic_config
+from tally.stores.sql.models import Model, Ticket
+from tally.stores.sql.conditions import leaf
 
 SCOPE_INDEXES = {"ix_tickets_tenant_team", "ix_tickets_tenant_assignee",
                  "ix_tickets_tenant_requester"}

@@ -14,14 +14,14 @@ import uuid
 import pytest
 from sqlalchemy import event, insert, select
 
-from config import Test
+from tally.settings import Test
 from tally.app import create_app
-from tally.counting.system_filters import SYSTEM_FILTERS
-from tally.events import outbox
-from tally.provisioning import create_tenant
-from tally.stores import sql_counts
-from tally.stores import sql_ticket_counts as sql
-from tally.stores.models import OutboxRow, Ticket
+from tally.core.filters import SYSTEM_FILTERS
+from tally.services import outbox
+from tally.services.tenants import create_tenant
+from tally.stores.sql import notification_counts as sql_counts
+from tally.stores.sql import ticket_counts as sql
+from tally.stores.sql.models import OutboxRow, Ticket
 from tests.conftest import REALM
 from tests.support.postgres import create_database, drop_database
 

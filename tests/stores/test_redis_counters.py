@@ -7,14 +7,14 @@ import uuid
 import pytest
 import redis
 
-from tally.counting.model import Principal
-from tally.counting.predicates import Materialized
-from tally.counting.system_filters import SYSTEM_BY_ID
+from tally.core.model import Principal
+from tally.core.predicates import Materialized
+from tally.core.filters import SYSTEM_BY_ID
 from tally.errors import GuardChanged, RebuildBusy, StoreUnavailable
 from tally.stores import keys
-from tally.stores.base import GroupOps, Install, Key, Op, OutboxDelta
-from tally.stores.redis_counters import RedisCounters
-from tally.stores.ticket_counters import Cell, Sums, TicketCounters
+from tally.core.cells import GroupOps, Install, Key, Op, OutboxDelta
+from tally.stores.redis.counters import RedisCounters
+from tally.stores.redis.cells import Cell, Sums, TicketCounters
 
 T = str(uuid.uuid4())
 

@@ -9,16 +9,16 @@ import uuid
 import pytest
 from sqlalchemy import event, select, text
 
-from tally.counting.model import Principal
-from tally.counting.predicates import Materialized
-from tally.counting.system_filters import SYSTEM_BY_ID
-from tally.counting.visibility import assignee_team_bucket, plan
-from tally.provisioning import create_tenant
-from tally.stores import sql_ticket_counts as sql
-from tally.stores.db import Database
-from tally.stores.models import Ticket
-from tally.stores.sql_filters import leaf
-from tally.stores.ticket_counters import Cell
+from tally.core.model import Principal
+from tally.core.predicates import Materialized
+from tally.core.filters import SYSTEM_BY_ID
+from tally.core.visibility import assignee_team_bucket, plan
+from tally.services.tenants import create_tenant
+from tally.stores.sql import ticket_counts as sql
+from tally.stores.sql.db import Database
+from tally.stores.sql.models import Ticket
+from tally.stores.sql.conditions import leaf
+from tally.stores.redis.cells import Cell
 from tests.conftest import REALM
 from tests.counting.randomdata import random_tickets
 from tests.stores.cells import FILTERS, NOW, cells_of, in_cell, seeded_tickets, ticket_row

@@ -6,9 +6,9 @@ import uuid
 import pytest
 from sqlalchemy import event
 
-from tally.counting.model import NOTIFICATION_TYPES, PRIORITIES, NotificationCounts
-from tally.stores import sql_counts
-from tally.stores.db import Database
+from tally.core.model import NOTIFICATION_TYPES, PRIORITIES, NotificationCounts
+from tally.stores.sql import notification_counts as sql_counts
+from tally.stores.sql.db import Database
 from tests import factories
 from tests.factories import BASE_MS, MIX
 

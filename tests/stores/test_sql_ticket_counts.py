@@ -6,11 +6,11 @@ import re
 import pytest
 from sqlalchemy import event, text
 
-from tally.counting.model import Principal
-from tally.counting.predicates import Materialized
-from tally.counting.visibility import assignee_team_bucket
-from tally.stores import sql_ticket_counts as sql
-from tally.stores.ticket_counters import Cell
+from tally.core.model import Principal
+from tally.core.predicates import Materialized
+from tally.core.visibility import assignee_team_bucket
+from tally.stores.sql import ticket_counts as sql
+from tally.stores.redis.cells import Cell
 from tests.stores.cells import NOW, cells_of, in_cell, oracle_checked_counts, seeded_tickets
 
 TENANT = "7d0c1f2e-3a4b-4c5d-8e6f-708192a3b4c5"

@@ -9,7 +9,7 @@ import uuid
 
 from sqlalchemy import create_engine, text
 
-from tally.localrun import free_port, wait_for_port
+from tally.dev.launcher import free_port, wait_for_port
 
 
 def _as_postgres(args: list[str]) -> list[str]:

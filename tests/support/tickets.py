@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Iterable
 
-from tally.clock import from_epoch_ms, iso_ms
+from tally.core.clock import from_epoch_ms, iso_ms
 
 WIRE_FIELDS = ("id", "version", "status", "priority", "teamId", "assigneeId", "requesterId",
                "category", "tags", "isSupportRequest")

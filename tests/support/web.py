@@ -17,12 +17,12 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from prometheus_client.parser import text_string_to_metric_families
 
-from config import Test
+from tally.settings import Test
 from tally.app import create_app
-from tally.auth import devkeys
+from tally.dev import keys as devkeys
 from tally.edge import gunicorn_command, web_command
-from tally.localrun import RedisProcess, free_port
-from tally.provisioning import create_tenant
+from tally.dev.launcher import RedisProcess, free_port
+from tally.services.tenants import create_tenant
 from tests import factories
 from tests.factories import MIX
 from tests.support.sse import SocketStream

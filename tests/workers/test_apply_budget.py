@@ -6,10 +6,10 @@ from rq import Queue, SimpleWorker
 from rq.registry import FinishedJobRegistry
 
 from tally import jobs as names
-from tally.clock import epoch_ms
-from tally.counting import notifications
-from tally.events import outbox
-from tally.events.ingest import ingest
+from tally.core.clock import epoch_ms
+from tally.services import notifications
+from tally.services import outbox
+from tally.services.ingest import ingest
 from tests.events import builders as b
 
 

@@ -10,11 +10,11 @@ import redis
 from rq import Queue, SimpleWorker
 
 from tally import jobs as names
-from tally.clock import epoch_ms, utc_now
-from tally.counting import notifications
-from tally.events import outbox
-from tally.events.ingest import ingest
-from tally.localrun import free_port
+from tally.core.clock import epoch_ms, utc_now
+from tally.services import notifications
+from tally.services import outbox
+from tally.services.ingest import ingest
+from tally.dev.launcher import free_port
 from tests.events import builders as b
 from workers import jobs
 

@@ -5,9 +5,9 @@ import pytest
 from rq import Queue
 
 from tally import jobs as names
-from tally.clock import epoch_ms
-from tally.events import outbox
-from tally.events.ingest import ingest
+from tally.core.clock import epoch_ms
+from tally.services import outbox
+from tally.services.ingest import ingest
 from tests.events import builders as b
 from tests.workers import procs
 from workers import schedule

@@ -14,12 +14,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tally.auth.realms import REALM_NAME
 from tally.auth.tokens import TokenVerifier, VerifiedToken, canonical_uuid
-from tally.counting.model import Principal
+from tally.core.model import Principal
 from tally.errors import (Forbidden, InvalidHeader, NotAcceptable, RealmNotFound, TenantNotFound,
                           Unauthorized)
 from tally.extensions import services
-from tally.stores.db import Outage, is_unavailable
-from tally.stores.models import Tenant
+from tally.stores.sql.db import Outage, is_unavailable
+from tally.stores.sql.models import Tenant
 
 log = logging.getLogger("tally.auth.guard")
 

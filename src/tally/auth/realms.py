@@ -14,7 +14,7 @@ from typing import Any, Callable
 from jwt import PyJWK, PyJWKSet
 from jwt.exceptions import PyJWTError
 
-from config import ConfigError
+from tally.settings import ConfigError
 
 log = logging.getLogger("tally.auth")
 

@@ -14,7 +14,7 @@ import jwt
 from jwt import PyJWK
 
 from tally.auth.realms import KeyLookupError, Realm
-from tally.counting.model import CANONICAL_UUID, ROLES, Principal
+from tally.core.model import CANONICAL_UUID, ROLES, Principal
 from tally.errors import Unauthorized
 from tally.stores.keys import ID_PATTERN
 

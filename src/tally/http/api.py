@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from tally.errors import DatabaseUnavailable, PayloadTooLarge, TallyError
 from tally.http.envelope import failure
-from tally.stores.db import describe, is_unavailable
+from tally.stores.sql.db import describe, is_unavailable
 
 log = logging.getLogger("tally.http")
 
@@ -29,7 +29,7 @@ def error_docs(blp: Any, errors: dict[int, str]) -> Callable[[Any], Any]:
     """A decorator documenting a view's error statuses (all in the envelope, with an example) on
     `blp`; the guard's statuses are added to every guarded operation by tally.http.openapi."""
     from tally.http.openapi import STATUS_HEADER_DOCS, error_example
-    from tally.http.schemas import ErrorEnvelopeSchema
+    from tally.http.schemas.common import ErrorEnvelopeSchema
 
     def decorate(func: Any) -> Any:
         for status, description in errors.items():

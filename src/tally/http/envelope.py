@@ -6,7 +6,7 @@ from typing import Any, NamedTuple, Sequence
 
 from flask import Response
 
-from tally.clock import iso_ms, utc_now
+from tally.core.clock import iso_ms, utc_now
 
 
 def success(data: Any, message: str | None = None) -> dict[str, Any]:

@@ -23,13 +23,13 @@ from werkzeug.http import parse_options_header
 
 from tally.auth import guard
 from tally.auth.guard import PLAIN_ACCEPTS
-from tally.counting import notifications
-from tally.counting.model import COUNT_ROLES, Principal
-from tally.counting.tickets import TicketCountService
-from tally.counting.visibility import view_of
+from tally.services import notifications
+from tally.core.model import COUNT_ROLES, Principal
+from tally.services.tickets import TicketCountService
+from tally.core.visibility import view_of
 from tally.errors import TallyError
-from tally.http import notifications as badge
-from tally.http import tickets
+from tally.http.views import notifications as badge
+from tally.http.views import tickets
 from tally.http.front import Answer
 from tally.http.openapi import SUPPORT_HEADER
 

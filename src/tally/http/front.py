@@ -3,10 +3,11 @@
 Installed around Flask by the factory (`app.wsgi_app = Front(app.wsgi_app, ...)`), so gunicorn's
 `wsgi:app`, `flask --app wsgi` and `app.test_client()` all pass through it. Per request it sets
 the client's address of a request that came through the edge (`forwarded_peer`), takes
-the X-Request-ID header when it is a sane token (else makes one), leaves it in the environ under
-tally.logs.REQUEST_ID_ENVIRON, echoes it as the last header of every response, times the request
-until its response starts, counts it once (tally.metrics, per process) and hands it to the access
-log's policy (tally.logs.AccessLog).
+the X-Request-ID header when it is a sane token (else makes one), leaves it in the environ
+under tally.observability.logs.REQUEST_ID_ENVIRON, echoes it as the last header of every
+response, times the request until its response starts, counts it once
+(tally.observability.metrics, per process) and hands it to the access log's policy
+(tally.observability.logs.AccessLog).
 
 `fast` is a seam for answers that need no Flask: given the environ it returns an `Answer`, which
 Front sends itself, byte for byte as Flask would send it (werkzeug's status line, the Answer's
@@ -19,8 +20,9 @@ from typing import Any, Callable, Iterable, NamedTuple
 
 from werkzeug.http import HTTP_STATUS_CODES
 
-from tally import metrics
-from tally.logs import REQUEST_ID_ENVIRON, REQUEST_ID_HEADER, AccessLog, request_id_for
+from tally.observability import metrics
+from tally.observability.logs import (REQUEST_ID_ENVIRON, REQUEST_ID_HEADER, AccessLog,
+                                      request_id_for)
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]

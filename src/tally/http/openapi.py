@@ -12,8 +12,8 @@ from flask_smorest import Api
 
 from tally.auth.guard import PREFIX
 from tally.auth.realms import REALM_NAME
-from tally.http.schemas import (COUNT_DATA, ErrorEnvelopeSchema, MinimalCountSchema,
-                                NotificationCountsSchema)
+from tally.http.schemas.common import (COUNT_DATA, ErrorEnvelopeSchema, MinimalCountSchema,
+                                       NotificationCountsSchema)
 
 SECURITY = "bearerAuth"
 ERROR_ENVELOPE = "ErrorEnvelope"

@@ -1,0 +1,143 @@
+"""Compiled ticket-count requests, memoised per caller and request shape.
+
+A sidebar sends the same request every few seconds: the same filters, caller and profile. All
+of its answer except the clock — the materialised predicates (resolving `$me`/`$myTeams`,
+canonical JSON and a SHA-1 for each of ~35 targets), the cells, the Redis keys, the read script's
+spec and the `filterDetails` JSON — is a pure function of the resolved filter definitions, the
+caller's user id and teams, the bucket plan and the profile. `PlanCache` keeps the compiled form
+per (tenant, user, teams, bucket plan, filter ids, profile id) and reuses it only while the
+filter catalog still hands out the very same definition objects (identity, not equality: a
+catalog reload, a new or a deleted filter compiles afresh), so a cached plan is never staler than
+the catalog itself.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from typing import Any, Mapping, Sequence
+
+from tally.core.conditions import Definition
+from tally.core.model import Principal
+from tally.core.predicates import Materialized
+from tally.core.filters import SUMMARY_FILTERS
+from tally.core.visibility import CountPlan
+from tally.stores.redis.cells import Cell, Sums
+
+PLANS_PER_PROCESS = 2048
+
+
+@dataclass(frozen=True)
+class Target:
+    """One number of the answer: a requested filter or a summary entry."""
+
+    key: str
+    mp: Materialized
+    definition: Definition
+
+
+@dataclass(frozen=True)
+class CompiledCount:
+    """Everything about one request shape that does not depend on the clock."""
+
+    targets: tuple[Target, ...]
+    terms: tuple[tuple[str, int], ...]  # the bucket plan as (bucket, sign): Σ add − Σ subtract
+    # The warm read counts each distinct (MP, time condition) once: summary entries repeat
+    # requested filters, and filters share MPs (Overdue and Due Today: one, two windows).
+    entries: tuple[Target, ...]  # the first target of each distinct pair
+    entry_of: tuple[int, ...]  # per target, its entry
+    sums: Sums  # the warm read: one count per entry
+    filter_ids: tuple[str, ...]  # the requested ids, in order (the rest are summary entries)
+    details_json: str  # `filterDetails`, serialised once
+    sources: tuple[Definition | None, ...]  # what it was compiled from (identity-checked)
+
+    @property
+    def cells(self) -> list[Cell]:
+        """Every (target, bucket) cell in target order: the unit of the cold and SQL paths."""
+        return [Cell(t.mp, bucket) for t in self.targets for bucket, _ in self.terms]
+
+    def windows(self, now: int, tz: str) -> list[tuple[float, float] | None]:
+        """Per target, its window now in `tz` (None for plain MPs)."""
+        return [_window(t, now, tz) for t in self.targets]
+
+    def entry_windows(self, now: int, tz: str) -> list[tuple[float, float]]:
+        """The windows of the timed entries, in order (what `sums` is read with)."""
+        return [_window(e, now, tz) for e in self.entries if e.definition.time_condition]
+
+    def per_target(self, entry_counts: Sequence[int]) -> list[int]:
+        return [entry_counts[i] for i in self.entry_of]
+
+    def totals(self, cell_values: Sequence[int | None]) -> list[int]:
+        """Per target, the bucket plan applied to its cells' values (as `cells` orders them)."""
+        width = len(self.terms)
+        return [sum(sign * (cell_values[i * width + j] or 0)
+                    for j, (_, sign) in enumerate(self.terms))
+                for i in range(len(self.targets))]
+
+
+def _window(target: Target, now: int, tz: str) -> Any:
+    condition = target.definition.time_condition
+    return condition.window(now, tz) if condition else None
+
+
+def _sources(filters: Mapping[str, Any], profile: Definition | None) -> tuple[Any, ...]:
+    return tuple(f.definition for f in filters.values()) + (profile,)
+
+
+def compile_count(tenant: str, principal: Principal, view: CountPlan, filters: Mapping[str, Any],
+                  profile: Definition | None, profile_id: str | None) -> CompiledCount:
+    """Compile a request: `filters` maps each requested id to its resolved filter, in order."""
+    named = [(fid, fid, f.definition) for fid, f in filters.items()]
+    named += [(f"summary:{key}", spec.id, spec.definition)
+              for key, spec in SUMMARY_FILTERS.items()]
+    extra = (profile_id,) if profile_id else ()
+    targets = tuple(Target(key, Materialized.of(d, principal, profile, (fid, *extra)), d)
+                    for key, fid, d in named)
+    terms = tuple([(b, 1) for b in view.add] + [(b, -1) for b in view.subtract])
+    first: dict[tuple[str, Any], int] = {}  # (MP id, time condition) -> its entry
+    entries: list[Target] = []
+    entry_of: list[int] = []
+    for t in targets:
+        pair = (t.mp.id, t.definition.time_condition)
+        if pair not in first:
+            first[pair] = len(entries)
+            entries.append(t)
+        entry_of.append(first[pair])
+    # An MP several filters share (7474 SLA Breached and 7475 SLA At Risk: one MP, two windows)
+    # is registered with every one of them as origin, whichever entry's cell turns out cold.
+    origins: dict[str, dict[str, None]] = {}
+    for t in targets:
+        origins.setdefault(t.mp.id, {}).update(dict.fromkeys(t.mp.origins))
+    mps = [replace(e.mp, origins=tuple(origins[e.mp.id])) for e in entries]
+    details = {fid: f.details() for fid, f in filters.items()}
+    return CompiledCount(targets, terms, tuple(entries), tuple(entry_of),
+                         Sums.of(tenant, mps, terms), tuple(filters),
+                         json.dumps(details, separators=(",", ":")), _sources(filters, profile))
+
+
+class PlanCache:
+    """A bounded, thread-safe LRU of compiled requests (one per web process)."""
+
+    def __init__(self, size: int = PLANS_PER_PROCESS):
+        self.size = size
+        self._plans: OrderedDict[tuple[Any, ...], CompiledCount] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, tenant: str, principal: Principal, view: CountPlan, filters: Mapping[str, Any],
+            profile: Definition | None, profile_id: str | None) -> CompiledCount:
+        key = (tenant, principal.user_id, tuple(principal.teams), view, tuple(filters),
+               profile_id)
+        with self._lock:
+            plan = self._plans.get(key)
+            if plan is not None:
+                self._plans.move_to_end(key)
+        sources = _sources(filters, profile)
+        if plan is not None and all(a is b for a, b in zip(plan.sources, sources)):
+            return plan
+        plan = compile_count(tenant, principal, view, filters, profile, profile_id)
+        with self._lock:
+            self._plans[key] = plan
+            while len(self._plans) > self.size:
+                self._plans.popitem(last=False)
+        return plan

@@ -1,1 +1,0 @@
-"""The counting core: pure Python, no Flask, Redis, RQ or SQLAlchemy imports."""

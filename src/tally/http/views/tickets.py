@@ -1,0 +1,117 @@
+"""POST /ticket/count: sidebar counts per filter, within the caller's visibility."""
+from __future__ import annotations
+
+import json
+from functools import wraps
+from typing import Any
+
+from flask import Response, g, request
+from flask.views import MethodView
+
+from tally.auth.guard import require_roles
+from tally.core.clock import from_epoch_ms, iso_ms
+from tally.core.visibility import VIEW_TYPES, view_of
+from tally.core.model import COUNT_ROLES, Principal
+from tally.services.tickets import TicketCountQuery, TicketCounts, TicketCountService
+from tally.errors import InvalidFilterId, ValidationFailed
+from tally.extensions import Services, services
+from tally.http import examples
+from tally.http.schemas import tickets as ticket_schemas
+from tally.http.api import error_docs
+from tally.http.bodies import Blueprint
+from tally.http.envelope import Rendered, success_json
+from tally.http.hot_path import Remembered, body_args, documented, query_args
+from tally.http.openapi import SUPPORT_HEADER, header_refs
+
+blp = Blueprint("tickets", __name__, url_prefix="/api/v2/ticketing",
+                description="Ticket counts per sidebar filter")
+MESSAGE = "Ticket counts retrieved successfully"
+ERRORS = {400: "Invalid header, query or body (details name each field)",
+          403: "The token does not name the tenant, lacks a counting role (ticket_user, "
+               "ticket_agent, ticket_admin: a ticket_service token counts nothing), or the role "
+               "does not allow this `type` (type=agent needs ticket_agent or ticket_admin)",
+          422: "A filter id (or templateProfileFilterId) the caller cannot use; "
+               "details.invalidIds lists them"}
+QUERY = ticket_schemas.TicketCountQuerySchema()
+BODY = ticket_schemas.TicketCountBodySchema()
+# What the query string and the body (with the Content-Type that decides whether it is JSON)
+# loaded to: the same bytes load the same, so a sidebar's poll validates them once.
+load_query = Remembered(lambda: query_args(QUERY), lambda: request.query_string)
+load_body = Remembered(lambda: body_args(BODY), lambda: b"%s\n%s" % (
+    request.mimetype.encode(), request.get_data(cache=True)))
+
+
+def support_only(raw: str | None) -> bool:
+    """The `issupportrequest` header's value (None: absent) as a flag; anything else is a 400."""
+    if raw is None or raw.strip().lower() == "false":
+        return False
+    if raw.strip().lower() == "true":
+        return True
+    raise ValidationFailed(details={SUPPORT_HEADER["name"]: ["must be true or false"]})
+
+
+def count_query(svc: Services, principal: Principal, query: dict[str, Any],
+                body: dict[str, Any], support: bool) -> TicketCountQuery:
+    """What to count for loaded query and body: the requested filters and the profile resolved,
+    or 422 naming every id the caller cannot use."""
+    ids = list(dict.fromkeys(body["filter_ids"]))
+    profile_id = body["template_profile_filter_id"]
+    wanted = ids + ([profile_id] if profile_id is not None else [])
+    found, invalid = svc.filter_catalog.resolve(svc, principal.tenant_id, principal.user_id,
+                                                wanted)
+    if invalid:
+        raise InvalidFilterId(details={"invalidIds": list(dict.fromkeys(invalid))})
+    profile = found[profile_id].definition.check_profile() if profile_id is not None else None
+    return TicketCountQuery(principal, query["type"], {fid: found[fid] for fid in ids}, profile,
+                            body["timezone"], support, profile_id)
+
+
+def count_answer(result: TicketCounts, timezone: str) -> Rendered:
+    """The answer's status, headers and body."""
+    return Rendered.json(200, success_json(body_json(result, timezone), MESSAGE),
+                         after=[("X-Count-Source", result.source),
+                                ("Cache-Control", "private, no-cache")])
+
+
+def check_view_type(func: Any) -> Any:
+    """Before the query and body parsers: a valid `type` the caller's role does not allow is a
+    403, which the contract orders before query and body validation (400)."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        raw = request.args.get("type")
+        if raw in VIEW_TYPES:  # anything else is the query schema's 400
+            view_of(g.principal, raw)
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+def body_json(result: Any, timezone: str) -> str:
+    """The answer's `data`, written directly: `filterDetails` comes serialised with the plan."""
+    dumps = json.dumps
+    return (f'{{"counts":{dumps(result.counts, separators=(",", ":"))},'
+            f'"filterDetails":{result.details_json},'
+            f'"summary":{dumps(result.summary, separators=(",", ":"))},'
+            f'"computedAt":"{iso_ms(from_epoch_ms(result.computed_at))}",'
+            f'"timezone":{dumps(timezone)}}}')
+
+
+@blp.route("/ticket/count", parameters=[SUPPORT_HEADER])
+class TicketCount(MethodView):
+    @require_roles(*COUNT_ROLES)
+    @check_view_type
+    @documented(  # a sidebar's poll: these only document it; the view loads both itself
+        blp.arguments(QUERY, location="query", error_status_code=400),
+        blp.arguments(BODY, error_status_code=400, example=examples.TICKET_COUNT_BODY),
+        blp.response(200, ticket_schemas.TicketCountEnvelopeSchema, example=examples.TICKET_COUNT,
+                     headers=header_refs("X-Count-Source", "Cache-Control")),
+        error_docs(blp, ERRORS))
+    def post(self) -> Response:
+        """Counts for up to 200 filter ids, with filterDetails and summary (X-Count-Source)."""
+        query = load_query()  # the query's 400 before the body's, as the parsers ran
+        body = load_body()
+        svc = services()
+        wanted = count_query(svc, g.principal, query, body,
+                             support_only(request.headers.get(SUPPORT_HEADER["name"])))
+        return count_answer(TicketCountService(svc).count(wanted), body["timezone"]).response()

@@ -1,0 +1,117 @@
+"""The notification read service: warm counters in one round trip, else a safe rebuild from SQL."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
+
+from tally.core.model import CountResult, NotificationCounts
+from tally.errors import StoreUnavailable
+from tally.stores import keys
+from tally.stores.sql import notification_counts as sql_counts
+from tally.core.cells import Install, Op
+from tally.stores.redis.counters import notification_hash_from_counts
+
+if TYPE_CHECKING:  # the Services bundle; imported for types only, so counting/ stays Flask-free
+    from tally.extensions import Services
+
+log = logging.getLogger("tally.services.notifications")
+
+CACHE, RECOMPUTED, SQL = "cache", "recomputed", "sql"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a user's notifications and the keyset position after it (None: last page)."""
+
+    items: Sequence[Any]
+    next_after: tuple[int, str] | None
+
+
+def count(services: "Services", tenant: str, user: str) -> CountResult:
+    """The user's counts: 'cache' when warm, 'recomputed' when cold, 'sql' without Redis."""
+    try:
+        cached = warm(services, tenant, user)
+        if cached is not None:
+            return cached
+        counts, _installed = recompute(services, tenant, user)
+        return CountResult(counts, RECOMPUTED)
+    except StoreUnavailable as error:
+        log.warning("notification counts of %s/%s from SQL: %s", tenant, user, error.message)
+        return CountResult(sql_only(services, tenant, user), SQL)
+
+
+def warm(services: "Services", tenant: str, user: str) -> CountResult | None:
+    """The user's counts from warm counters (one HGETALL), else None (count() recomputes them).
+    Raises StoreUnavailable when Redis cannot be reached."""
+    cached = services.counters.read_notifications(tenant, user)
+    return CountResult(cached, CACHE) if cached is not None else None
+
+
+def rebuild_user(services: "Services", tenant: str, user: str) -> bool:
+    """Recompute and install one user's counters; False when another rebuild held the group or
+    the marker was lost (the counters stay as that other writer leaves them).
+
+    Raises StoreUnavailable when Redis cannot be reached.
+    """
+    return recompute(services, tenant, user)[1]
+
+
+def recompute(services: "Services", tenant: str, user: str) -> tuple[NotificationCounts, bool]:
+    """Count from one SQL snapshot under the group's rebuild marker and install the result.
+
+    Returns the SQL counts and whether they were installed: not when another rebuild runs (its
+    install will do) or when the marker was lost meanwhile (the next cold read tries again).
+    """
+    counters, group = services.counters, keys.notification_group(user)
+    token = counters.begin_rebuild(tenant, group)
+    if token is None:
+        return sql_only(services, tenant, user), False
+    installed: bool | None = None
+    try:
+        with services.db.snapshot() as session:
+            counts = sql_counts.notification_counts(session, tenant, user)
+            ids = sql_counts.group_outbox_ids(session, tenant, group)
+        installed = counters.install(tenant, token, install_plan(tenant, user, counts, ids))
+    finally:
+        if installed is None:
+            _abort(services, tenant, group, token)
+    if not installed:
+        log.info("rebuild marker of %s/%s lost; answered from SQL without installing",
+                 tenant, group)
+    return counts, installed
+
+
+def install_plan(tenant: str, user: str, counts: NotificationCounts,
+                 snapshot_ids: list[int]) -> Install:
+    """Replace the user's hash with `counts`, counting `snapshot_ids` as already included."""
+    key = keys.notification_counts_key(tenant, user)
+    writes = [Op("del", key), Op("hset", key, tuple(notification_hash_from_counts(counts)))]
+    return Install(keys.notification_group(user), writes=writes, snapshot_ids=snapshot_ids)
+
+
+def sql_only(services: "Services", tenant: str, user: str) -> NotificationCounts:
+    """The user's counts straight from SQL, touching no counter."""
+    with services.db.snapshot() as session:
+        return sql_counts.notification_counts(session, tenant, user)
+
+
+def list_page(services: "Services", tenant: str, user: str, limit: int,
+              unread: bool | None = None, type_: str | None = None,
+              after: tuple[int, str] | None = None) -> Page:
+    """A page of the user's live notifications, newest first, starting after `after`."""
+    with services.db.snapshot() as session:
+        rows = sql_counts.list_notifications(session, tenant, user, limit + 1, unread=unread,
+                                             type_=type_, after=after)
+    if len(rows) <= limit:
+        return Page(rows, None)
+    last = rows[limit - 1]
+    return Page(rows[:limit], (int(last.created_at), str(last.id)))
+
+
+def _abort(services: "Services", tenant: str, group: str, token: str) -> None:
+    """Clear our marker after a failed rebuild; if Redis is gone the marker's TTL clears it."""
+    try:
+        services.counters.abort_rebuild(tenant, group, token)
+    except StoreUnavailable as error:
+        log.warning("could not clear rebuild marker of %s/%s: %s", tenant, group, error.message)

@@ -1,0 +1,123 @@
+"""The ticket count service: filters × visibility plan → cells → one Redis read (or SQL).
+
+Warm: one atomic script sums every count of the request in Redis (a compiled plan, memoised per
+request shape: counting/ticket_plans.py). Cold (any cell missing): every cell is computed from
+one SQL snapshot (so counts and summary agree), and the cold cells are installed through the
+rebuild protocol (markers set before the snapshot; snapshot outbox ids recorded).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from tally.core.clock import epoch_ms
+from tally.core.conditions import Definition
+from tally.core.model import Principal
+from tally.core.plans import CompiledCount
+from tally.services.rebuild import rebuild_cells
+from tally.core.filters import SUMMARY_FILTERS
+from tally.core.visibility import plan
+from tally.errors import StoreUnavailable
+from tally.stores.sql import ticket_counts as sql
+from tally.stores.redis.cells import Cell
+
+log = logging.getLogger("tally.services.tickets")
+
+
+@dataclass(frozen=True)
+class TicketCountQuery:
+    principal: Principal
+    view_type: str
+    filters: dict[str, Any]  # requested id -> resolved filter (has .definition), in order
+    profile: Definition | None
+    timezone: str
+    support_only: bool
+    profile_id: str | None = None
+
+
+@dataclass(frozen=True)
+class TicketCounts:
+    counts: dict[str, int]
+    summary: dict[str, int]
+    computed_at: int
+    source: str
+    details_json: str  # `filterDetails`, serialised
+
+
+class TicketCountService:
+    """Answers POST /ticket/count; holds nothing per request."""
+
+    def __init__(self, services: Any):
+        self.services = services
+
+    def compiled(self, query: TicketCountQuery) -> CompiledCount:
+        view = plan(query.principal, query.view_type, query.support_only)
+        return self.services.ticket_plans.get(query.principal.tenant_id, query.principal, view,
+                                              query.filters, query.profile, query.profile_id)
+
+    def warm(self, query: TicketCountQuery) -> TicketCounts | None:
+        """The answer when every cell is warm (one Redis script), else None (count() computes
+        the cold cells). Raises StoreUnavailable when Redis cannot be reached."""
+        now = epoch_ms(self.services.clock())
+        compiled = self.compiled(query)
+        read = self._read(compiled, now, query.timezone)
+        return None if _cold(read) else self._answer(compiled, compiled.per_target(read), now,
+                                                     "cache")
+
+    def count(self, query: TicketCountQuery) -> TicketCounts:
+        now = epoch_ms(self.services.clock())
+        compiled = self.compiled(query)
+        tenant = query.principal.tenant_id
+        try:
+            read = self._read(compiled, now, query.timezone)
+        except StoreUnavailable as error:
+            log.warning("ticket counts from SQL, counter store down: %s", error.message)
+            spans = compiled.windows(now, query.timezone)
+            totals = compiled.totals(self._from_sql(tenant, compiled, spans))
+            return self._answer(compiled, totals, now, "sql")
+        if _cold(read):
+            spans = compiled.windows(now, query.timezone)  # per target: the cold paths need them
+            cold = list({cell.group: cell for cell in read}.values())
+            totals = compiled.totals(self._recompute(tenant, cold, compiled, spans, now))
+            return self._answer(compiled, totals, now, "recomputed")
+        return self._answer(compiled, compiled.per_target(read), now, "cache")
+
+    def _read(self, compiled: CompiledCount, now: int, timezone: str) -> list[Any]:
+        """One script's sums per (MP, window), or the cold cells when any is missing."""
+        return self.services.ticket_counters.read_sums(compiled.sums,
+                                                       compiled.entry_windows(now, timezone))
+
+    @staticmethod
+    def _cell_windows(compiled: CompiledCount,
+                      spans: list[tuple[float, float] | None]) -> list[Any]:
+        width = len(compiled.terms)
+        return [span for span in spans for _ in range(width)]
+
+    def _from_sql(self, tenant: str, compiled: CompiledCount,
+                  spans: list[tuple[float, float] | None]) -> list[int]:
+        with self.services.db.snapshot() as session:
+            return sql.cell_counts(session, tenant, compiled.cells,
+                                   self._cell_windows(compiled, spans))
+
+    def _recompute(self, tenant: str, cold: list[Cell], compiled: CompiledCount,
+                   spans: list[tuple[float, float] | None], now: int) -> list[int]:
+        try:
+            return rebuild_cells(self.services, tenant, cold, now, compiled.cells,
+                                 self._cell_windows(compiled, spans))
+        except StoreUnavailable as error:
+            log.warning("ticket counts from SQL, install failed: %s", error.message)
+            return self._from_sql(tenant, compiled, spans)
+
+    @staticmethod
+    def _answer(compiled: CompiledCount, totals: list[int], now: int,
+                source: str) -> TicketCounts:
+        per_target = dict(zip((t.key for t in compiled.targets), totals))
+        counts = {fid: per_target[fid] for fid in compiled.filter_ids}
+        summary = {key: per_target[f"summary:{key}"] for key in SUMMARY_FILTERS}
+        return TicketCounts(counts, summary, now, source, compiled.details_json)
+
+
+def _cold(read: list[Any]) -> bool:
+    """Whether a read_sums answer names cold cells instead of sums."""
+    return bool(read) and isinstance(read[0], Cell)

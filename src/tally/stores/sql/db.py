@@ -1,0 +1,165 @@
+"""The SQL engine, its sessions and migrations.
+
+SQLite gets WAL, a busy timeout and explicit BEGIN (so a read transaction is one snapshot, and a
+write transaction takes the write lock up front with BEGIN IMMEDIATE instead of failing on upgrade).
+PostgreSQL snapshot reads use REPEATABLE READ.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from contextlib import contextmanager
+from importlib import resources
+from typing import Callable, Iterator, TypeVar
+
+from sqlalchemy import create_engine, event, exc
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger("tally.stores.sql.db")
+T = TypeVar("T")
+WRITE = "tally_write"
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True when `error` means the database cannot serve now (down, dropped, locked, timed out),
+    as opposed to a bug in a statement (IntegrityError, ProgrammingError, ...)."""
+    if isinstance(error, (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)):
+        return True
+    return isinstance(error, exc.DBAPIError) and bool(error.connection_invalidated)
+
+
+RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
+
+
+def is_retryable(error: BaseException) -> bool:
+    """True for a transaction the database aborted to resolve a conflict: run it again."""
+    state = getattr(getattr(error, "orig", None), "sqlstate", None)
+    return isinstance(error, exc.DBAPIError) and state in RETRYABLE_SQLSTATES
+
+
+def describe(error: BaseException) -> str:
+    """The first line of a driver error (SQLAlchemy appends the statement and a URL)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+class Outage:
+    """Logs a database outage once when it starts and once when it ends, not per request."""
+
+    def __init__(self, log: logging.Logger, what: str):
+        self.log, self.what = log, what
+        self.down = False
+        self._lock = threading.Lock()
+
+    def failed(self, error: BaseException) -> None:
+        with self._lock:
+            first, self.down = not self.down, True
+        if first:
+            self.log.warning("database unavailable; %s serves its last known entries: %s",
+                             self.what, describe(error))
+
+    def recovered(self) -> None:
+        with self._lock:
+            was, self.down = self.down, False
+        if was:
+            self.log.info("database reachable again; %s reads it again", self.what)
+
+
+POOL_SIZE, MAX_OVERFLOW = 5, 10  # per process; docs/deployment.md sizes max_connections
+
+
+def make_engine(url: str, pool_size: int = POOL_SIZE, max_overflow: int = MAX_OVERFLOW) -> Engine:
+    """An engine for `url`; on PostgreSQL each process pools `pool_size` connections, opening up
+    to `max_overflow` more under load (a request waits for one at most 30 s, then gets 503)."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        _sqlite_transactions(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
+
+
+def _sqlite_transactions(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):  # noqa: ANN001
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):  # noqa: ANN001
+        write = conn.get_execution_options().get(WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+class Database:
+    """An engine plus the two kinds of unit of work tally uses."""
+
+    def __init__(self, url: str, pool_size: int = POOL_SIZE, max_overflow: int = MAX_OVERFLOW):
+        self.url = url
+        self.engine = make_engine(url, pool_size, max_overflow)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self._factory = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One write transaction: commits on success, rolls back on any error."""
+        bind = self.engine.execution_options(**{WRITE: True})
+        with Session(bind=bind, expire_on_commit=False) as session:
+            with session.begin():
+                yield session
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """One read-only transaction whose queries all see the same snapshot."""
+        bind = self.engine
+        if not self.is_sqlite:
+            bind = self.engine.execution_options(isolation_level="REPEATABLE READ")
+        with Session(bind=bind) as session:
+            with session.begin():
+                yield session
+
+    def write_retrying(self, work: Callable[[Session], T], attempts: int = 4) -> T:
+        """Run `work` in a write transaction; a transaction the database aborted to break a
+        deadlock (or a serialization conflict) with a concurrent one is run again."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.write() as session:
+                    return work(session)
+            except exc.DBAPIError as error:
+                if not is_retryable(error) or attempt == attempts:
+                    raise
+                log.info("write conflicted with a concurrent transaction; retry %d", attempt)
+                time.sleep(random.uniform(0.01, 0.05) * attempt)
+        raise AssertionError("unreachable")
+
+    def session(self) -> Session:
+        return self._factory()
+
+    def dispose(self) -> None:
+        """Drop pooled connections, e.g. in a forked child that inherited them."""
+        self.engine.dispose(close=False)
+
+    def upgrade(self) -> None:
+        """Apply every Alembic migration."""
+        from alembic import command
+
+        command.upgrade(alembic_config(self.url), "head")
+
+
+def alembic_config(url: str):  # noqa: ANN201
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("tally.stores.sql") / "migrations"))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
