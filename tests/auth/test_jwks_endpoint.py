@@ -14,8 +14,8 @@ import pytest
 from tally.auth.realms import MISSING_RETRY_INTERVAL, REFETCH_INTERVAL, Realms, fetch_url
 from tally.auth.tokens import TokenVerifier
 from tally.services.tenants import create_tenant
-from tests.auth import claims, jwks, rsa_key
-from tests.auth.jwks_server import HOLD_SECONDS, FakeClock, JwksServer
+from tests.support.tokens import claims, jwks, rsa_key
+from tests.support.jwks_server import HOLD_SECONDS, FakeClock, JwksServer
 
 REALM = "remote"
 ISSUER = "https://idp.invalid/realms/remote"

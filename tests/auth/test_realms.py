@@ -8,8 +8,8 @@ import pytest
 from tally.settings import ConfigError, Test
 from tally.app import create_app
 from tally.auth.realms import KeyLookupError, Realm, Realms
-from tests.auth import ec_key, jwks, rsa_key, write_jwks
-from tests.auth.jwks_server import FakeClock, JwksServer
+from tests.support.tokens import ec_key, jwks, rsa_key, write_jwks
+from tests.support.jwks_server import FakeClock, JwksServer
 
 
 @pytest.fixture(scope="module")

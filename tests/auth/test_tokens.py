@@ -13,7 +13,8 @@ from jwt import PyJWK
 from tally.auth.realms import KeyLookupError, Realm, Realms
 from tally.auth.tokens import MAX_TOKEN_BYTES, TokenVerifier, canonical_uuid
 from tally.errors import Unauthorized
-from tests.auth import claims, ec_key, hs256_with_public_key, jwks, rsa_key, unsigned_token
+from tests.support.tokens import (claims, ec_key, hs256_with_public_key, jwks, rsa_key,
+                                  unsigned_token)
 
 ISSUER = "https://idp.invalid/realms/acme"
 REALM = Realm(name="acme", issuer=ISSUER, audience="tally", jwks_uri="https://idp.invalid/certs")

@@ -35,12 +35,12 @@ from tally.core.filters import SYSTEM_FILTERS
 from tally.services import outbox
 from tally.services.tenants import create_tenant
 from tally.stores import keys
-from tests.chaos import recount
-from tests.chaos.cluster import Cluster
-from tests.chaos.traffic import (CALLERS, CUSTOM, PROFILE, Api, Budget, Readers, Tenant, produce,
-                                 warm_everything)
+from tests.support import recount
+from tests.support.deployment import Cluster
+from tests.support.traffic import (CALLERS, CUSTOM, PROFILE, Api, Budget, Readers, Tenant, produce,
+                                   warm_everything)
 from tests.conftest import REALM
-from tests.workers import procs
+from tests.support import processes as procs
 
 pytestmark = pytest.mark.integration
 

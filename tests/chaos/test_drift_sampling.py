@@ -16,10 +16,10 @@ from tally.services import maintenance, notifications
 from tally.dev.launcher import RedisProcess, free_port
 from tally.services.tenants import create_tenant
 from tally.stores import keys
-from tests import factories
+from tests.support import factories
 from tests.conftest import REALM
-from tests.counting.test_ticket_maintenance import only_mp, warm_world
-from tests.factories import MIX
+from tests.services.test_ticket_maintenance import only_mp, warm_world
+from tests.support.factories import MIX
 from workers import jobs, schedule
 
 LOGGER = "tally.services.maintenance"

@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from tests.cluster.servers import RedisClusterProcesses
+from tests.support.redis_cluster import RedisClusterProcesses
 from tests.support.counter_store import CounterStore
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.chaos.cluster import Cluster
+from tests.support.deployment import Cluster
 from tests.chaos.test_chaos import (  # noqa: F401  (fixture and test collected here)
     svc, test_chaos_seed_counts_exact_after_faults)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tally.services import outbox
-from tests.cluster.servers import RedisClusterProcesses
-from tests.degraded import helpers as h
+from tests.support.redis_cluster import RedisClusterProcesses
+from tests.support import degraded as h
 from tests.support.counter_store import CounterStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]

@@ -24,9 +24,9 @@ from tally.stores import keys
 from tally.stores.sql import notification_counts as sql_counts
 from tally.core.cells import Install, Op
 from tally.stores.redis.cluster import scan_tenant
-from tests.cluster.servers import RedisClusterProcesses
-from tests.degraded import helpers as h
-from tests.events import builders as b
+from tests.support.redis_cluster import RedisClusterProcesses
+from tests.support import degraded as h
+from tests.support import events as b
 from tests.support.counter_store import CounterStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]

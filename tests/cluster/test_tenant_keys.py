@@ -21,8 +21,8 @@ from tally.services.tenants import create_tenant
 from tally.stores import keys
 from tally.stores.redis.cluster import scan_tenant
 from tests.conftest import REALM
-from tests.counting.randomdata import USERS, principals, random_tickets
-from tests.events import builders as b
+from tests.support.randomdata import USERS, principals, random_tickets
+from tests.support import events as b
 from tests.support.tickets import post_events, upserted
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]

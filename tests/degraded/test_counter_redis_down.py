@@ -7,7 +7,7 @@ import redis
 
 from tally.services import outbox
 from tally.dev.launcher import RedisProcess
-from tests.degraded import helpers as h
+from tests.support import degraded as h
 
 pytestmark = pytest.mark.integration
 

@@ -18,9 +18,9 @@ from tally.dev.launcher import wait_for_port
 from tally.services.tenants import create_tenant
 from tally.stores.sql.db import Database
 from tests.conftest import REALM
-from tests.degraded import helpers as h
-from tests.events import builders as b
-from tests.events.test_bad_input import NOTHING, written
+from tests.support import degraded as h
+from tests.support import events as b
+from tests.services.test_bad_input import NOTHING, written
 from tests.support.postgres import PostgresCluster, _as_postgres, create_database
 
 pytestmark = pytest.mark.integration

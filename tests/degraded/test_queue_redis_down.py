@@ -9,7 +9,7 @@ from rq import Queue
 from tally import jobs
 from tally.services import outbox
 from tally.dev.launcher import RedisProcess, free_port
-from tests.degraded import helpers as h
+from tests.support import degraded as h
 from workers import jobs as entry_points
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
 from tally.services.outbox import apply_pending
-from tests.counting.randomdata import random_tickets
+from tests.support.randomdata import random_tickets
 from tests.support.tickets import as_events, post_events
 
 # Examples per operation, with valid headers and with generated ones; TALLY_FUZZ_EXAMPLES asks

@@ -20,8 +20,8 @@ from tally.core.clock import epoch_ms
 from tally.core.filters import SYSTEM_FILTERS
 from tally.http import envelope
 from tally.http.fast_reads import BADGE, TICKET_COUNT, FastReads
-from tests import factories
-from tests.counting.randomdata import random_tickets
+from tests.support import factories
+from tests.support.randomdata import random_tickets
 from tests.support.tickets import as_events, post_events
 
 NOW = datetime(2026, 3, 8, 6, 45, 30, 125000, tzinfo=timezone.utc)

@@ -7,8 +7,8 @@ from werkzeug.wrappers import Response
 
 from tally.observability import logs, metrics
 from tally.http.front import Answer, Front, status_line
-from tests import factories
-from tests.factories import MIX
+from tests.support import factories
+from tests.support.factories import MIX
 
 PREFIX = "/api/v2/ticketing"
 COUNT = f"{PREFIX}/ticket/notification/count"

@@ -5,8 +5,8 @@ import pytest
 import redis
 
 from tally.core.model import NOTIFICATION_TYPES, PRIORITIES
-from tests import factories
-from tests.factories import BASE_MS, MIX
+from tests.support import factories
+from tests.support.factories import BASE_MS, MIX
 
 COUNT = "/api/v2/ticketing/ticket/notification/count"
 LIST = "/api/v2/ticketing/ticket/notification/list"

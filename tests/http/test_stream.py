@@ -10,10 +10,10 @@ import pytest
 from tally.services import outbox
 from tally.http.views.stream import hub
 from tally.dev.launcher import RedisProcess
-from tests import factories
-from tests.factories import MIX
+from tests.support import factories
+from tests.support.factories import MIX
 from tests.support.sse import BodyReader
-from tests.workers import procs
+from tests.support import processes as procs
 
 PREFIX = "/api/v2/ticketing"
 STREAM = f"{PREFIX}/ticket/notification/stream"

@@ -19,7 +19,7 @@ from tally.services import outbox
 from tests.support.sse import SocketStream
 from tests.support.web import (COUNT, STREAM, call_headers, open_stream, post_created, scrape,
                                web_world)
-from tests.workers import procs
+from tests.support import processes as procs
 
 pytestmark = pytest.mark.integration
 

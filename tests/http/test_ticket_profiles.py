@@ -19,7 +19,7 @@ from tally.core.model import Principal
 from tally.core.filters import SYSTEM_FILTERS
 from tally.services.outbox import apply_pending
 from tests.conftest import REALM
-from tests.counting.randomdata import HOUR, random_tickets
+from tests.support.randomdata import HOUR, random_tickets
 from tests.support.tickets import as_events, post_events
 
 URL = "/api/v2/ticketing/ticket/count?type={}&module=ticketing"

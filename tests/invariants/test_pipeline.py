@@ -22,8 +22,8 @@ from tally.core.model import NOTIFICATION_TYPES, PRIORITIES, NotificationCounts
 from tally.services import outbox
 from tally.stores.sql import notification_counts as sql_counts
 from tally.stores.sql.models import OutboxRow
-from tests.events import builders as b
-from tests.workers import procs
+from tests.support import events as b
+from tests.support import processes as procs
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ from tally.services.outbox import apply_pending
 from tally.stores import keys
 from tally.core.cells import GroupOps, Install, Op, OutboxDelta
 from tally.stores.redis.counters import RedisCounters
-from tests.counting.test_ticket_maintenance import ask, only_mp, values, warm_world
-from tests.events import builders as b
+from tests.services.test_ticket_maintenance import ask, only_mp, values, warm_world
+from tests.support import events as b
 
 T = str(uuid.uuid4())
 

@@ -17,9 +17,9 @@ from tests.support import oracle
 from tally.core.conditions import parse_definition
 from tally.core.filters import SYSTEM_FILTERS
 from tally.services import outbox
-from tests.counting.randomdata import principals, random_tickets
+from tests.support.randomdata import principals, random_tickets
 from tests.support.tickets import deleted, post_events, upserted
-from tests.workers import procs
+from tests.support import processes as procs
 
 SEED = 20261123
 NOW = datetime(2026, 11, 1, 14, 0, 0, tzinfo=timezone.utc)  # New York falls back today

@@ -21,8 +21,8 @@ from tally.core.filters import SYSTEM_FILTERS
 from tally.services.outbox import apply_pending
 from tally.services.tenants import create_tenant
 from tests.conftest import REALM
-from tests.counting.randomdata import TEAMS, random_tickets
-from tests.security import random_filters
+from tests.support.randomdata import TEAMS, random_tickets
+from tests.support import random_filters
 from tests.support.tickets import as_events, post_events
 
 API = "/api/v2/ticketing"

@@ -1,12 +1,12 @@
 """Limits: every bound on what one call may carry is a clear 4xx in the contract's envelope, with
 details naming the bound; nothing past a bound is written.
 
-Also covered elsewhere: events per call (tests/events/test_bad_input.py: 5,000 accepted whole,
-5,001 a 400), custom filters per user (tests/counting/test_filter_catalog.py), filter definition
-size (tests/counting/test_conditions.py), SSE streams per user and per process
+Also covered elsewhere: events per call (tests/services/test_bad_input.py: 5,000 accepted whole,
+5,001 a 400), custom filters per user (tests/services/test_catalog.py), filter definition
+size (tests/core/test_conditions.py), SSE streams per user and per process
 (tests/http/test_stream.py: a user's oldest stream replaced, 503 with Retry-After), token size
 (tests/auth/test_tokens.py), and before the app: URL, headers and body past the edge's or
-gunicorn's limits (tests/http/test_edge.py: 414, 431, 413 in the envelope).
+gunicorn's limits (tests/test_edge.py: 414, 431, 413 in the envelope).
 """
 from __future__ import annotations
 

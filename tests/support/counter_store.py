@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 
-from tests.workers import procs
+from tests.support import processes as procs
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,10 @@ from tally.dev import keys as devkeys
 from tally.edge import gunicorn_command, web_command
 from tally.dev.launcher import RedisProcess, free_port
 from tally.services.tenants import create_tenant
-from tests import factories
-from tests.factories import MIX
+from tests.support import factories
+from tests.support.factories import MIX
 from tests.support.sse import SocketStream
-from tests.workers import procs
+from tests.support import processes as procs
 
 PREFIX = "/api/v2/ticketing"
 STREAM = f"{PREFIX}/ticket/notification/stream"
@@ -82,7 +82,7 @@ class Gunicorn:
 
     def pids(self) -> list[int]:
         """The master and its workers (every process of its session)."""
-        from tests.workers.procs import session_pids
+        from tests.support.processes import session_pids
 
         return session_pids(self.process.pid) if self.process else []
 

@@ -10,7 +10,7 @@ from tally.core.clock import epoch_ms
 from tally.services import notifications
 from tally.services import outbox
 from tally.services.ingest import ingest
-from tests.events import builders as b
+from tests.support import events as b
 
 
 def drain(app, queue_redis):

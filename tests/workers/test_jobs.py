@@ -15,7 +15,7 @@ from tally.services import notifications
 from tally.services import outbox
 from tally.services.ingest import ingest
 from tally.dev.launcher import free_port
-from tests.events import builders as b
+from tests.support import events as b
 from workers import jobs
 
 

@@ -8,8 +8,8 @@ from tally import jobs as names
 from tally.core.clock import epoch_ms
 from tally.services import outbox
 from tally.services.ingest import ingest
-from tests.events import builders as b
-from tests.workers import procs
+from tests.support import events as b
+from tests.support import processes as procs
 from workers import schedule
 
 pytestmark = pytest.mark.integration

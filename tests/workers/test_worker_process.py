@@ -15,7 +15,7 @@ from rq import Queue
 from rq.job import JobStatus
 
 from tally import jobs as names
-from tests.workers import procs
+from tests.support import processes as procs
 
 pytestmark = pytest.mark.integration
 

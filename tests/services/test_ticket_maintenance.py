@@ -1,0 +1,216 @@
+"""Operator maintenance of ticket cells: list, verify, repair, rebuild and invalidate."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from tally.core.clock import epoch_ms
+from tally.services import maintenance
+from tally.core.filters import SYSTEM_FILTERS
+from tally.services.outbox import apply_pending
+from tally.stores import keys
+from tally.core.cells import Install, Op
+from tally.stores.redis.cells import Cell
+from tests.support.randomdata import principals, random_tickets
+from tests.support.tickets import as_events, post_events
+
+NOW = datetime(2026, 3, 8, 15, 30, 12, tzinfo=timezone.utc)
+NOW_MS = epoch_ms(NOW)
+SYSTEM_IDS = [spec.id for spec in SYSTEM_FILTERS]
+URL = "/api/v2/ticketing/ticket/count?type={}&module=ticketing"
+# An admin (bucket all), an agent with two teams, a user (requester bucket): many kinds of cells.
+CALLERS = ((principals()[11], "template"), (principals()[7], "agent"), (principals()[1], "user"))
+
+
+def ingest(services, client, headers, tenant: str, tickets: list[dict]) -> None:
+    """Post ticket events as the ticket service would, and apply them to the counters."""
+    post_events(client, headers(user="svc", roles=("ticket_service",)), as_events(tickets))
+    apply_pending(services, tenant)
+
+
+def ask(client, headers, ids=tuple(SYSTEM_IDS)) -> list[tuple[str, dict]]:
+    """Every caller's count answer: (X-Count-Source, counts and summary)."""
+    out = []
+    for principal, view_type in CALLERS:
+        response = client.post(URL.format(view_type),
+                               json={"filterIds": list(ids), "timezone": "Asia/Calcutta"},
+                               headers=headers(user=principal.user_id, roles=principal.roles,
+                                               teams=principal.teams))
+        assert response.status_code == 200, response.get_json()
+        data = response.get_json()["data"]
+        out.append((response.headers["X-Count-Source"],
+                    {"counts": data["counts"], "summary": data["summary"]}))
+    return out
+
+
+def values(answers: list[tuple[str, dict]]) -> list[dict]:
+    return [data for _, data in answers]
+
+
+def sources(answers: list[tuple[str, dict]]) -> set[str]:
+    return {source for source, _ in answers}
+
+
+def warm_world(app, client, headers, tenant: str, n: int = 120):
+    """n random tickets ingested and applied, the clock frozen at NOW, every caller's cells warm."""
+    services = app.extensions["tally"]
+    services.clock = lambda: NOW
+    tickets = random_tickets(seed=11, n=n, now_ms=NOW_MS)
+    ingest(services, client, headers, tenant, tickets)
+    assert sources(ask(client, headers)) == {"recomputed"}
+    return services, tickets
+
+
+def only_mp(raw, tenant: str, filter_id: str) -> str:
+    """The one MP a system filter without `$me` was materialised into."""
+    (mp,) = raw.smembers(keys.filter_mps_key(tenant, filter_id))
+    return mp
+
+
+@pytest.fixture
+def world(app, client, headers, tenant_id):
+    return warm_world(app, client, headers, tenant_id)
+
+
+def test_key_helpers_name_the_mp_of_every_cell_key_and_nothing_else():
+    t, mp, group = "t1", "abc123", keys.cell_group("abc123", "team:x|y")
+    for key in (keys.mp_counts_key(t, mp), keys.mp_zset_key(t, mp, "asg:a:b"),
+                keys.mp_negatives_key(t, mp, "all"), keys.group_snapshot_key(t, group),
+                keys.group_lock_key(t, group)):
+        assert keys.mp_of_key(t, key) == mp, key
+    for key in (keys.mp_registry_key(t), keys.mp_version_key(t), keys.applied_key(t),
+                keys.notification_counts_key(t, "mp:1"), keys.filter_mps_key(t, "3745"),
+                keys.group_lock_key(t, keys.notification_group("u1"))):
+        assert keys.mp_of_key(t, key) is None, key
+    assert keys.origin_filter_of_key(t, keys.filter_mps_key(t, "3745")) == "3745"
+    assert keys.origin_filter_of_key(t, keys.mp_counts_key(t, mp)) is None
+
+
+def test_members_are_the_warm_plain_and_timed_cells(world, tenant_id):
+    services, _ = world
+    cells = services.ticket_counters.warm_cells(tenant_id)
+    assert {c.mp.score_field for c in cells} == {None, "dueAt", "slaDueAt", "createdAt"}
+    assert {"all", "team:t|3", "asg:auth0|u2", "req:u1"} <= {c.bucket for c in cells}
+    assert None not in [services.ticket_counters.cell_value(tenant_id, c) for c in cells]
+
+
+def test_verify_finds_no_drift_after_warm_cells_follow_changes(world, client, headers,
+                                                               tenant_id):
+    services, tickets = world
+    live = [t for t in tickets if not t["deleted"]]
+    bumped = [dict(t, version=2) for t in live[30:40]]  # a version alone moves timed members
+    changed = [dict(t, version=3, status="open", teamId="t1", dueAt=NOW_MS - 1000)
+               for t in live[:40]]
+    ingest(services, client, headers, tenant_id, bumped)
+    ingest(services, client, headers, tenant_id, changed)
+    assert sources(ask(client, headers)) == {"cache"}
+    drift = maintenance.verify(services, tenant_id)
+    assert drift.lines == []
+
+
+def test_verify_reports_plain_and_timed_drift_and_repair_fixes_it(world, tenant_id, raw):
+    services, _ = world
+    plain, timed = only_mp(raw, tenant_id, "3745"), only_mp(raw, tenant_id, "7440")
+    true_count = int(raw.hget(keys.mp_counts_key(tenant_id, plain), "all"))
+    members = raw.zcard(keys.mp_zset_key(tenant_id, timed, "all"))
+    raw.hincrby(keys.mp_counts_key(tenant_id, plain), "all", 2)
+    raw.zadd(keys.mp_zset_key(tenant_id, timed, "all"), {"ghost:1": NOW_MS})
+    drift = maintenance.verify(services, tenant_id)
+    assert sorted(drift.lines) == sorted([
+        f"tickets mp={plain} bucket=all filters=3745: count redis={true_count + 2} "
+        f"sql={true_count}",
+        # Due Today (6358) and Overdue (7440): one MP (dueAt), two windows, both its origins
+        f"tickets mp={timed} bucket=all filters=6358,7440: members (differ: ghost:1) "
+        f"redis={members + 1} sql={members}"])
+    repaired = maintenance.verify(services, tenant_id, repair=True)
+    assert repaired.repaired == 2
+    assert maintenance.verify(services, tenant_id).lines == []
+    assert raw.hget(keys.mp_counts_key(tenant_id, plain), "all") == str(true_count)
+
+
+def test_pending_removals_in_a_warm_timed_cell_are_drift(world, tenant_id, raw):
+    services, _ = world
+    timed = only_mp(raw, tenant_id, "7474")
+    raw.hincrby(keys.mp_negatives_key(tenant_id, timed, "team:t1"), "T1:9", -1)
+    (line,) = maintenance.verify(services, tenant_id).lines
+    assert (f"mp={timed} bucket=team:t1 filters=7474,7475: members (pending removals: 1)"
+            in line)  # SLA Breached and SLA At Risk: one MP (slaDueAt), two windows
+
+
+def test_verify_skips_cells_while_ticket_deltas_are_in_flight(world, client, headers,
+                                                              tenant_id, raw):
+    services, tickets = world
+    plain = only_mp(raw, tenant_id, "3745")
+    raw.hincrby(keys.mp_counts_key(tenant_id, plain), "all", 1)
+    ticket = next(t for t in tickets if not t["deleted"])
+    status = "closed" if ticket["status"] != "closed" else "open"
+    post_events(client, headers(user="svc", roles=("ticket_service",)),
+                as_events([dict(ticket, version=2, status=status)]))
+    assert maintenance.verify(services, tenant_id).lines == []
+    assert raw.keys(keys.group_lock_key(tenant_id, "*")) == []  # every marker it took is gone
+    apply_pending(services, tenant_id)
+    assert len(maintenance.verify(services, tenant_id).lines) == 1
+
+
+def test_verify_leaves_a_cell_whose_marker_another_rebuild_holds(world, tenant_id, raw):
+    services, _ = world
+    plain = only_mp(raw, tenant_id, "3745")
+    group = keys.cell_group(plain, "all")
+    raw.hincrby(keys.mp_counts_key(tenant_id, plain), "all", 1)
+    token = services.counters.begin_rebuild(tenant_id, group)
+    assert maintenance.verify(services, tenant_id, repair=True).lines == []
+    assert raw.get(keys.group_lock_key(tenant_id, group)) == token
+    services.counters.abort_rebuild(tenant_id, group, token)
+    assert len(maintenance.verify(services, tenant_id).lines) == 1
+
+
+def test_rebuild_recomputes_every_warm_cell_and_reports_progress(world, client, headers,
+                                                                 tenant_id, raw):
+    services, _ = world
+    plain = only_mp(raw, tenant_id, "3745")
+    before = ask(client, headers)
+    raw.hincrby(keys.mp_counts_key(tenant_id, plain), "all", 3)
+    cells = len(services.ticket_counters.warm_cells(tenant_id))
+    lines: list[str] = []
+    report = maintenance.rebuild(services, tenant_id, progress=lines.append, every=10)
+    assert f"tickets: {cells} rebuilt, 0 busy" in report
+    assert lines == [f"tickets: {n}/{cells} rebuilt" for n in range(10, cells, 10)]
+    assert ask(client, headers) == before
+
+
+def test_invalidate_a_filter_drops_its_mps_and_leaves_the_others(world, tenant_id, raw):
+    services, _ = world
+    dropped, kept = only_mp(raw, tenant_id, "3745"), only_mp(raw, tenant_id, "7440")
+    removed = maintenance.invalidate(services, tenant_id, filter_id="3745")
+    assert removed > 0
+    left = raw.keys(keys.tenant_pattern(tenant_id))
+    assert [k for k in left if keys.mp_of_key(tenant_id, k) == dropped] == []
+    assert not raw.hexists(keys.mp_registry_key(tenant_id), dropped)
+    assert raw.smembers(keys.filter_mps_key(tenant_id, "3745")) == set()
+    assert raw.hexists(keys.mp_registry_key(tenant_id), kept)
+    assert raw.hexists(keys.mp_counts_key(tenant_id, kept), "z:all")
+
+
+def test_invalidate_a_filter_cancels_a_rebuild_begun_before_it(world, tenant_id, raw):
+    services, _ = world
+    plain = only_mp(raw, tenant_id, "3745")
+    mp = services.ticket_counters.mp(tenant_id, plain)
+    cell = Cell(mp, "team:t4")  # cold: nobody asked for team t4
+    token, held = services.ticket_counters.begin(tenant_id, [cell])
+    assert held == [cell]
+    maintenance.invalidate(services, tenant_id, filter_id="3745")
+    write = Op("hset", keys.mp_counts_key(tenant_id, plain), ("team:t4", 7))
+    assert services.counters.install(tenant_id, token, Install(cell.group, [write], [])) is False
+    assert not raw.exists(keys.mp_counts_key(tenant_id, plain))
+
+
+def test_invalidate_the_tenant_drops_every_ticket_key_but_the_version(world, tenant_id, raw):
+    services, _ = world
+    version = raw.get(keys.mp_version_key(tenant_id))
+    maintenance.invalidate(services, tenant_id)
+    left = set(raw.keys(keys.tenant_pattern(tenant_id)))
+    assert left == {keys.mp_version_key(tenant_id), keys.applied_key(tenant_id)}
+    assert raw.get(keys.mp_version_key(tenant_id)) == version
+    assert maintenance.verify(services, tenant_id).lines == []
+    assert services.ticket_counters.warm_cells(tenant_id) == []
