@@ -72,10 +72,20 @@ def postgres_server():
         cluster.stop()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def pytest_generate_tests(metafunc):
+    """A test marked `both_databases` runs on SQLite and on PostgreSQL; any other runs once."""
+    if ("db_url" in metafunc.fixturenames
+            and metafunc.definition.get_closest_marker("both_databases")):
+        metafunc.parametrize(
+            "db_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+            indirect=True)
+
+
+@pytest.fixture
 def db_url(request, tmp_path, sqlite_template) -> str:
-    """A migrated, empty database for one test: SQLite, then PostgreSQL."""
-    if request.param == "sqlite":
+    """A migrated, empty database for one test: SQLite, and PostgreSQL too where the test is
+    marked `both_databases` (SQL behaviour: stores, services, ingest, maintenance, invariants)."""
+    if getattr(request, "param", "sqlite") == "sqlite":
         path = tmp_path / "tally.db"
         shutil.copy(sqlite_template, path)
         return f"sqlite:///{path}"

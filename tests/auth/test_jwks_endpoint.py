@@ -23,7 +23,6 @@ PROBE = "/api/v2/ticketing/ticket/notification/count?view=minimal"
 
 
 # These tests are about keys, not about the database: SQLite only.
-pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture(scope="module")

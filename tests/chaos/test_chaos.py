@@ -42,7 +42,7 @@ from tests.support.traffic import (CALLERS, CUSTOM, PROFILE, Api, Budget, Reader
 from tests.conftest import REALM
 from tests.support import processes as procs
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.both_databases, pytest.mark.integration]
 
 SEED = int(os.environ.get("TALLY_CHAOS_SEED", "20260415"))
 EVENTS = 3000

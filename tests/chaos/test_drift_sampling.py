@@ -22,6 +22,8 @@ from tests.services.test_ticket_maintenance import only_mp, warm_world
 from tests.support.factories import MIX
 from workers import jobs, schedule
 
+pytestmark = pytest.mark.both_databases
+
 LOGGER = "tally.services.maintenance"
 
 

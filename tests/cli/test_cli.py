@@ -15,6 +15,8 @@ from tests.conftest import REALM
 from tests.services.test_ticket_maintenance import ask, only_mp, sources, values, warm_world
 from tests.support.factories import BASE_MS, MIX
 
+pytestmark = pytest.mark.both_databases
+
 T = str(uuid.uuid4())
 
 

@@ -14,9 +14,6 @@ from tests.support import factories
 from tests.conftest import REALM
 from tests.support.factories import MIX
 
-# The CLI's behaviour does not depend on the database kind: the app's tests run on SQLite.
-SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-
 
 def run(app, *args):
     return app.test_cli_runner().invoke(args=["tally", *args])
@@ -40,20 +37,17 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
-@SQLITE
 @pytest.mark.parametrize("command", [("cache", "rebuild"), ("cache", "stats")])
 def test_a_cache_command_on_an_unknown_tenant_fails_with_one_line(app, command):
     tenant = str(uuid.uuid4())
     one_error(run(app, *command, "--tenant", tenant), cli.BAD_INPUT, tenant, "does not exist")
 
 
-@SQLITE
 def test_verify_of_an_unknown_tenant_could_not_check(app):
     tenant = str(uuid.uuid4())
     one_error(run(app, "cache", "verify", "--tenant", tenant), 2, "could not verify", tenant)
 
 
-@SQLITE
 def test_tenant_create_on_an_existing_tenant_names_the_realm_it_is_really_in(app, services):
     tenant = str(uuid.uuid4())
     create_tenant(services.db, tenant, "Acme", "other-realm")
@@ -66,7 +60,6 @@ def test_tenant_create_on_an_existing_tenant_names_the_realm_it_is_really_in(app
         assert session.get(Tenant, tenant).realm == "other-realm"
 
 
-@SQLITE
 @pytest.mark.parametrize("name, realm, words", [
     ("   ", REALM, ("--name", "blank")),
     ("", REALM, ("--name", "blank")),
@@ -81,7 +74,6 @@ def test_tenant_create_refuses_a_blank_name_and_a_realm_the_api_cannot_reach(
         assert session.scalars(select(Tenant).where(Tenant.id == tenant)).first() is None
 
 
-@SQLITE
 @pytest.mark.parametrize("spelling", ["{%s}", "urn:uuid:%s", " %s"])
 def test_a_tenant_is_named_by_its_canonical_uuid_as_in_the_api(app, spelling):
     tenant = str(uuid.uuid4())
@@ -89,7 +81,6 @@ def test_a_tenant_is_named_by_its_canonical_uuid_as_in_the_api(app, spelling):
                   "--realm", REALM), cli.BAD_INPUT, "not a UUID")
 
 
-@SQLITE
 @pytest.mark.parametrize("args", [
     ("cache", "invalidate", "--tenant", "{tenant}", "--user", "a b"),
     ("cache", "invalidate", "--tenant", "{tenant}", "--user", "{x}"),
@@ -110,7 +101,6 @@ def redis_down(make_app, services, tenant_id):
     return make_app(REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0")
 
 
-@SQLITE
 def test_redis_unreachable_is_one_error_line_and_its_own_exit_code(redis_down, tenant_id):
     one_error(run(redis_down, "cache", "rebuild", "--tenant", tenant_id), cli.STORE_DOWN,
               "Redis is unreachable")
@@ -118,13 +108,11 @@ def test_redis_unreachable_is_one_error_line_and_its_own_exit_code(redis_down, t
               "Redis is unreachable")
 
 
-@SQLITE
 def test_verify_with_redis_unreachable_could_not_check(redis_down, tenant_id):
     one_error(run(redis_down, "cache", "verify", "--tenant", tenant_id), 2,
               "could not verify", "Redis is unreachable")
 
 
-@SQLITE
 def test_the_database_unreachable_is_one_error_line_and_its_own_exit_code(make_app, tmp_path):
     app = make_app(DATABASE_URL=f"sqlite:///{tmp_path}/no/such/dir/tally.db")
     tenant = str(uuid.uuid4())
@@ -151,7 +139,6 @@ def test_drift_found_and_could_not_check_have_different_exit_codes():
     assert cli.DRIFT == 1 and cli.BAD_INPUT == 2  # contract §6: verify's 1 and 2
 
 
-@SQLITE
 def test_version(app):
     from importlib.metadata import version
 

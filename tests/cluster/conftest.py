@@ -30,8 +30,9 @@ def counter_store(redis_cluster, redis_url) -> CounterStore:
 
 
 @pytest.fixture
-def db_url(tmp_path, sqlite_template) -> str:
+def db_url(request, tmp_path, sqlite_template) -> str:
     """SQLite only (see the module docstring)."""
+    assert getattr(request, "param", "sqlite") == "sqlite", "cluster tests run on SQLite only"
     path = tmp_path / "tally.db"
     shutil.copy(sqlite_template, path)
     return f"sqlite:///{path}"

@@ -15,7 +15,6 @@ NOT_API = {"/openapi.json", "/docs", "/static/<path:filename>"}
 ENVELOPE = {"$ref": "#/components/schemas/ErrorEnvelope"}
 # Its 200 is documented by a description only (text/event-stream, no schema nor example yet).
 NO_BODY_DOCUMENTED = {f"GET {PREFIX}/ticket/notification/stream"}
-pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture

@@ -31,7 +31,6 @@ NOW_MS = 1_772_952_330_125  # 2026-03-08T06:45:30.125Z
 
 
 # The fuzzer checks the HTTP contract, not the SQL dialects: SQLite only.
-pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
 def seed(app, client, headers, tenant_id) -> None:

@@ -38,7 +38,6 @@ def test_the_catalog_trusts_its_copy_for_at_most_one_poll_interval():
     assert catalog_ttl(POLL_INTERVAL) == POLL_INTERVAL < TTL_SECONDS
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # workers, not SQL dialects
 def test_a_filter_deleted_on_one_worker_is_a_422_on_the_other_by_the_next_poll(workers,
                                                                                headers):
     (one, other), ticks = workers

@@ -198,6 +198,7 @@ def test_counters_dropped_by_the_cli_or_flushall_are_recomputed_identically(
     assert after_flush.get_json()["data"] == warm
 
 
+@pytest.mark.both_databases
 def test_without_redis_counts_and_reads_come_from_sql(make_app, headers, seeded):
     client = make_app(REDIS_URL="redis://127.0.0.1:1/0").test_client()
     response = client.get(COUNT, headers=headers())

@@ -8,7 +8,6 @@ from tests.security.test_limits import API, BODIES, error_of
 
 BADGE = API + "/ticket/notification/count"
 FILTERS = API + "/filters"
-pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
 def test_a_401_names_the_bearer_scheme_and_an_invalid_token(client, headers):

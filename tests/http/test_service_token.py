@@ -10,7 +10,6 @@ from tests.security.test_limits import API, BODIES, COUNT, error_of
 BADGE = API + "/ticket/notification/count"
 READ = API + "/ticket/notification/read"
 EVENTS = API + "/events"
-pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
 @pytest.mark.parametrize("call", [

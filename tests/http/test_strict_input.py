@@ -17,7 +17,6 @@ from tests.security.test_limits import API, BODIES, COUNT, error_of
 BADGE = API + "/ticket/notification/count"
 READ = API + "/ticket/notification/read"
 FILTERS = API + "/filters"
-pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture

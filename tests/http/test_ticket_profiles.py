@@ -22,6 +22,8 @@ from tests.conftest import REALM
 from tests.support.randomdata import HOUR, random_tickets
 from tests.support.tickets import as_events, post_events
 
+pytestmark = pytest.mark.both_databases
+
 URL = "/api/v2/ticketing/ticket/count?type={}&module=ticketing"
 FILTERS = "/api/v2/ticketing/filters"
 NOW = datetime(2026, 3, 8, 6, 45, 30, 125000, tzinfo=timezone.utc)

@@ -20,6 +20,8 @@ from tally.services.outbox import apply_pending
 from tests.conftest import REALM
 from tests.support.tickets import as_events, post_events
 
+pytestmark = pytest.mark.both_databases
+
 URL = "/api/v2/ticketing/ticket/count?type=template&module=ticketing"
 FILTERS = "/api/v2/ticketing/filters"
 SYSTEM_IDS = [spec.id for spec in SYSTEM_FILTERS]

@@ -21,6 +21,8 @@ from tests.support.randomdata import principals, random_tickets
 from tests.support.tickets import deleted, post_events, upserted
 from tests.support import processes as procs
 
+pytestmark = pytest.mark.both_databases
+
 SEED = 20261123
 NOW = datetime(2026, 11, 1, 14, 0, 0, tzinfo=timezone.utc)  # New York falls back today
 ZONES = ("UTC", "Asia/Calcutta", "America/New_York", "Pacific/Chatham")

@@ -25,6 +25,8 @@ from tests.support.randomdata import TEAMS, random_tickets
 from tests.support import random_filters
 from tests.support.tickets import as_events, post_events
 
+pytestmark = pytest.mark.both_databases
+
 API = "/api/v2/ticketing"
 COUNT = API + "/ticket/count?type={}&module=ticketing"
 NOTIFICATIONS = API + "/ticket/notification/count"

@@ -33,7 +33,6 @@ BODIES = {  # every endpoint taking a body, with a small valid one
                  "priority": "high", "createdAt": "2026-03-08T06:00:00.000Z"}}]},
 }
 # HTTP-level bounds: SQLite is enough (the PostgreSQL half would repeat the same requests).
-pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
 def error_of(response, status: int, code: str) -> dict:

@@ -10,6 +10,8 @@ import pytest
 
 from tally.http.bodies import UNSTORABLE, storable, unstorable_path
 
+pytestmark = pytest.mark.both_databases
+
 API = "/api/v2/ticketing"
 TICKET = {"id": "T1", "version": 1, "status": "open", "priority": "low", "teamId": None,
           "assigneeId": None, "requesterId": "u1", "category": "hardware", "tags": ["vip"],

@@ -13,6 +13,8 @@ from tally.services.outbox import apply_pending
 from tally.stores.sql.models import Notification, OutboxRow, SeenEvent, Ticket
 from tests.support import events as b
 
+pytestmark = pytest.mark.both_databases
+
 SERVICE = ("ticket_service",)
 ADMIN = ("ticket_admin",)
 COUNT = "/api/v2/ticketing/ticket/count?type=template&module=ticketing"

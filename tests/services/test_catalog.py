@@ -16,6 +16,8 @@ from tally.stores.sql import filters as store
 from tally.stores.sql.db import Database
 from tally.stores.sql.models import Filter
 
+pytestmark = pytest.mark.both_databases
+
 VIP = {"all": [{"field": "tags", "op": "contains", "value": "vip"}]}
 NOW = datetime(2025, 7, 10, 12, 34, 56, tzinfo=timezone.utc)
 

@@ -14,6 +14,8 @@ from tally.stores.sql.db import Database
 from tally.stores.sql.models import Notification, OutboxRow, SeenEvent, Ticket
 from tests.support import events as b
 
+pytestmark = pytest.mark.both_databases
+
 T = "7d0c8f3e-9a1b-4c2d-8e3f-4a5b6c7d8e9f"
 NOW = 1_800_000_000_000
 

@@ -13,6 +13,8 @@ from tally.stores.sql.db import Database
 from tally.stores.sql.models import Notification, OutboxRow, Ticket
 from tests.support import events as b
 
+pytestmark = pytest.mark.both_databases
+
 T = "5a6b7c8d-1e2f-4a3b-9c4d-5e6f7a8b9c0d"
 NOW = 1_800_000_000_000
 USERS = ("ann", "bob", "cy")

@@ -14,6 +14,8 @@ from tally.services import ingest, outbox
 from tests.support import factories
 from tests.support.factories import BASE_MS, MIX
 
+pytestmark = pytest.mark.both_databases
+
 T = str(uuid.uuid4())
 USER = "user-1"
 GROUP = keys.notification_group(USER)

@@ -16,6 +16,8 @@ from tally.stores.sql import notification_counts as sql_counts
 from tally.stores.sql.models import OutboxRow
 from tests.support import events as b
 
+pytestmark = pytest.mark.both_databases
+
 
 @pytest.fixture
 def svc(app):

@@ -15,6 +15,8 @@ from tally.stores.redis.cells import Cell
 from tests.support.randomdata import principals, random_tickets
 from tests.support.tickets import as_events, post_events
 
+pytestmark = pytest.mark.both_databases
+
 NOW = datetime(2026, 3, 8, 15, 30, 12, tzinfo=timezone.utc)
 NOW_MS = epoch_ms(NOW)
 SYSTEM_IDS = [spec.id for spec in SYSTEM_FILTERS]

@@ -13,6 +13,8 @@ from tally.services.outbox import apply_pending
 from tests.support.randomdata import principals, random_tickets
 from tests.support.tickets import as_events, post_events
 
+pytestmark = pytest.mark.both_databases
+
 NOW = datetime(2026, 3, 8, 15, 30, 12, tzinfo=timezone.utc)  # a DST day in America/New_York
 SYSTEM_IDS = [spec.id for spec in SYSTEM_FILTERS]
 ZONES = ("UTC", "Asia/Calcutta", "America/New_York", "Pacific/Chatham")

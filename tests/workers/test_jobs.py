@@ -87,6 +87,7 @@ def test_sweep_reenqueues_tenants_whose_jobs_were_lost(app, svc, queue_redis, te
     assert svc.counters.read_notifications(tenant_id, "ann").total == 1
 
 
+@pytest.mark.both_databases
 def test_sweep_prunes_rows_past_retention(make_app, queue_redis, tenant_id):
     app = make_app(OUTBOX_RETENTION_SECONDS=0)
     svc = app.extensions["tally"]

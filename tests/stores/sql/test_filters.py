@@ -12,6 +12,8 @@ from tally.stores.sql import filters as store
 from tally.stores.sql.db import Database
 from tally.stores.sql.models import Filter
 
+pytestmark = pytest.mark.both_databases
+
 VIP = {"all": [{"field": "tags", "op": "contains", "value": "vip"}]}
 T0 = 1_752_150_896_789
 

@@ -3,6 +3,7 @@ scope indexes' migration (CONCURRENTLY on PostgreSQL) goes down and up again, an
 making tags jsonb on PostgreSQL (a no-op on SQLite), keeping every row's tags."""
 from __future__ import annotations
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -11,6 +12,8 @@ from sqlalchemy import inspect, select
 from tally.stores.sql.db import Database, alembic_config
 from tally.stores.sql.models import Model, Ticket
 from tally.stores.sql.conditions import leaf
+
+pytestmark = pytest.mark.both_databases
 
 SCOPE_INDEXES = {"ix_tickets_tenant_team", "ix_tickets_tenant_assignee",
                  "ix_tickets_tenant_requester"}

@@ -12,6 +12,8 @@ from tally.stores.sql.db import Database
 from tests.support import factories
 from tests.support.factories import BASE_MS, MIX
 
+pytestmark = pytest.mark.both_databases
+
 T = str(uuid.uuid4())
 
 

@@ -24,6 +24,8 @@ from tests.support.randomdata import random_tickets
 from tests.support.cells import FILTERS, NOW, cells_of, in_cell, seeded_tickets, ticket_row
 from tests.support.postgres import create_database, drop_database
 
+pytestmark = pytest.mark.both_databases
+
 TENANT = "5b1e6a9c-2d3f-4e8a-9b0c-1d2e3f4a5b6c"
 ME = Principal("auth0|u2", TENANT, "realm", frozenset({"ticket_agent"}), ("t|3", "t1"))
 # No "all": several kept buckets that overlap (a ticket of team t1 assigned to me is in two),

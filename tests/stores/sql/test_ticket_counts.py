@@ -13,6 +13,8 @@ from tally.stores.sql import ticket_counts as sql
 from tally.stores.redis.cells import Cell
 from tests.support.cells import NOW, cells_of, in_cell, oracle_checked_counts, seeded_tickets
 
+pytestmark = pytest.mark.both_databases
+
 TENANT = "7d0c1f2e-3a4b-4c5d-8e6f-708192a3b4c5"
 ME = Principal("auth0|u2", TENANT, "realm", frozenset({"ticket_agent"}), ("t|3", "t1"))
 # Every kind of bucket at once, support variants and ids holding '|' included.
