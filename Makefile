@@ -1,4 +1,5 @@
-# tally — `make run` serves the demo, `make test` runs the whole suite. No root, no Docker.
+# tally — `make run` serves the demo, `make test` runs the whole suite (`make test-fast` all but
+# the slow tests). No root, no Docker.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -7,7 +8,7 @@ PYTEST_ARGS ?=
 
 BENCH_ARGS ?=
 
-.PHONY: install run test lint clean bench
+.PHONY: install run test test-fast lint clean bench
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +23,9 @@ run: $(STAMP) ## embedded Redis + SQLite under var/ + migrations + demo + web, w
 
 test: $(STAMP) ## the whole suite against real redis-server (and PostgreSQL when available)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ## the suite without the tests marked slow (real processes, chaos): minutes
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP) ## the benchmark table of docs/benchmarks.md (BENCH_ARGS="--quick" to try it)
 	@command -v wrk >/dev/null || { echo "installing wrk (apt-get, needs root)"; \

@@ -1,6 +1,7 @@
 """Fixtures: one real redis-server per run, a migrated database per test, apps, tokens."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -17,10 +18,10 @@ from tally.dev import keys as devkeys
 from tally.dev.launcher import RedisProcess
 from tally.services.tenants import create_tenant
 from tally.stores.sql.db import Database
+from tests.support import tickets
 from tests.support.counter_store import CounterStore
 from tests.support.postgres import PostgresCluster, create_database, drop_database
-
-REALM = devkeys.DEV_REALM
+from tests.support.tokens import REALM
 
 
 @pytest.fixture(scope="session")
@@ -155,6 +156,13 @@ def tenant_id(app) -> str:
     tenant = str(uuid.uuid4())
     create_tenant(app.extensions["tally"].db, tenant, "Test tenant", REALM)
     return tenant
+
+
+@pytest.fixture
+def ticket_world(app, client, headers, tenant_id):
+    """Builds the tenant's ticket world (tests/support/tickets.py `world`):
+    `ticket_world(now=, n=, seed=)` -> (services, tickets)."""
+    return functools.partial(tickets.world, app, client, headers, tenant_id)
 
 
 @pytest.fixture

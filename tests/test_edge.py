@@ -27,7 +27,7 @@ from tests.support.web import (COUNT, STREAM, Gunicorn, call_headers, open_strea
                                scrape, web_world)
 from tests.support import processes as procs
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.slow
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 MAX_BODY = 4 * 1024 * 1024

@@ -14,7 +14,7 @@ from tally.app import create_app
 from tally.dev import keys as devkeys
 from tally.auth.tokens import MAX_TOKEN_BYTES
 from tally.services.tenants import create_tenant
-from tests.conftest import REALM
+from tests.support.tokens import REALM
 from tests.support.web import ROOT, Gunicorn, app_env
 
 BADGE = "/api/v2/ticketing/ticket/notification/count"

@@ -18,7 +18,7 @@ from tally.auth.guard import ANY_TICKET_ROLE, PREFIX, require_roles
 from tally.services.tenants import create_tenant
 from tally.stores.sql.models import Tenant
 from tests.support.tokens import claims, ec_key, write_jwks
-from tests.conftest import REALM
+from tests.support.tokens import REALM
 
 ES_REALM = "es-realm"
 ES_ISSUER = "https://es.invalid/realms/es"

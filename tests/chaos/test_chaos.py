@@ -39,10 +39,10 @@ from tests.support import recount
 from tests.support.deployment import Cluster
 from tests.support.traffic import (CALLERS, CUSTOM, PROFILE, Api, Budget, Readers, Tenant, produce,
                                    warm_everything)
-from tests.conftest import REALM
+from tests.support.tokens import REALM
 from tests.support import processes as procs
 
-pytestmark = [pytest.mark.both_databases, pytest.mark.integration]
+pytestmark = [pytest.mark.both_databases, pytest.mark.slow]
 
 SEED = int(os.environ.get("TALLY_CHAOS_SEED", "20260415"))
 EVENTS = 3000

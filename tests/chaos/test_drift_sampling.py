@@ -17,8 +17,8 @@ from tally.dev.launcher import RedisProcess, free_port
 from tally.services.tenants import create_tenant
 from tally.stores import keys
 from tests.support import factories
-from tests.conftest import REALM
-from tests.services.test_ticket_maintenance import only_mp, warm_world
+from tests.support.tokens import REALM
+from tests.support.tickets import only_mp, warm_world
 from tests.support.factories import MIX
 from workers import jobs, schedule
 

@@ -9,8 +9,8 @@ from tally.services import notifications
 from tally.services.tenants import create_tenant
 from tally.stores import keys
 from tests.support import factories
-from tests.conftest import REALM
-from tests.services.test_ticket_maintenance import only_mp, warm_world
+from tests.support.tokens import REALM
+from tests.support.tickets import only_mp, warm_world
 from tests.support.factories import MIX
 
 

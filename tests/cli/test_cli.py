@@ -11,8 +11,8 @@ from tally.services.tenants import create_tenant
 from tally.stores import keys
 from tally.stores.sql.models import Notification
 from tests.support import factories
-from tests.conftest import REALM
-from tests.services.test_ticket_maintenance import ask, only_mp, sources, values, warm_world
+from tests.support.tokens import REALM
+from tests.support.tickets import ask, only_mp, sources, values, warm_world
 from tests.support.factories import BASE_MS, MIX
 
 pytestmark = pytest.mark.both_databases

@@ -11,7 +11,7 @@ from tally import cli
 from tally.services.tenants import create_tenant
 from tally.stores.sql.models import Tenant
 from tests.support import factories
-from tests.conftest import REALM
+from tests.support.tokens import REALM
 from tests.support.factories import MIX
 
 

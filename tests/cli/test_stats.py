@@ -11,7 +11,7 @@ from tally.services import notifications
 from tally.progress import Progress
 from tally.services.tenants import create_tenant
 from tests.support import factories
-from tests.conftest import REALM
+from tests.support.tokens import REALM
 from tests.support.factories import MIX
 
 

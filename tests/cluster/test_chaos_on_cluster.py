@@ -13,7 +13,7 @@ from tests.support.deployment import Cluster
 from tests.chaos.test_chaos import (  # noqa: F401  (fixture and test collected here)
     svc, test_chaos_seed_counts_exact_after_faults)
 
-pytestmark = [pytest.mark.integration, pytest.mark.cluster]
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 
 @pytest.fixture

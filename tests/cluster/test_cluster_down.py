@@ -9,7 +9,7 @@ from tests.support.redis_cluster import RedisClusterProcesses
 from tests.support import degraded as h
 from tests.support.counter_store import CounterStore
 
-pytestmark = [pytest.mark.integration, pytest.mark.cluster]
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from tests.invariants.test_pipeline import (  # noqa: F401  (fixtures and tests 
 from tests.invariants.test_ticket_model import (  # noqa: F401
     test_pipeline_counts_equal_the_oracle_warm_and_cold, worker)
 
-pytestmark = [pytest.mark.integration, pytest.mark.cluster]
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 
 @pytest.fixture

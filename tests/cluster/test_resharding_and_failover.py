@@ -29,7 +29,7 @@ from tests.support import degraded as h
 from tests.support import events as b
 from tests.support.counter_store import CounterStore
 
-pytestmark = [pytest.mark.integration, pytest.mark.cluster]
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 USERS = ("ann", "bob", "cy")
 MIGRATE_BATCH = 3  # keys per MIGRATE: the slot is split between two masters for many steps

@@ -12,4 +12,4 @@ from tests.http.test_stream import (  # noqa: F401  (fixtures and tests collecte
     app, open_stream, seeded, test_a_created_notification_is_pushed_with_the_new_counts,
     test_mark_read_in_the_web_process_reaches_the_stream)
 
-pytestmark = [pytest.mark.integration, pytest.mark.cluster]
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]

@@ -20,12 +20,12 @@ from tally.services import outbox
 from tally.services.tenants import create_tenant
 from tally.stores import keys
 from tally.stores.redis.cluster import scan_tenant
-from tests.conftest import REALM
+from tests.support.tokens import REALM
 from tests.support.randomdata import USERS, principals, random_tickets
 from tests.support import events as b
 from tests.support.tickets import post_events, upserted
 
-pytestmark = [pytest.mark.integration, pytest.mark.cluster]
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 COUNT = "/api/v2/ticketing/ticket/count?type={}&module=ticketing"
 BADGE = "/api/v2/ticketing/ticket/notification/count"

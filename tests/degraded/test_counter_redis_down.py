@@ -9,7 +9,7 @@ from tally.services import outbox
 from tally.dev.launcher import RedisProcess
 from tests.support import degraded as h
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.slow
 
 # After the second history, ann also marks n-4 (comment, high) read during the outage.
 AFTER_READ = {"ann": (5, 2, h.AFTER_SECOND["ann"][2] | {"comment": 1},

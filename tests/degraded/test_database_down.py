@@ -17,13 +17,13 @@ from tally.services import ingest
 from tally.dev.launcher import wait_for_port
 from tally.services.tenants import create_tenant
 from tally.stores.sql.db import Database
-from tests.conftest import REALM
+from tests.support.tokens import REALM
 from tests.support import degraded as h
 from tests.support import events as b
-from tests.services.test_bad_input import NOTHING, written
+from tests.support.events import NOTHING, written
 from tests.support.postgres import PostgresCluster, _as_postgres, create_database
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.slow
 LEAKS = ("Traceback", "psycopg", "sqlalchemy", "SELECT", "INSERT", "127.0.0.1")
 
 

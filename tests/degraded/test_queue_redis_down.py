@@ -12,7 +12,7 @@ from tally.dev.launcher import RedisProcess, free_port
 from tests.support import degraded as h
 from workers import jobs as entry_points
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture

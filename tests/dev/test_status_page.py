@@ -16,7 +16,7 @@ from tally.dev.launcher import EXAMPLE_FILTERS, RedisProcess
 from tests.support.cdp import Browser, find_browser
 from tests.support.web import Gunicorn, app_env
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.slow
 
 PREFIX = "/api/v2/ticketing"
 NOW = "2025-07-10T12:00:00.000Z"

@@ -16,13 +16,10 @@ import pytest
 from flask import Flask
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from tally.core.clock import epoch_ms
 from tally.core.filters import SYSTEM_FILTERS
 from tally.http import envelope
 from tally.http.fast_reads import BADGE, TICKET_COUNT, FastReads
 from tests.support import factories
-from tests.support.randomdata import random_tickets
-from tests.support.tickets import as_events, post_events
 
 NOW = datetime(2026, 3, 8, 6, 45, 30, 125000, tzinfo=timezone.utc)
 AGENT = dict(user="agent-1", roles=("ticket_agent",), teams=("t0", "t1", "t|3"))
@@ -30,19 +27,13 @@ SIDEBAR = {"filterIds": [spec.id for spec in SYSTEM_FILTERS][:30], "timezone": "
 
 
 @pytest.fixture
-def world(app, client, headers, tenant_id, monkeypatch):
+def world(app, tenant_id, ticket_world, monkeypatch):
     """A tenant with notifications for user-1 and 200 tickets, the clock frozen at NOW."""
     monkeypatch.setattr(envelope, "utc_now", lambda: NOW)
-    services = app.extensions["tally"]
-    services.clock = lambda: NOW
-    factories.notifications(services.db, tenant_id, "user-1",
+    factories.notifications(app.extensions["tally"].db, tenant_id, "user-1",
                             [{"type": "mention"}, {"type": "comment", "read": True},
                              {"priority": "critical"}])
-    post_events(client, headers(user="svc", roles=("ticket_service",)),
-                as_events(random_tickets(seed=7, n=200, now_ms=epoch_ms(NOW))))
-    from tally.services.outbox import apply_pending
-
-    apply_pending(services, tenant_id)
+    ticket_world(now=NOW, n=200, seed=7)
     return FastReads(app)
 
 

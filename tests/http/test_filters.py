@@ -7,7 +7,7 @@ import pytest
 
 from tally.core.filters import SYSTEM_FILTERS
 from tally.services.tenants import create_tenant
-from tests.conftest import REALM
+from tests.support.tokens import REALM
 
 FILTERS = "/api/v2/ticketing/filters"
 VIP = {"all": [{"field": "tags", "op": "contains", "value": "vip"}]}

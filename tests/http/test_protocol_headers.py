@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.security.test_limits import API, BODIES, error_of
+from tests.support.api import API, BODIES, error_of
 
 BADGE = API + "/ticket/notification/count"
 FILTERS = API + "/filters"

@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from tests.security.test_limits import API, BODIES, COUNT, error_of
+from tests.support.api import API, BODIES, COUNT, error_of
 
 BADGE = API + "/ticket/notification/count"
 READ = API + "/ticket/notification/read"

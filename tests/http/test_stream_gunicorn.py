@@ -21,7 +21,7 @@ from tests.support.web import (COUNT, STREAM, call_headers, open_stream, post_cr
                                web_world)
 from tests.support import processes as procs
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.slow
 
 IDLE_STREAMS = 300
 POLLS = 60

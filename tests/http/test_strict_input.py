@@ -12,7 +12,7 @@ import logging
 import pytest
 
 from tally.http.bodies import MAX_JSON_DEPTH
-from tests.security.test_limits import API, BODIES, COUNT, error_of
+from tests.support.api import API, BODIES, COUNT, error_of
 
 BADGE = API + "/ticket/notification/count"
 READ = API + "/ticket/notification/read"

@@ -17,10 +17,9 @@ from tests.support import oracle
 from tally.core.conditions import parse_definition
 from tally.core.model import Principal
 from tally.core.filters import SYSTEM_FILTERS
-from tally.services.outbox import apply_pending
-from tests.conftest import REALM
+from tests.support.tokens import REALM
 from tests.support.randomdata import HOUR, random_tickets
-from tests.support.tickets import as_events, post_events
+from tests.support.tickets import ingest
 
 pytestmark = pytest.mark.both_databases
 
@@ -69,9 +68,7 @@ class World:
         return filter_id
 
     def ingest(self, tickets: list[dict]) -> None:
-        post_events(self.client, self.headers(user="svc", roles=("ticket_service",)),
-                    as_events(tickets))
-        apply_pending(self.services, self.tenant)
+        ingest(self.services, self.client, self.headers, self.tenant, tickets)
         self.latest.update({t["id"]: t for t in tickets})
 
     def ask(self, principal: Principal, view: str):

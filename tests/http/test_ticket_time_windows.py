@@ -17,7 +17,7 @@ from tally.core.conditions import parse_definition
 from tally.core.model import Principal
 from tally.core.filters import SYSTEM_FILTERS
 from tally.services.outbox import apply_pending
-from tests.conftest import REALM
+from tests.support.tokens import REALM
 from tests.support.tickets import as_events, post_events
 
 pytestmark = pytest.mark.both_databases

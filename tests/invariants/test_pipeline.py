@@ -25,7 +25,7 @@ from tally.stores.sql.models import OutboxRow
 from tests.support import events as b
 from tests.support import processes as procs
 
-pytestmark = [pytest.mark.both_databases, pytest.mark.integration]
+pytestmark = [pytest.mark.both_databases, pytest.mark.slow]
 
 USERS = tuple(f"user-{i}" for i in range(6))
 SERVICE = ("ticket_service",)

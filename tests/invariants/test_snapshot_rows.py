@@ -16,7 +16,7 @@ from tally.services.outbox import apply_pending
 from tally.stores import keys
 from tally.core.cells import GroupOps, Install, Op, OutboxDelta
 from tally.stores.redis.counters import RedisCounters
-from tests.services.test_ticket_maintenance import ask, only_mp, values, warm_world
+from tests.support.tickets import ask, only_mp, values, warm_world
 from tests.support import events as b
 
 pytestmark = pytest.mark.both_databases

@@ -20,7 +20,7 @@ from tally.core.model import Principal
 from tally.core.filters import SYSTEM_FILTERS
 from tally.services.outbox import apply_pending
 from tally.services.tenants import create_tenant
-from tests.conftest import REALM
+from tests.support.tokens import REALM
 from tests.support.randomdata import TEAMS, random_tickets
 from tests.support import random_filters
 from tests.support.tickets import as_events, post_events

@@ -18,29 +18,9 @@ import pytest
 from tally.auth.tokens import MAX_TOKEN_BYTES
 from tally.http.schemas.tickets import MAX_FILTER_IDS
 
-API = "/api/v2/ticketing"
-COUNT = API + "/ticket/count?type=template&module=ticketing"
+from tests.support.api import API, BODIES, COUNT, error_of
+
 LIMIT = 4 * 1024 * 1024  # MAX_CONTENT_LENGTH
-BODIES = {  # every endpoint taking a body, with a small valid one
-    COUNT: {"filterIds": ["all"]},
-    API + "/filters": {"name": "vip", "conditions": {"all": [
-        {"field": "tags", "op": "contains", "value": "vip"}]}},
-    API + "/ticket/notification/read": {"all": True},
-    API + "/events": {"events": [{
-        "eventId": "6f1c9a52-3b7e-4d0a-9e8f-1a2b3c4d5e6f", "type": "notification.created",
-        "occurredAt": "2026-03-08T06:00:00.000Z",
-        "data": {"id": "n-1", "userId": "u1", "type": "mention", "ticketId": "T1",
-                 "priority": "high", "createdAt": "2026-03-08T06:00:00.000Z"}}]},
-}
-# HTTP-level bounds: SQLite is enough (the PostgreSQL half would repeat the same requests).
-
-
-def error_of(response, status: int, code: str) -> dict:
-    body = response.get_json()
-    assert response.status_code == status, body
-    assert body["success"] is False and body["error"]["code"] == code, body
-    assert body["error"]["message"]
-    return body["error"]
 
 
 @pytest.fixture

@@ -5,13 +5,12 @@ import io
 import json
 
 import pytest
-from sqlalchemy import func, select
 
 from tally.services import maintenance
 from tally.core.model import NOTIFICATION_TYPES, PRIORITIES
 from tally.services.outbox import apply_pending
-from tally.stores.sql.models import Notification, OutboxRow, SeenEvent, Ticket
 from tests.support import events as b
+from tests.support.events import NOTHING, written
 
 pytestmark = pytest.mark.both_databases
 
@@ -19,19 +18,6 @@ SERVICE = ("ticket_service",)
 ADMIN = ("ticket_admin",)
 COUNT = "/api/v2/ticketing/ticket/count?type=template&module=ticketing"
 NOTIFICATIONS = "/api/v2/ticketing/ticket/notification/count"
-MODELS = {"tickets": Ticket, "notifications": Notification, "seen_events": SeenEvent,
-          "outbox": OutboxRow}
-
-
-def written(services, tenant: str) -> dict[str, int]:
-    """Rows the tenant has in every table an ingest writes to."""
-    with services.db.snapshot() as session:
-        return {name: session.scalar(select(func.count()).select_from(model)
-                                     .where(model.tenant_id == tenant))
-                for name, model in MODELS.items()}
-
-
-NOTHING = dict.fromkeys(MODELS, 0)
 
 
 def valid(count: int) -> list[dict]:

@@ -1,73 +1,20 @@
 """Operator maintenance of ticket cells: list, verify, repair, rebuild and invalidate."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import pytest
 
 from tally.core.clock import epoch_ms
 from tally.services import maintenance
-from tally.core.filters import SYSTEM_FILTERS
 from tally.services.outbox import apply_pending
 from tally.stores import keys
 from tally.core.cells import Install, Op
 from tally.stores.redis.cells import Cell
-from tests.support.randomdata import principals, random_tickets
-from tests.support.tickets import as_events, post_events
+from tests.support.tickets import (NOW, as_events, ask, ingest, only_mp, post_events, sources,
+                                   warm_world)
 
 pytestmark = pytest.mark.both_databases
 
-NOW = datetime(2026, 3, 8, 15, 30, 12, tzinfo=timezone.utc)
 NOW_MS = epoch_ms(NOW)
-SYSTEM_IDS = [spec.id for spec in SYSTEM_FILTERS]
-URL = "/api/v2/ticketing/ticket/count?type={}&module=ticketing"
-# An admin (bucket all), an agent with two teams, a user (requester bucket): many kinds of cells.
-CALLERS = ((principals()[11], "template"), (principals()[7], "agent"), (principals()[1], "user"))
-
-
-def ingest(services, client, headers, tenant: str, tickets: list[dict]) -> None:
-    """Post ticket events as the ticket service would, and apply them to the counters."""
-    post_events(client, headers(user="svc", roles=("ticket_service",)), as_events(tickets))
-    apply_pending(services, tenant)
-
-
-def ask(client, headers, ids=tuple(SYSTEM_IDS)) -> list[tuple[str, dict]]:
-    """Every caller's count answer: (X-Count-Source, counts and summary)."""
-    out = []
-    for principal, view_type in CALLERS:
-        response = client.post(URL.format(view_type),
-                               json={"filterIds": list(ids), "timezone": "Asia/Calcutta"},
-                               headers=headers(user=principal.user_id, roles=principal.roles,
-                                               teams=principal.teams))
-        assert response.status_code == 200, response.get_json()
-        data = response.get_json()["data"]
-        out.append((response.headers["X-Count-Source"],
-                    {"counts": data["counts"], "summary": data["summary"]}))
-    return out
-
-
-def values(answers: list[tuple[str, dict]]) -> list[dict]:
-    return [data for _, data in answers]
-
-
-def sources(answers: list[tuple[str, dict]]) -> set[str]:
-    return {source for source, _ in answers}
-
-
-def warm_world(app, client, headers, tenant: str, n: int = 120):
-    """n random tickets ingested and applied, the clock frozen at NOW, every caller's cells warm."""
-    services = app.extensions["tally"]
-    services.clock = lambda: NOW
-    tickets = random_tickets(seed=11, n=n, now_ms=NOW_MS)
-    ingest(services, client, headers, tenant, tickets)
-    assert sources(ask(client, headers)) == {"recomputed"}
-    return services, tickets
-
-
-def only_mp(raw, tenant: str, filter_id: str) -> str:
-    """The one MP a system filter without `$me` was materialised into."""
-    (mp,) = raw.smembers(keys.filter_mps_key(tenant, filter_id))
-    return mp
 
 
 @pytest.fixture

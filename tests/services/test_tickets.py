@@ -1,8 +1,6 @@
 """POST /ticket/count against the plain-Python oracle: warm, cold, every role, several zones."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import pytest
 import redis
 
@@ -10,26 +8,20 @@ from tally.core.clock import epoch_ms
 from tests.support import oracle
 from tally.core.filters import SYSTEM_FILTERS
 from tally.services.outbox import apply_pending
-from tests.support.randomdata import principals, random_tickets
-from tests.support.tickets import as_events, post_events
+from tests.support.randomdata import principals
+from tests.support.tickets import NOW, as_events, post_events
 
 pytestmark = pytest.mark.both_databases
 
-NOW = datetime(2026, 3, 8, 15, 30, 12, tzinfo=timezone.utc)  # a DST day in America/New_York
 SYSTEM_IDS = [spec.id for spec in SYSTEM_FILTERS]
 ZONES = ("UTC", "Asia/Calcutta", "America/New_York", "Pacific/Chatham")
 URL = "/api/v2/ticketing/ticket/count?type={}&module=ticketing"
 
 
 @pytest.fixture
-def world(app, client, tenant_id, headers):
+def world(ticket_world):
     """300 random tickets ingested over HTTP and applied, with the clock frozen at NOW."""
-    services = app.extensions["tally"]
-    services.clock = lambda: NOW
-    tickets = random_tickets(seed=7, n=300, now_ms=epoch_ms(NOW))
-    post_events(client, headers(user="svc", roles=("ticket_service",)), as_events(tickets))
-    apply_pending(services, tenant_id)
-    return services, tickets
+    return ticket_world(now=NOW, n=300, seed=7)
 
 
 def ask(client, headers, principal, view_type, ids, tz="UTC", support=None, profile=None):

@@ -1,10 +1,14 @@
-"""Raw change events as the ticket service sends them (wire format, camelCase)."""
+"""Raw change events as the ticket service sends them (wire format, camelCase), and the rows an
+ingest writes."""
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
+from sqlalchemy import func, select
+
 from tally.http.schemas.events import Event, load_events
+from tally.stores.sql.models import Notification, OutboxRow, SeenEvent, Ticket
 
 WHEN = "2025-07-10T12:34:56.789Z"
 EVENTS = "/api/v2/ticketing/events"
@@ -45,3 +49,18 @@ def ticket_deleted(tid: str, version: int) -> dict[str, Any]:
 
 def loaded(*raw: dict[str, Any]) -> list[Event]:
     return load_events({"events": list(raw)})
+
+
+MODELS = {"tickets": Ticket, "notifications": Notification, "seen_events": SeenEvent,
+          "outbox": OutboxRow}
+
+
+def written(services, tenant: str) -> dict[str, int]:
+    """Rows the tenant has in every table an ingest writes to."""
+    with services.db.snapshot() as session:
+        return {name: session.scalar(select(func.count()).select_from(model)
+                                     .where(model.tenant_id == tenant))
+                for name, model in MODELS.items()}
+
+
+NOTHING = dict.fromkeys(MODELS, 0)

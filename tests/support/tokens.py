@@ -1,4 +1,4 @@
-"""Signing keys, JWKS documents and hand-made tokens for the auth tests."""
+"""The realm of test tenants, and signing keys, JWKS documents and hand-made tokens."""
 from __future__ import annotations
 
 import base64
@@ -13,6 +13,10 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from tally.dev import keys as devkeys
+
+REALM = devkeys.DEV_REALM  # the realm every test tenant and dev token belongs to
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import requests
 
 from tally.dev import keys as devkeys
 from tally.core.model import NOTIFICATION_TYPES, PRIORITIES, STATUSES
-from tests.conftest import REALM
+from tests.support.tokens import REALM
 from tests.support.tickets import deleted, upserted
 from tests.support import events as b
 

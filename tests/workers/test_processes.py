@@ -12,7 +12,7 @@ from tests.support import events as b
 from tests.support import processes as procs
 from workers import schedule
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.slow
 
 
 def test_one_tick_per_slot_enqueues_each_periodic_job_once(queue_redis):

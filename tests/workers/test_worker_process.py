@@ -17,7 +17,7 @@ from rq.job import JobStatus
 from tally import jobs as names
 from tests.support import processes as procs
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture

@@ -22,10 +22,10 @@ from tally.services.tenants import create_tenant
 from tally.stores.sql import notification_counts as sql_counts
 from tally.stores.sql import ticket_counts as sql
 from tally.stores.sql.models import OutboxRow, Ticket
-from tests.conftest import REALM
+from tests.support.tokens import REALM
 from tests.support.postgres import create_database, drop_database
 
-pytestmark = [pytest.mark.postgres, pytest.mark.integration]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 NOW = 1_800_000_000_000
 TEAMS = [f"team-{i}" for i in range(40)]

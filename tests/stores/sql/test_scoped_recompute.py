@@ -19,7 +19,7 @@ from tally.stores.sql.db import Database
 from tally.stores.sql.models import Ticket
 from tally.stores.sql.conditions import leaf
 from tally.stores.redis.cells import Cell
-from tests.conftest import REALM
+from tests.support.tokens import REALM
 from tests.support.randomdata import random_tickets
 from tests.support.cells import FILTERS, NOW, cells_of, in_cell, seeded_tickets, ticket_row
 from tests.support.postgres import create_database, drop_database
