@@ -10,8 +10,8 @@ from tally.services import maintenance
 from tally.core.filters import SYSTEM_FILTERS
 from tally.services.outbox import apply_pending
 from tally.stores import keys
-from tally.core.cells import Install, Op
-from tally.stores.redis.cells import Cell
+from tally.core.cells import Cell
+from tally.stores.redis.counters import Install, Write
 from tests.counting.randomdata import principals, random_tickets
 from tests.support.tickets import as_events, post_events
 
@@ -200,8 +200,8 @@ def test_invalidate_a_filter_cancels_a_rebuild_begun_before_it(world, tenant_id,
     token, held = services.ticket_counters.begin(tenant_id, [cell])
     assert held == [cell]
     maintenance.invalidate(services, tenant_id, filter_id="3745")
-    write = Op("hset", keys.mp_counts_key(tenant_id, plain), ("team:t4", 7))
-    assert services.counters.install(tenant_id, token, Install(cell.group, [write], [])) is False
+    write = Write("hset", keys.mp_counts_key(tenant_id, plain), ("team:t4", 7))
+    assert services.counters.install(tenant_id, token, Install(keys.cell_group(*cell.id), [write], [])) is False
     assert not raw.exists(keys.mp_counts_key(tenant_id, plain))
 
 
