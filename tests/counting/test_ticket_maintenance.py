@@ -201,7 +201,8 @@ def test_invalidate_a_filter_cancels_a_rebuild_begun_before_it(world, tenant_id,
     assert held == [cell]
     maintenance.invalidate(services, tenant_id, filter_id="3745")
     write = Write("hset", keys.mp_counts_key(tenant_id, plain), ("team:t4", 7))
-    assert services.counters.install(tenant_id, token, Install(keys.cell_group(*cell.id), [write], [])) is False
+    install = Install(keys.cell_group(*cell.id), [write], [])
+    assert services.counters.install(tenant_id, token, install) is False
     assert not raw.exists(keys.mp_counts_key(tenant_id, plain))
 
 

@@ -65,8 +65,8 @@ def test_timed_members_of_overlapping_buckets(tickets):
 
     for cell in timed:
         assert members[cell.id] == {cell.mp.member(t)[0]: cell.mp.member(t)[1] for t in rows
-                                       if in_cell(t, cell, None)
-                                       and cell.mp.member(t) is not None}, cell
+                                    if in_cell(t, cell, None)
+                                    and cell.mp.member(t) is not None}, cell
     assert sum(len(found) for found in members.values()) > 50
 
 
