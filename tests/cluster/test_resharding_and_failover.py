@@ -22,7 +22,7 @@ from tally.errors import StoreUnavailable, TallyError
 from tally.services import outbox
 from tally.stores import keys
 from tally.stores.sql import notification_counts as sql_counts
-from tally.core.cells import Install, Op
+from tally.stores.redis.counters import Install, Write
 from tally.stores.redis.cluster import scan_tenant
 from tests.support.redis_cluster import RedisClusterProcesses
 from tests.support import degraded as h
@@ -189,8 +189,8 @@ def two_installs(tenant: str) -> tuple[str, str, list[Install]]:
     """ann's group, its hash, and two installs of it: the first with snapshot id 7."""
     group = keys.notification_group("ann")
     hash_key = keys.notification_counts_key(tenant, "ann")
-    return group, hash_key, [Install(group, [Op("hset", hash_key, ("total", 3))], [7]),
-                             Install(group, [Op("hset", hash_key, ("unread", 2))], [])]
+    return group, hash_key, [Install(group, [Write("hset", hash_key, ("total", 3))], [7]),
+                             Install(group, [Write("hset", hash_key, ("unread", 2))], [])]
 
 
 def test_installs_sent_to_a_master_the_slot_has_left_follow_moved(app, cluster, tenant_id):

@@ -1,5 +1,6 @@
-"""The worker's ticket deltas skip what cannot make an op, and give exactly what evaluating every
-predicate on both rows of every change gives (seeded random filters, tickets and changes)."""
+"""The worker's ticket deltas skip what cannot make a delta, and give exactly what evaluating
+every predicate on both rows of every change gives (seeded random filters, tickets and changes);
+applied to Redis, they leave what a recount of the tickets gives."""
 from __future__ import annotations
 
 import random
@@ -7,13 +8,14 @@ from typing import Any, Mapping
 
 import pytest
 
+from tally.core.cells import CellDeltas
 from tally.core.conditions import parse_definition
+from tally.core.deltas import outbox_delta, ticket_deltas
 from tally.core.predicates import Materialized, Predicate
 from tally.core.visibility import ticket_buckets
-from tally.core.ticket_deltas import cell_groups, ticket_change_ops, ticket_rows_cells
 from tally.stores import keys
-from tally.stores.redis import encoder as apply_calls
-from tally.core.cells import OutboxDelta
+from tally.stores.redis import encoder
+from tally.stores.redis.counters import RedisCounters
 from tests.support.randomdata import TAGS, TEAMS, USERS, principals, random_tickets
 from tests.support.random_filters import definition
 
@@ -53,38 +55,59 @@ def random_mps(seed: int, n: int) -> list[Materialized]:
     return mps
 
 
-def reference_ops(mp: Materialized, before, after) -> dict:
-    """Net effect of one change on one MP, evaluating the predicate on both rows, always."""
+def matches(mp: Materialized, row) -> bool:
+    return row is not None and not row.get("deleted") and compile_predicate(mp.root)(row)
+
+
+def reference_deltas(mp: Materialized, before, after) -> dict:
+    """Net effect of one change on one MP, evaluating the predicate on both rows, always:
+    (MP, bucket) -> n for a plain MP, (MP, bucket, member, score) -> n for a timed one."""
     net: dict = {}
     for row, sign in ((before, -1), (after, 1)):
-        if row is None or row.get("deleted") or not compile_predicate(mp.root)(row):
+        if not matches(mp, row):
             continue
         for bucket in ticket_buckets(row):
             if mp.score_field is None:
-                slot = ("hincrby", keys.mp_counts_key(T, mp.id), bucket)
+                slot = (mp.id, bucket)
             else:
                 member = mp.member(row)
                 if member is None:
                     continue
-                slot = ("zmove", keys.mp_zset_key(T, mp.id, bucket), *member)
+                slot = (mp.id, bucket, *member)
             net[slot] = net.get(slot, 0) + sign
     return {slot: n for slot, n in net.items() if n}
 
 
-def net_of(groups) -> dict:
+def net_of(*deltas: CellDeltas) -> dict:
+    """The deltas summed in reference_deltas' terms."""
     net: dict = {}
-    for group in groups:
-        for op in group.ops:
-            slot = (("hincrby", op.key, op.args[0]) if op.name == "hincrby"
-                    else ("zmove", op.key, op.args[1], op.args[2]))
-            n = op.args[1] if op.name == "hincrby" else op.args[3]
-            net[slot] = net.get(slot, 0) + n
+    for cells in deltas:
+        for cell, n in cells.plain.items():
+            net[cell] = net.get(cell, 0) + n
+        for cell, moves in cells.timed.items():
+            for member, score, n in moves:
+                slot = (*cell, member, score)
+                net[slot] = net.get(slot, 0) + n
     return {slot: n for slot, n in net.items() if n}
 
 
-def random_changes(seed: int, n: int) -> list[tuple]:
+def recount(mp: Materialized, rows, buckets) -> dict:
+    """The MP's cells as a recount of the tickets gives them: per bucket, a count (plain MP) or
+    members with their scores (timed MP)."""
+    held: dict = {bucket: [] for bucket in buckets}
+    for row in rows.values():
+        if matches(mp, row):
+            for bucket in ticket_buckets(row):
+                held[bucket].append(row)
+    if mp.score_field is None:
+        return {bucket: len(found) for bucket, found in held.items()}
+    return {bucket: dict(m for m in map(mp.member, found) if m is not None)
+            for bucket, found in held.items()}
+
+
+def random_changes(seed: int, n: int, fresh: float = 0.05) -> list[tuple]:
     """Creations, updates of one to three fields (bucket fields too), bare version bumps,
-    deletions and resurrections."""
+    deletions and resurrections; a `fresh` share of changes come without their before row."""
     rng = random.Random(seed)
     rows = {t["id"]: t for t in random_tickets(seed, 30, NOW)}
     changes = []
@@ -111,7 +134,7 @@ def random_changes(seed: int, n: int) -> list[tuple]:
                                "dueAt": lambda: rng.choice((None, NOW + rng.randint(-9, 9))),
                                "category": lambda: rng.choice(("access", None))}[name]()
         rows[ticket_id] = after
-        changes.append((None if rng.random() < 0.05 else before, after))
+        changes.append((None if rng.random() < fresh else before, after))
     return changes
 
 
@@ -130,43 +153,69 @@ def test_each_change_gives_what_evaluating_every_predicate_gives(seed):
     changes = random_changes(seed, 400)
     skipped = 0
     for before, after in changes:
-        groups = ticket_change_ops(T, mps, before, after)
+        deltas = ticket_deltas(mps, [{"before": before, "after": after}])
         expected: dict = {}
         for mp in mps:
-            expected.update(reference_ops(mp, before, after))
-        assert net_of(groups) == expected
-        # every group makes an op (a cell a change leaves as it was gets none)
-        assert all(group.ops for group in groups)
-        skipped += sum(1 for mp in mps if before and not reference_ops(mp, before, after))
+            expected.update(reference_deltas(mp, before, after))
+        assert net_of(deltas) == expected
+        # every listed cell changes (a cell a change leaves as it was is not listed)
+        assert all(deltas.plain.values()) and all(deltas.timed.values())
+        skipped += sum(1 for mp in mps if before and not reference_deltas(mp, before, after))
     assert skipped > 0
 
 
-def test_a_row_of_changes_is_merged_per_cell_like_its_changes_one_by_one():
+def test_a_row_of_changes_is_netted_per_cell_like_its_changes_one_by_one():
     mps = random_mps(6, 30)
-    changes = random_changes(6, 200)
-    merged = cell_groups(T, ticket_rows_cells(T, mps, [{"before": b, "after": a}
-                                                       for b, a in changes]))
-    one_by_one = [g for b, a in changes for g in ticket_change_ops(T, mps, b, a)]
-    assert net_of(merged) == net_of(one_by_one)
-    # one group per touched cell, including cells whose changes net to nothing
-    assert sorted(g.group for g in merged) == sorted({g.group for g in one_by_one})
+    changes = [{"before": b, "after": a} for b, a in random_changes(6, 200)]
+    merged = ticket_deltas(mps, changes)
+    one_by_one = [ticket_deltas(mps, [change]) for change in changes]
+    assert net_of(merged) == net_of(*one_by_one)
+    # one entry per touched cell, including cells whose changes net to nothing
+    assert merged.touched() == set().union(*(cells.touched() for cells in one_by_one))
+    assert 0 in merged.plain.values() and [] in merged.timed.values()
 
 
-@pytest.mark.parametrize("max_ops", [50, apply_calls.MAX_OPS_PER_CALL])
-def test_cells_are_encoded_exactly_as_their_groups_would_be(max_ops):
-    # Given rows of random changes on plain and timed predicates, plus a notification row
+@pytest.mark.parametrize("max_ops", [50, encoder.MAX_OPS_PER_CALL])
+def test_rows_applied_in_any_order_leave_a_recount_of_the_tickets(raw, monkeypatch, max_ops):
+    # Given warm cells holding a recount of 30 tickets on 30 plain and timed predicates
     mps = random_mps(7, 30)
-    changes = random_changes(7, 300)
-    rows = [ticket_rows_cells(T, mps, [{"before": b, "after": a} for b, a in changes[i:i + 60]])
-            for i in range(0, len(changes), 60)]
-    assert any(cells.timed for cells in rows) and any(cells.plain for cells in rows)
-    assert any(0 in cells.plain.values() for cells in rows)  # touched cells netting to nothing
-    guards = [(keys.mp_version_key(T), "4")]
-    # When they are encoded straight from the cells, and from their GroupOps form
-    direct = apply_calls.encode(T, [OutboxDelta(i, [], cells) for i, cells in enumerate(rows)],
-                                guards, max_ops)
-    grouped = apply_calls.encode(T, [OutboxDelta(i, cell_groups(T, cells))
-                                     for i, cells in enumerate(rows)], guards, max_ops)
-    # Then the calls are the same: keys, bodies and the events each carries
-    assert len(direct) > (1 if max_ops == 50 else 0)
-    assert direct == grouped
+    rows = {t["id"]: t for t in random_tickets(7, 30, NOW)}
+    changes = random_changes(7, 300, fresh=0)
+    buckets = {b for row in [*rows.values(), *(a for _, a in changes)]
+               for b in ticket_buckets(row)}
+    warm = raw.pipeline(transaction=False)
+    for mp in mps:
+        counts = keys.mp_counts_key(T, mp.id)
+        for bucket, held in recount(mp, rows, buckets).items():
+            if mp.score_field is None:
+                warm.hset(counts, bucket, held)
+            else:
+                warm.hset(counts, f"z:{bucket}", 1)
+                if held:
+                    warm.zadd(keys.mp_zset_key(T, mp.id, bucket), held)
+    warm.execute()
+    # When rows of up to 60 changes are applied, shuffled, in calls of up to max_ops ops
+    deltas = [outbox_delta(i, {"kind": "ticket", "at": 1, "changes": [
+                  {"before": b, "after": a} for b, a in changes[start:start + 60]]}, mps)
+              for i, start in enumerate(range(0, len(changes), 60))]
+    random.Random(7).shuffle(deltas)
+    assert len(encoder.encode(T, deltas, max_ops=max_ops)) > (1 if max_ops == 50 else 0)
+    monkeypatch.setattr(encoder, "MAX_OPS_PER_CALL", max_ops)
+    assert RedisCounters(raw).apply(T, deltas, now_ms=1).applied == len(deltas)
+    # Then every cell holds a recount of the final tickets
+    for _, after in changes:
+        rows[after["id"]] = after
+    for mp in mps:
+        want = recount(mp, rows, buckets)
+        if mp.score_field is None:
+            got = {b: int(n) for b, n in raw.hgetall(keys.mp_counts_key(T, mp.id)).items()}
+        else:
+            read = raw.pipeline(transaction=False)
+            for bucket in want:
+                read.zrange(keys.mp_zset_key(T, mp.id, bucket), 0, -1, withscores=True)
+                read.exists(keys.mp_negatives_key(T, mp.id, bucket))
+            replies = read.execute()
+            got = {b: {m: int(s) for m, s in members}
+                   for b, members in zip(want, replies[0::2])}
+            assert not any(replies[1::2]), mp.root  # no removal left waiting for its addition
+        assert got == want, mp.root

@@ -1,10 +1,10 @@
 """Regression: an outbox row a rebuild already counted is skipped for every change it holds.
 
-A ticket outbox row holds many changes, so its delta can list one cell several times. apply.lua
-used to ask the cell's snapshot set once per entry: the first entry removed the id and was
-skipped, the next ones found it gone and were applied, counting the row again (the chaos suite
-found it as drift in busy cells such as `all` whenever a cold read installed a cell while rows were
-pending).
+A ticket outbox row holds many changes, so several of them can land in one cell. apply.lua used
+to ask the cell's snapshot set once per change: the first removed the id and was skipped, the
+next ones found it gone and were applied, counting the row again (the chaos suite found it as
+drift in busy cells such as `all` whenever a cold read installed a cell while rows were pending).
+The deltas now net a row's changes per cell, and apply.lua asks once per event and cell.
 """
 from __future__ import annotations
 
@@ -12,34 +12,40 @@ import uuid
 
 import pytest
 
+from tally.core.deltas import outbox_delta
+from tally.core.predicates import Materialized
 from tally.services.outbox import apply_pending
 from tally.stores import keys
-from tally.core.cells import GroupOps, Install, Op, OutboxDelta
-from tally.stores.redis.counters import RedisCounters
+from tally.stores.redis.counters import Install, RedisCounters, Write
 from tests.support.tickets import ask, only_mp, values, warm_world
 from tests.support import events as b
 
 pytestmark = pytest.mark.both_databases
 
 T = str(uuid.uuid4())
+EVERY = Materialized({"all": []})  # every live ticket
 
 
-def twice(outbox_id: int, key: str) -> OutboxDelta:
-    """One row whose two changes both add to group g1 (two entries for the same group)."""
-    return OutboxDelta(outbox_id, [GroupOps("g1", key, [Op("hincrby", key, ("n", 1))])
-                                   for _ in range(2)])
+def two_new_tickets(outbox_id: int):
+    """One row whose two changes both add to EVERY's cell `all`."""
+    changes = [{"before": None, "after": {"id": f"t{i}", "version": 1, "deleted": False,
+                                          "teamId": None, "assigneeId": None,
+                                          "requesterId": "r1", "isSupportRequest": False}}
+               for i in range(2)]
+    return outbox_delta(outbox_id, {"kind": "ticket", "at": 1, "changes": changes}, [EVERY])
 
 
-def test_a_counted_row_is_skipped_for_every_entry_of_its_group(raw):
-    counters, key = RedisCounters(raw), keys.tenant_prefix(T) + "h"
-    token = counters.begin_rebuild(T, "g1")
-    # The rebuild's snapshot already counted row 1 (both of its changes): n = 2
-    assert counters.install(T, token, Install("g1", [Op("hset", key, ("n", 2))], [1]))
-    counters.apply(T, [twice(1, key)], now_ms=1)
-    assert raw.hget(key, "n") == "2"
+def test_a_counted_row_is_skipped_for_every_change_it_holds(raw):
+    counters = RedisCounters(raw)
+    key, group = keys.mp_counts_key(T, EVERY.id), keys.cell_group(EVERY.id, "all")
+    token = counters.begin_rebuild(T, group)
+    # The rebuild's snapshot already counted row 1 (both of its changes): all = 2
+    assert counters.install(T, token, Install(group, [Write("hset", key, ("all", 2))], [1]))
+    counters.apply(T, [two_new_tickets(1)], now_ms=1)
+    assert raw.hget(key, "all") == "2"
     # ... while a row the snapshot did not count adds both of its changes
-    counters.apply(T, [twice(2, key)], now_ms=2)
-    assert raw.hget(key, "n") == "4"
+    counters.apply(T, [two_new_tickets(2)], now_ms=2)
+    assert raw.hget(key, "all") == "4"
 
 
 def test_a_cold_read_while_a_multi_ticket_row_is_pending_counts_it_once(app, client, headers,

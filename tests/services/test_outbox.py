@@ -71,7 +71,7 @@ def test_a_crash_between_apply_and_mark_does_not_double_count(svc, tenant_id):
     post(svc, tenant_id, b.created("n-1", "ann"), b.created("n-2", "bob"))
     with svc.db.snapshot() as session:
         rows = session.execute(select(OutboxRow.id, OutboxRow.payload)).all()
-    svc.counters.apply(tenant_id, [outbox_delta(tenant_id, r.id, r.payload) for r in rows], 1)
+    svc.counters.apply(tenant_id, [outbox_delta(r.id, r.payload) for r in rows], 1)
     # When the sweep's job applies them again
     report = outbox.apply_pending(svc, tenant_id)
     # Then they are marked, and counted once

@@ -7,8 +7,9 @@ from tally.core.clock import epoch_ms
 from tally.services import maintenance
 from tally.services.outbox import apply_pending
 from tally.stores import keys
-from tally.core.cells import Install, Op
-from tally.stores.redis.cells import Cell
+from tally.core.cells import Cell
+from tally.stores.redis.counters import Install, Write
+from tests.support.randomdata import principals, random_tickets
 from tests.support.tickets import (NOW, as_events, ask, ingest, only_mp, post_events, sources,
                                    warm_world)
 
@@ -149,8 +150,9 @@ def test_invalidate_a_filter_cancels_a_rebuild_begun_before_it(world, tenant_id,
     token, held = services.ticket_counters.begin(tenant_id, [cell])
     assert held == [cell]
     maintenance.invalidate(services, tenant_id, filter_id="3745")
-    write = Op("hset", keys.mp_counts_key(tenant_id, plain), ("team:t4", 7))
-    assert services.counters.install(tenant_id, token, Install(cell.group, [write], [])) is False
+    write = Write("hset", keys.mp_counts_key(tenant_id, plain), ("team:t4", 7))
+    install = Install(keys.cell_group(*cell.id), [write], [])
+    assert services.counters.install(tenant_id, token, install) is False
     assert not raw.exists(keys.mp_counts_key(tenant_id, plain))
 
 

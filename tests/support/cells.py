@@ -8,7 +8,7 @@ from tally.core.filters import SYSTEM_BY_ID
 from tally.core.visibility import ticket_buckets
 from tally.stores.sql.db import Database
 from tally.stores.sql.models import Ticket
-from tally.stores.redis.cells import Cell
+from tally.core.cells import Cell
 from tests.support.randomdata import random_tickets
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z

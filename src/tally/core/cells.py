@@ -1,67 +1,62 @@
-"""What the counting core needs from the counter store, as plain types."""
+"""Counter deltas as plain data: what one outbox row changes, named by user and (MP id, bucket).
+
+The Redis side (tally.stores.redis.encoder) maps these names to keys; nothing here names a key.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from tally.core.predicates import Materialized
 
-class Key(str):
-    """An op argument that names a key (sent to Lua as a KEYS index, not as a value)."""
+CellId = tuple[str, str]  # (materialised predicate id, bucket)
 
 
 @dataclass(frozen=True)
-class Op:
-    """One counter change: name is an apply.lua op, key a full key from keys.py."""
+class Cell:
+    """One (MP, bucket) counter: a plain MP's count, or a timed MP's members."""
 
-    name: str
-    key: str
-    args: tuple[Any, ...] = ()
+    mp: Materialized
+    bucket: str
 
-
-@dataclass
-class GroupOps:
-    """The changes one outbox event makes to one counter group."""
-
-    group: str
-    warm_key: str
-    ops: list[Op] = field(default_factory=list)
-    # When set, the group is warm while hash `warm_key` has this field (one cell of a hash).
-    warm_field: str | None = None
+    @property
+    def id(self) -> CellId:
+        return (self.mp.id, self.bucket)
 
 
 @dataclass
 class CellDeltas:
-    """A ticket row's changes to its tenant's ticket cells, merged per (MP id, bucket) cell.
+    """A ticket row's changes to its tenant's ticket cells, netted per (MP id, bucket) cell.
 
-    `plain`: a cell's net increment, kept at 0 once a change touched the cell (the rebuild's
-    snapshot ids expect its group). `timed`: a cell's sorted-set moves (member, score, ±n),
-    netted per member. Its GroupOps form is events.ticket_deltas.cell_groups; apply_calls encodes
-    it straight into apply.lua's body, since a batch holds hundreds of thousands of cells.
+    `plain`: a cell's net increment, kept at 0 once a change touched the cell. `timed`: a
+    cell's sorted-set moves (member, score, ±n), netted per member, kept (maybe empty) once a
+    change moved a member in it. A touched cell stays listed so the apply asks its snapshot set
+    about the row exactly when the rebuild recorded the row there (services/rebuild.py).
     """
 
-    plain: dict[tuple[str, str], int] = field(default_factory=dict)
-    timed: dict[tuple[str, str], list[tuple[str, Any, int]]] = field(default_factory=dict)
+    plain: dict[CellId, int] = field(default_factory=dict)
+    timed: dict[CellId, list[tuple[str, Any, int]]] = field(default_factory=dict)
+
+    def touched(self) -> set[CellId]:
+        """Every cell the changes touched, netted to nothing or not."""
+        return self.plain.keys() | self.timed.keys()
+
+
+@dataclass
+class NotificationDelta:
+    """One user's notification changes: counter name -> net change (zero nets left out), and
+    the row's time, which lastUpdated keeps as a running maximum. Counter names are those of
+    the user's counts: total, unread, t:<type>, p:<priority>."""
+
+    user: str
+    counts: dict[str, int]
+    at: int
 
 
 @dataclass
 class OutboxDelta:
-    """One outbox row, turned into per-group counter changes (and, for tickets, cell changes)."""
+    """One outbox row as counter changes: a notification row's or a ticket row's."""
 
     outbox_id: int
-    groups: list[GroupOps]
+    notification: NotificationDelta | None = None
     cells: CellDeltas | None = None
-
-
-@dataclass(frozen=True)
-class ApplyResult:
-    applied: int
-    duplicates: int
-
-
-@dataclass(frozen=True)
-class Install:
-    """A group's counters from one SQL snapshot: what to write and which outbox ids it counted."""
-
-    group: str
-    writes: list[Op]
-    snapshot_ids: list[int]

@@ -23,7 +23,8 @@ from tally.core.model import Principal
 from tally.core.predicates import Materialized
 from tally.core.filters import SUMMARY_FILTERS
 from tally.core.visibility import CountPlan
-from tally.stores.redis.cells import Cell, Sums
+from tally.core.cells import Cell
+from tally.stores.redis.cells import Sums
 
 PLANS_PER_PROCESS = 2048
 

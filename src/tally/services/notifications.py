@@ -9,8 +9,7 @@ from tally.core.model import CountResult, NotificationCounts
 from tally.errors import StoreUnavailable
 from tally.stores import keys
 from tally.stores.sql import notification_counts as sql_counts
-from tally.core.cells import Install, Op
-from tally.stores.redis.counters import notification_hash_from_counts
+from tally.stores.redis.counters import Install, Write, notification_hash_from_counts
 
 if TYPE_CHECKING:  # the Services bundle; imported for types only, so counting/ stays Flask-free
     from tally.extensions import Services
@@ -86,7 +85,7 @@ def install_plan(tenant: str, user: str, counts: NotificationCounts,
                  snapshot_ids: list[int]) -> Install:
     """Replace the user's hash with `counts`, counting `snapshot_ids` as already included."""
     key = keys.notification_counts_key(tenant, user)
-    writes = [Op("del", key), Op("hset", key, tuple(notification_hash_from_counts(counts)))]
+    writes = [Write("del", key), Write("hset", key, tuple(notification_hash_from_counts(counts)))]
     return Install(keys.notification_group(user), writes=writes, snapshot_ids=snapshot_ids)
 
 

@@ -28,7 +28,7 @@ from tally.errors import GuardChanged, RebuildBusy, StoreUnavailable
 from tally.core.deltas import outbox_delta
 from tally.observability.metrics import record_events_applied
 from tally.stores import keys
-from tally.core.cells import ApplyResult
+from tally.stores.redis.counters import ApplyResult
 from tally.stores.sql.db import Database
 from tally.stores.sql.models import OutboxRow
 
@@ -112,7 +112,7 @@ def _apply(services: "Services", tenant: str, rows: Sequence[ParsedRow]) -> Appl
             registry = services.ticket_counters.registry(tenant)
             mps = list(registry.mps.values())
             guards = [(keys.mp_version_key(tenant), registry.version)]
-        deltas = [outbox_delta(tenant, row_id, payload, mps) for row_id, _, payload in rows]
+        deltas = [outbox_delta(row_id, payload, mps) for row_id, _, payload in rows]
         try:
             return services.counters.apply(tenant, deltas, _now(services), guards)
         except (RebuildBusy, GuardChanged):

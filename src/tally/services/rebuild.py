@@ -11,48 +11,49 @@ from __future__ import annotations
 import logging
 from typing import Any, Sequence
 
-from tally.core.ticket_deltas import ticket_change_ops
+from tally.core.cells import Cell, CellId
+from tally.core.deltas import ticket_deltas
+from tally.core.visibility import ticket_buckets
 from tally.stores import keys
+from tally.stores.redis.counters import Install, Write
 from tally.stores.sql import ticket_counts as sql
-from tally.core.cells import Install, Op
-from tally.stores.redis.cells import Cell
 
 log = logging.getLogger("tally.counting.rebuild")
 ZADD_CHUNK = 1000  # pairs per ZADD, under Lua's unpack limit
 
 
-def _timed_writes(tenant: str, cell: Cell, members: dict[str, int]) -> list[Op]:
+def _timed_writes(tenant: str, cell: Cell, members: dict[str, int]) -> list[Write]:
     zset = keys.mp_zset_key(tenant, cell.mp.id, cell.bucket)
-    writes = [Op("del", zset), Op("del", keys.mp_negatives_key(tenant, cell.mp.id, cell.bucket))]
+    writes = [Write("del", zset),
+              Write("del", keys.mp_negatives_key(tenant, cell.mp.id, cell.bucket))]
     pairs = [x for member, score in sorted(members.items()) for x in (score, member)]
     for start in range(0, len(pairs), 2 * ZADD_CHUNK):
-        writes.append(Op("zadd", zset, tuple(pairs[start:start + 2 * ZADD_CHUNK])))
-    writes.append(Op("hset", keys.mp_counts_key(tenant, cell.mp.id), (f"z:{cell.bucket}", 1)))
+        writes.append(Write("zadd", zset, tuple(pairs[start:start + 2 * ZADD_CHUNK])))
+    writes.append(Write("hset", keys.mp_counts_key(tenant, cell.mp.id), (f"z:{cell.bucket}", 1)))
     return writes
 
 
-def _snapshot_ids(tenant: str, outbox: list[tuple[int, dict[str, Any]]],
-                  cells: Sequence[Cell]) -> dict[str, list[int]]:
-    """Per held cell, the outbox rows whose deltas touch it (computed as the worker would)."""
-    from tally.core.visibility import ticket_buckets
-
-    snaps: dict[str, list[int]] = {cell.group: [] for cell in cells}
+def _snapshot_ids(outbox: list[tuple[int, dict[str, Any]]],
+                  cells: Sequence[Cell]) -> dict[CellId, list[int]]:
+    """Per held cell, the outbox rows whose deltas touch it (the deltas the worker applies)."""
+    snaps: dict[CellId, list[int]] = {cell.id: [] for cell in cells}
     buckets_of: dict[str, set[str]] = {}
     mps = {}
     for cell in cells:
         buckets_of.setdefault(cell.mp.id, set()).add(cell.bucket)
         mps[cell.mp.id] = cell.mp
     for outbox_id, payload in outbox:
-        for change in payload.get("changes", ()):
-            rows = [row for row in (change.get("before"), change.get("after")) if row]
-            touched = {b for row in rows for b in ticket_buckets(row)}
-            # Only MPs with a held cell in a bucket this change touches can get ops for it.
-            candidates = [mp for mp_id, mp in mps.items() if buckets_of[mp_id] & touched]
-            for ops in ticket_change_ops(tenant, candidates, change.get("before"),
-                                         change.get("after")):
-                group = snaps.get(ops.group)
-                if group is not None and (not group or group[-1] != outbox_id):
-                    group.append(outbox_id)
+        changes = payload.get("changes", ())
+        touched = {b for change in changes for row in (change.get("before"), change.get("after"))
+                   if row for b in ticket_buckets(row)}
+        # Only MPs with a held cell in a bucket the row touches can get deltas for it.
+        candidates = [mp for mp_id, mp in mps.items() if buckets_of[mp_id] & touched]
+        if not candidates:
+            continue
+        for cell in ticket_deltas(candidates, changes).touched():
+            ids = snaps.get(cell)
+            if ids is not None:
+                ids.append(outbox_id)
     return snaps
 
 
@@ -74,20 +75,20 @@ def rebuild_cells(services: Any, tenant: str, cells: Sequence[Cell], now_ms: int
         answer, plain_values = values[:len(answer_cells)], values[len(answer_cells):]
         # Rows Redis has applied are deduped if a worker brings them again: no need to record them.
         applied = services.counters.applied_among(tenant, [row_id for row_id, _ in outbox])
-        snaps = _snapshot_ids(tenant, [row for row in outbox if row[0] not in applied], held)
-        plans = [Install(c.group, [Op("hset", keys.mp_counts_key(tenant, c.mp.id),
-                                      (c.bucket, n))], snaps[c.group])
+        snaps = _snapshot_ids([row for row in outbox if row[0] not in applied], held)
+        plans = [Install(keys.cell_group(*c.id), [Write("hset", keys.mp_counts_key(
+                     tenant, c.mp.id), (c.bucket, n))], snaps[c.id])
                  for c, n in zip(plain, plain_values)]
-        plans += [Install(c.group, _timed_writes(tenant, c, members[c.group]), snaps[c.group])
-                  for c in timed]
+        plans += [Install(keys.cell_group(*c.id), _timed_writes(tenant, c, members[c.id]),
+                          snaps[c.id]) for c in timed]
         for plan, installed in zip(plans, services.counters.install_many(tenant, token, plans)):
             if not installed:
                 log.warning("rebuild of %s lost its marker; the cell stays cold", plan.group)
     except BaseException:
         for cell in held:
             try:
-                services.counters.abort_rebuild(tenant, cell.group, token)
+                services.counters.abort_rebuild(tenant, keys.cell_group(*cell.id), token)
             except Exception:  # the marker expires by itself; never mask the first error
-                log.warning("could not clear the rebuild marker of %s", cell.group)
+                log.warning("could not clear the rebuild marker of %s", cell.id)
         raise
     return answer

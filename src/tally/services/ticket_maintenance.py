@@ -13,7 +13,8 @@ from tally.core.visibility import ticket_buckets
 from tally.stores import keys
 from tally.stores.sql import notification_counts as sql_counts
 from tally.stores.sql import ticket_counts as sql
-from tally.stores.redis.cells import Cell, TimedValue
+from tally.core.cells import Cell
+from tally.stores.redis.cells import TimedValue
 
 if TYPE_CHECKING:
     from tally.services.maintenance import Difference
@@ -102,7 +103,7 @@ def compare(services: "Services", tenant: str, member: str) -> list["Difference"
     cell = _cell(services, tenant, member)
     if cell is None:
         return []
-    token = services.counters.begin_rebuild(tenant, cell.group)
+    token = services.counters.begin_rebuild(tenant, keys.cell_group(*cell.id))
     if token is None:
         return []  # a rebuild is installing this cell right now
     try:
@@ -116,7 +117,7 @@ def compare(services: "Services", tenant: str, member: str) -> list["Difference"
                 _sql_members(session, tenant, cell) if isinstance(cached, TimedValue)
                 else sql.cell_counts(session, tenant, [cell], [None])[0])
     finally:
-        services.counters.abort_rebuild(tenant, cell.group, token)
+        services.counters.abort_rebuild(tenant, keys.cell_group(*cell.id), token)
     if isinstance(cached, TimedValue) and isinstance(truth, dict):
         field = _timed_field(cached, truth)
         redis_value, sql_value = len(cached.members), len(truth)

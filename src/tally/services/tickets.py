@@ -20,7 +20,7 @@ from tally.core.filters import SUMMARY_FILTERS
 from tally.core.visibility import plan
 from tally.errors import StoreUnavailable
 from tally.stores.sql import ticket_counts as sql
-from tally.stores.redis.cells import Cell
+from tally.core.cells import Cell
 
 log = logging.getLogger("tally.services.tickets")
 
@@ -78,7 +78,7 @@ class TicketCountService:
             return self._answer(compiled, totals, now, "sql")
         if _cold(read):
             spans = compiled.windows(now, query.timezone)  # per target: the cold paths need them
-            cold = list({cell.group: cell for cell in read}.values())
+            cold = list({cell.id: cell for cell in read}.values())
             totals = compiled.totals(self._recompute(tenant, cold, compiled, spans, now))
             return self._answer(compiled, totals, now, "recomputed")
         return self._answer(compiled, compiled.per_target(read), now, "cache")

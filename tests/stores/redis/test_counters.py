@@ -12,11 +12,12 @@ from tally.core.predicates import Materialized
 from tally.core.filters import SYSTEM_BY_ID
 from tally.errors import GuardChanged, RebuildBusy, StoreUnavailable
 from tally.stores import keys
-from tally.core.cells import GroupOps, Install, Key, Op, OutboxDelta
-from tally.stores.redis.counters import RedisCounters
-from tally.stores.redis.cells import Cell, Sums, TicketCounters
+from tally.core.cells import Cell, CellDeltas, NotificationDelta, OutboxDelta
+from tally.stores.redis.counters import Install, RedisCounters, Write
+from tally.stores.redis.cells import Sums, TicketCounters
 
 T = str(uuid.uuid4())
+H = keys.notification_counts_key(T, "u1")
 
 
 @pytest.fixture
@@ -31,14 +32,17 @@ def counters(client):
     return RedisCounters(client)
 
 
-def bump(outbox_id: int, group: str = "g1", key: str | None = None, n: int = 1, **extra):
-    key = key or keys.tenant_prefix(T) + "h"
-    return OutboxDelta(outbox_id, [GroupOps(group, extra.pop("warm", key),
-                                            [Op("hincrby", key, ("n", n))], **extra)])
+def bump(outbox_id: int, user: str = "u1", n: int = 1) -> OutboxDelta:
+    """A notification row adding n to the user's total (lastUpdated stays 0: never written)."""
+    return OutboxDelta(outbox_id, notification=NotificationDelta(user, {"total": n}, 0))
 
 
-def warm_hash(client, field="n", value=0):
-    client.hset(keys.tenant_prefix(T) + "h", field, value)
+def group(user: str = "u1") -> str:
+    return keys.notification_group(user)
+
+
+def warm_hash(client, value=0):
+    client.hset(H, "total", value)
 
 
 def test_each_outbox_id_is_applied_once(counters, client):
@@ -47,34 +51,33 @@ def test_each_outbox_id_is_applied_once(counters, client):
     again = counters.apply(T, [bump(2), bump(3)], now_ms=2)
     assert (first.applied, first.duplicates) == (2, 0)
     assert (again.applied, again.duplicates) == (1, 1)
-    assert client.hget(keys.tenant_prefix(T) + "h", "n") == "3"
+    assert client.hgetall(H) == {"total": "3"}
 
 
 def test_cold_group_is_skipped_but_the_event_is_marked_applied(counters, client):
     result = counters.apply(T, [bump(1)], now_ms=1)
     assert result.applied == 1
-    assert not client.exists(keys.tenant_prefix(T) + "h")
+    assert not client.exists(H)
     assert client.zscore(keys.applied_key(T), "1") == 1
 
 
 def test_warm_field_gates_one_cell_of_a_hash(counters, client):
-    key = keys.tenant_prefix(T) + "cells"
+    key = keys.mp_counts_key(T, "mp1")
     client.hset(key, "a", 5)
-    counters.apply(T, [OutboxDelta(1, [
-        GroupOps("ca", key, [Op("hincrby", key, ("a", 1))], warm_field="a"),
-        GroupOps("cb", key, [Op("hincrby", key, ("b", 1))], warm_field="b")])], now_ms=1)
+    cells = CellDeltas(plain={("mp1", "a"): 1, ("mp1", "b"): 1})
+    counters.apply(T, [OutboxDelta(1, cells=cells)], now_ms=1)
     assert client.hgetall(key) == {"a": "6"}
 
 
 def test_rebuild_marker_refuses_the_whole_batch(counters, client):
     warm_hash(client)
-    token = counters.begin_rebuild(T, "g2")
+    token = counters.begin_rebuild(T, group("u2"))
     assert token
     with pytest.raises(RebuildBusy):
-        counters.apply(T, [bump(1, "g1"), bump(2, "g2")], now_ms=1)
-    assert client.hget(keys.tenant_prefix(T) + "h", "n") == "0"
+        counters.apply(T, [bump(1, "u1"), bump(2, "u2")], now_ms=1)
+    assert client.hget(H, "total") == "0"
     assert not client.exists(keys.applied_key(T))
-    assert counters.begin_rebuild(T, "g2") is None  # one rebuild at a time
+    assert counters.begin_rebuild(T, group("u2")) is None  # one rebuild at a time
 
 
 def test_guard_mismatch_refuses_the_batch(counters, client):
@@ -84,46 +87,52 @@ def test_guard_mismatch_refuses_the_batch(counters, client):
     with pytest.raises(GuardChanged):
         counters.apply(T, [bump(1)], now_ms=1, guards=[(version, "6")])
     assert counters.apply(T, [bump(1)], now_ms=1, guards=[(version, "7")]).applied == 1
-    assert client.hget(keys.tenant_prefix(T) + "h", "n") == "1"
+    assert client.hget(H, "total") == "1"
 
 
 def test_install_counts_snapshot_ids_once_and_clears_the_marker(counters, client):
-    key = keys.tenant_prefix(T) + "h"
     counters.apply(T, [bump(1)], now_ms=1)  # cold: skipped, marked applied
-    token = counters.begin_rebuild(T, "g1")
+    token = counters.begin_rebuild(T, group())
     # The snapshot counted outbox rows 1 (already applied) and 2 (not yet applied).
-    assert counters.install(T, token, Install("g1", [Op("hset", key, ("n", 2))], [1, 2]))
-    assert client.smembers(keys.group_snapshot_key(T, "g1")) == {"2"}
-    assert not client.exists(keys.group_lock_key(T, "g1"))
+    assert counters.install(T, token, Install(group(), [Write("hset", H, ("total", 2))], [1, 2]))
+    assert client.smembers(keys.group_snapshot_key(T, group())) == {"2"}
+    assert not client.exists(keys.group_lock_key(T, group()))
     counters.apply(T, [bump(2), bump(3)], now_ms=2)
-    assert client.hget(key, "n") == "3"  # 2 was in the snapshot; only 3 adds
+    assert client.hget(H, "total") == "3"  # 2 was in the snapshot; only 3 adds
 
 
 def test_install_with_a_lost_marker_writes_nothing(counters, client):
-    key = keys.tenant_prefix(T) + "h"
-    token = counters.begin_rebuild(T, "g1")
-    client.delete(keys.group_lock_key(T, "g1"))  # expired
-    assert not counters.install(T, token, Install("g1", [Op("hset", key, ("n", 9))], []))
-    assert not client.exists(key)
+    token = counters.begin_rebuild(T, group())
+    client.delete(keys.group_lock_key(T, group()))  # expired
+    assert not counters.install(T, token, Install(group(), [Write("hset", H, ("total", 9))], []))
+    assert not client.exists(H)
+
+
+def test_last_updated_is_kept_at_its_maximum(counters, client):
+    warm_hash(client)
+    late, early = (OutboxDelta(i, notification=NotificationDelta("u1", {}, at))
+                   for i, at in ((1, 70), (2, 50)))
+    counters.apply(T, [late, early], now_ms=1)
+    assert client.hgetall(H) == {"total": "0", "lu": "70"}
+
+
+ZSET, NEGATIVES = keys.mp_zset_key(T, "mp1", "all"), keys.mp_negatives_key(T, "mp1", "all")
 
 
 def zmoves(outbox_id, moves):
-    zset, negatives = keys.tenant_prefix(T) + "z", keys.tenant_prefix(T) + "zn"
-    ops = [Op("zmove", zset, (Key(negatives), member, score, delta))
-           for member, score, delta in moves]
-    return OutboxDelta(outbox_id, [GroupOps("z", keys.tenant_prefix(T) + "zw", ops)])
+    return OutboxDelta(outbox_id, cells=CellDeltas(timed={("mp1", "all"): moves}))
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
 def test_zmoves_commute_in_any_order(counters, client, order):
-    client.set(keys.tenant_prefix(T) + "zw", 1)
+    client.hset(keys.mp_counts_key(T, "mp1"), "z:all", 1)
     history = [zmoves(1, [("t:1", 10, 1)]),                      # created at v1
                zmoves(2, [("t:1", 10, -1), ("t:2", 20, 1)]),     # v1 -> v2
                zmoves(3, [("t:2", 20, -1), ("t:3", 30, 1)])]     # v2 -> v3
     for i in order:
         counters.apply(T, [history[i]], now_ms=1)
-    assert client.zrange(keys.tenant_prefix(T) + "z", 0, -1, withscores=True) == [("t:3", 30.0)]
-    assert not client.exists(keys.tenant_prefix(T) + "zn")
+    assert client.zrange(ZSET, 0, -1, withscores=True) == [("t:3", 30.0)]
+    assert not client.exists(NEGATIVES)
 
 
 AGENT = Principal("agent-1", T, "dev", frozenset({"ticket_agent"}), ("t1", "t2"))

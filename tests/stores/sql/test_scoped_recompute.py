@@ -18,7 +18,7 @@ from tally.stores.sql import ticket_counts as sql
 from tally.stores.sql.db import Database
 from tally.stores.sql.models import Ticket
 from tally.stores.sql.conditions import leaf
-from tally.stores.redis.cells import Cell
+from tally.core.cells import Cell
 from tests.support.tokens import REALM
 from tests.support.randomdata import random_tickets
 from tests.support.cells import FILTERS, NOW, cells_of, in_cell, seeded_tickets, ticket_row
@@ -60,15 +60,15 @@ def test_overlapping_buckets_count_each_ticket_once_per_cell(tickets):
 
 def test_timed_members_of_overlapping_buckets(tickets):
     db, rows = tickets
-    timed = list({c.group: c for c in _cells()[0] if c.mp.score_field is not None}.values())
+    timed = list({c.id: c for c in _cells()[0] if c.mp.score_field is not None}.values())
 
     with db.snapshot() as session:
         members = sql.timed_members(session, TENANT, timed)
 
     for cell in timed:
-        assert members[cell.group] == {cell.mp.member(t)[0]: cell.mp.member(t)[1] for t in rows
-                                       if in_cell(t, cell, None)
-                                       and cell.mp.member(t) is not None}, cell
+        assert members[cell.id] == {cell.mp.member(t)[0]: cell.mp.member(t)[1] for t in rows
+                                    if in_cell(t, cell, None)
+                                    and cell.mp.member(t) is not None}, cell
     assert sum(len(found) for found in members.values()) > 50
 
 

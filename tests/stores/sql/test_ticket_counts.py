@@ -10,7 +10,7 @@ from tally.core.model import Principal
 from tally.core.predicates import Materialized
 from tally.core.visibility import assignee_team_bucket
 from tally.stores.sql import ticket_counts as sql
-from tally.stores.redis.cells import Cell
+from tally.core.cells import Cell
 from tests.support.cells import NOW, cells_of, in_cell, oracle_checked_counts, seeded_tickets
 
 pytestmark = pytest.mark.both_databases
@@ -46,7 +46,7 @@ def test_one_grouped_query_counts_every_cell_as_the_oracle_does(tickets):
 
 def test_timed_members_are_what_the_worker_would_hold(tickets):
     db, rows = tickets
-    timed = list({cell.group: cell for cell in _cells()[0]
+    timed = list({cell.id: cell for cell in _cells()[0]
                   if cell.mp.score_field is not None}.values())
 
     with db.snapshot() as session:
@@ -55,7 +55,7 @@ def test_timed_members_are_what_the_worker_would_hold(tickets):
     for cell in timed:
         want = {cell.mp.member(t)[0]: cell.mp.member(t)[1] for t in rows
                 if in_cell(t, cell, None) and cell.mp.member(t) is not None}
-        assert members[cell.group] == want, cell
+        assert members[cell.id] == want, cell
     assert sum(len(found) for found in members.values()) > 50
 
 

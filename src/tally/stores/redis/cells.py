@@ -9,21 +9,11 @@ from typing import Any, Collection, Sequence
 from tally.core.predicates import Materialized
 from tally.stores import keys
 from tally.stores.redis.cluster import scan_tenant
-from tally.stores.redis.counters import RedisCounters, _KeyTable, _script, wrap_errors
+from tally.core.cells import Cell
+from tally.stores.redis.counters import RedisCounters, _script, wrap_errors
+from tally.stores.redis.encoder import KeyTable
 
 NEG_INF = float("-inf")
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One (MP, bucket) counter; `window` (timed MPs only) is the half-open [lo, hi) to count."""
-
-    mp: Materialized
-    bucket: str
-
-    @property
-    def group(self) -> str:
-        return keys.cell_group(self.mp.id, self.bucket)
 
 
 @dataclass(frozen=True)
@@ -50,7 +40,7 @@ class Sums:
     def of(cls, tenant: str, mps: Sequence[Materialized],
            terms: Sequence[tuple[str, int]]) -> "Sums":
         """One entry per MP (repeats allowed), each summing `terms`: (bucket, sign) pairs."""
-        table = _KeyTable()
+        table = KeyTable()
         entries: list[str] = []
         for mp in mps:
             counts = table(keys.mp_counts_key(tenant, mp.id))
@@ -82,7 +72,7 @@ class TicketCounters:
         self._begin = self.client.register_script(_script("begin"))
         self._specs: dict[str, Materialized] = {}
 
-    def _run_reads(self, table: _KeyTable, commands: list[list[Any]]) -> list[Any]:
+    def _run_reads(self, table: KeyTable, commands: list[list[Any]]) -> list[Any]:
         if not commands:
             return []
         return self._read(keys=table.keys, args=[json.dumps(commands)])
@@ -105,7 +95,7 @@ class TicketCounters:
     @wrap_errors
     def registry(self, tenant: str) -> Registry:
         """The registered MPs and the version an apply must be guarded with (one round trip)."""
-        table = _KeyTable()
+        table = KeyTable()
         version, raw = self._run_reads(table, [["get", table(keys.mp_version_key(tenant))],
                                                ["hgetall", table(keys.mp_registry_key(tenant))]])
         flat = raw or []
@@ -120,12 +110,13 @@ class TicketCounters:
     def begin(self, tenant: str, cells: Sequence[Cell]) -> tuple[str, list[Cell]]:
         """Register the cells' MPs and set their markers; the token and the cells it holds."""
         token = secrets.token_hex(8)
-        table = _KeyTable(keys.mp_registry_key(tenant), keys.mp_version_key(tenant))
+        table = KeyTable(keys.mp_registry_key(tenant), keys.mp_version_key(tenant))
         mps = {cell.mp.id: cell.mp for cell in cells}
         plan = {"mps": [[mp.id, mp.spec, [table(keys.filter_mps_key(tenant, origin))
                                           for origin in mp.origins]]
                         for mp in mps.values()],
-                "locks": [table(keys.group_lock_key(tenant, cell.group)) for cell in cells]}
+                "locks": [table(keys.group_lock_key(tenant, keys.cell_group(*cell.id)))
+                          for cell in cells]}
         flags = self._begin(keys=table.keys,
                             args=[self.counters.lock_ttl_ms, token, json.dumps(plan)])
         return token, [cell for cell, flag in zip(cells, flags) if int(flag) == 1]
@@ -160,7 +151,7 @@ class TicketCounters:
     @wrap_errors
     def rebuilding(self, tenant: str, cell: Cell) -> bool:
         """Whether a rebuild marker is set on the cell right now."""
-        return bool(self.client.exists(keys.group_lock_key(tenant, cell.group)))
+        return bool(self.client.exists(keys.group_lock_key(tenant, keys.cell_group(*cell.id))))
 
     @wrap_errors
     def cell_value(self, tenant: str, cell: Cell) -> int | TimedValue | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from dataclasses import dataclass
 from functools import wraps
 from importlib import resources
 from typing import Any, Callable, Iterable, Sequence, TypeVar
@@ -14,8 +15,8 @@ from redis.exceptions import RedisClusterException
 from tally.core.model import NOTIFICATION_TYPES, PRIORITIES, NotificationCounts
 from tally.errors import GuardChanged, RebuildBusy, StoreUnavailable
 from tally.stores import keys
-from tally.stores.redis import encoder as apply_calls
-from tally.core.cells import ApplyResult, Install, Key, Op, OutboxDelta
+from tally.core.cells import OutboxDelta
+from tally.stores.redis import encoder
 from tally.stores.redis.cluster import NOT_RUN, scan_tenant, tenant_pipeline
 
 log = logging.getLogger("tally.stores.redis")
@@ -45,21 +46,28 @@ def wrap_errors(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-class _KeyTable:
-    """Collects distinct keys into a KEYS list and hands out their 1-based Lua indices."""
+@dataclass(frozen=True)
+class Write:
+    """One install.lua write: `name` is del, hset or zadd; `key` a full key from keys.py."""
 
-    def __init__(self, *fixed: str):
-        self.keys: list[str] = list(fixed)
-        self._index = {key: i + 1 for i, key in enumerate(fixed)}
+    name: str
+    key: str
+    args: tuple[Any, ...] = ()
 
-    def __call__(self, key: str) -> int:
-        if key not in self._index:
-            self.keys.append(key)
-            self._index[key] = len(self.keys)
-        return self._index[key]
 
-    def op(self, op: Op) -> list[Any]:
-        return [op.name, self(op.key), *(self(a) if isinstance(a, Key) else a for a in op.args)]
+@dataclass(frozen=True)
+class Install:
+    """A group's counters from one SQL snapshot: what to write and which outbox ids it counted."""
+
+    group: str
+    writes: list[Write]
+    snapshot_ids: list[int]
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    applied: int
+    duplicates: int
 
 
 class RedisCounters:
@@ -78,14 +86,14 @@ class RedisCounters:
     @wrap_errors
     def apply(self, tenant: str, deltas: Iterable[OutboxDelta], now_ms: int,
               guards: Sequence[tuple[str, str]] = ()) -> ApplyResult:
-        """Apply outbox deltas once each, in one round trip of apply.lua calls (apply_calls.py).
+        """Apply outbox deltas once each, in one round trip of apply.lua calls (encoder.py).
 
         Each call is all or nothing. Raises RebuildBusy while a group a call touches is being
         rebuilt, and GuardChanged when a guard key (e.g. the filter registry version) no longer
         holds its value; that call wrote nothing, the others may have applied their events, which
         a retry then counts as duplicates.
         """
-        calls = apply_calls.encode(tenant, deltas, guards)
+        calls = encoder.encode(tenant, deltas, guards)
         if len(calls) == 1:
             replies = [self._apply(keys=calls[0].keys, args=[now_ms, calls[0].body])]
         else:
@@ -99,7 +107,7 @@ class RedisCounters:
             applied, duplicates = applied + int(reply[1]), duplicates + int(reply[2])
         return ApplyResult(applied=applied, duplicates=duplicates)
 
-    def _apply_pipelined(self, tenant: str, calls: Sequence[apply_calls.ApplyCall],
+    def _apply_pipelined(self, tenant: str, calls: Sequence[encoder.ApplyCall],
                          now_ms: int) -> list[Any]:
         """Several apply calls in one round trip; a call a cluster did not run is sent again."""
         pipe = tenant_pipeline(self.client, tenant)
@@ -130,10 +138,11 @@ class RedisCounters:
 
     def _install_call(self, tenant: str, token: str, plan: Install,
                       client: Any = None) -> Any:
-        table = _KeyTable(keys.group_lock_key(tenant, plan.group),
-                          keys.group_snapshot_key(tenant, plan.group), keys.applied_key(tenant))
+        table = encoder.KeyTable(keys.group_lock_key(tenant, plan.group),
+                                 keys.group_snapshot_key(tenant, plan.group),
+                                 keys.applied_key(tenant))
         body = {"snap": [str(i) for i in plan.snapshot_ids],
-                "writes": [table.op(op) for op in plan.writes]}
+                "writes": [[w.name, table(w.key), *w.args] for w in plan.writes]}
         return self._install(keys=table.keys, args=[token, json.dumps(body)], client=client)
 
     @wrap_errors

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from tally.core.predicates import Materialized, Predicate, compile_matcher, fields_read
 from tally.stores.sql.models import OutboxRow, Ticket
 from tally.stores.sql.conditions import predicate, window
-from tally.stores.redis.cells import Cell
+from tally.core.cells import Cell, CellId
 
 SUPPORT = "sr:"
 GROUPING_WORK_MEM = "32MB"
@@ -384,14 +384,14 @@ SCORE_COLUMNS = {"createdAt": Ticket.created_at, "dueAt": Ticket.due_at,
 
 
 def timed_members(session: Session, tenant: str,
-                  cells: Sequence[Cell]) -> dict[str, dict[str, int]]:
-    """Per timed cell (by group), the members it must hold: `<id>:<version>` → score.
+                  cells: Sequence[Cell]) -> dict[CellId, dict[str, int]]:
+    """Per timed cell (by id), the members it must hold: `<id>:<version>` → score.
 
     One query: SQL evaluates each MP's predicate (a flag per MP) over the live tickets of the
     cells' buckets that some MP matches with a score, and collapses the bucket columns as
     cell_counts does; Python only files each row under the cells of its (few) column values.
     """
-    out: dict[str, dict[str, int]] = {cell.group: {} for cell in cells}
+    out: dict[CellId, dict[str, int]] = {cell.id: {} for cell in cells}
     if not cells:
         return out
     dialect = session.get_bind().dialect.name
@@ -416,7 +416,7 @@ def timed_members(session: Session, tenant: str,
             fill = targets.get(key)
             if fill is None:
                 group = dict(zip(dims, key))
-                fill = targets[key] = [[out[c.group] for c in cells
+                fill = targets[key] = [[out[c.id] for c in cells
                                         if c.mp.id == mp.id and parsed[c.bucket].holds(group)]
                                        for mp in mps]
             member = f"{row[0]}:{row[1]}"

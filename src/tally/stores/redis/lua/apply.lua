@@ -8,13 +8,12 @@
 --                 "events": [["<outbox id>", group, ...], ...]}
 --              group: [warm i, field | false, snap i, op..., op...] with each op inline:
 --                1, i, field, n             HINCRBY
---                2, i, n                    INCRBY
---                3, i, field, n             hash field kept at its maximum
+--                3, i, field, n             hash field kept at its maximum (lastUpdated)
 --                4, zset i, negatives i, member, score, +1|-1   zmove
 --   A group is applied only when warm (key i exists, or hash i has field f) and the event is not
---   in its snapshot set (an id found there is removed: that rebuild already counted it). An event
---   may list one group several times (a ticket row holds many changes); the snapshot set is asked
---   once per event and group, so a counted event is skipped for every entry of that group.
+--   in its snapshot set (an id found there is removed: that rebuild already counted it). The
+--   snapshot set is asked once per event and group, so should an event list a group several
+--   times, a counted event is skipped for every entry of it (encoder.py lists each once).
 --   zmove keeps a member in the sorted set while its running count is 1; a removal that arrives
 --   before its addition is remembered in the negatives hash, so moves commute like increments.
 -- Returns {0, applied, duplicates} on success; {1, i} when rebuild marker KEYS[i] is set;
@@ -68,9 +67,6 @@ for _, event in ipairs(batch.events) do
           if code == 1 then
             redis.call('HINCRBY', key, group[i + 2], group[i + 3])
             i = i + 4
-          elseif code == 2 then
-            redis.call('INCRBY', key, group[i + 2])
-            i = i + 3
           elseif code == 3 then
             local current = tonumber(redis.call('HGET', key, group[i + 2]) or '0') or 0
             if group[i + 3] > current then redis.call('HSET', key, group[i + 2], group[i + 3]) end

@@ -5,9 +5,8 @@
 -- KEYS[4..n]   the group's data keys, referred to by index from ARGV[2]
 -- ARGV[1]      the marker token this rebuild set
 -- ARGV[2]      JSON: {"snap": ["<outbox id>", ...],
---                     "writes": [["del", i] | ["hset", i, field, value, ...] | ["set", i, value]
---                                | ["zadd", i, score, member, ...] | ["sadd", i, member, ...]
---                                | ["incr", i]]}
+--                     "writes": [["del", i] | ["hset", i, field, value, ...]
+--                                | ["zadd", i, score, member, ...]]}
 -- Returns 0 when installed; 1 when the marker was lost (expired or taken): nothing was written.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 1
@@ -25,14 +24,8 @@ for _, write in ipairs(plan.writes) do
     redis.call('DEL', key)
   elseif name == 'hset' then
     redis.call('HSET', key, unpack(write, 3))
-  elseif name == 'set' then
-    redis.call('SET', key, write[3])
   elseif name == 'zadd' then
     redis.call('ZADD', key, unpack(write, 3))
-  elseif name == 'sadd' then
-    redis.call('SADD', key, unpack(write, 3))
-  elseif name == 'incr' then
-    redis.call('INCR', key)
   else
     return redis.error_reply('unknown write ' .. tostring(name))
   end
