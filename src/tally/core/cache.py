@@ -9,8 +9,10 @@ holds pure functions of their keys. Every cache is bounded by entries (least rec
 dropped first) and, where keys can be large, by their summed weight. The app owns its caches
 (tally.extensions.Caches); nothing is module-level, so nothing outlives an app.
 
-Reads take no lock: an OrderedDict's get and move_to_end are each atomic under the GIL, so a
-hit costs two C calls and allocates nothing; writes (and eviction) take the cache's lock.
+Reads take no lock and allocate nothing: a hit is one dict lookup and marks its entry used
+(moving it to the back on every read would cost the badge poll a second lookup). Eviction,
+under the lock with every write, is LRU by second chance (CLOCK): the oldest entry goes,
+unless it was read since it was last passed over; then it moves to the back, unmarked.
 """
 from __future__ import annotations
 
@@ -48,44 +50,57 @@ def same_each(stamp: tuple[Any, ...], current: tuple[Any, ...]) -> bool:
     return True
 
 
+class _Entry:
+    """A value, the stamp it is judged by, its weight, and whether it was read since it was
+    last passed over for eviction."""
+
+    __slots__ = ("value", "stamp", "weight", "used")
+
+    def __init__(self, value: Any, stamp: Any, weight: int):
+        self.value, self.stamp, self.weight, self.used = value, stamp, weight, False
+
+
 class Cache(Generic[K, V]):
     """A bounded, thread-safe LRU map of derived values, each judged by `rule` when read."""
 
     def __init__(self, name: str, size: int, rule: Rule | None = None,
                  max_weight: int | None = None):
         self.name, self.size, self.rule, self.max_weight = name, size, rule, max_weight
-        self._entries: OrderedDict[K, tuple[V, Any, int]] = OrderedDict()  # (value, stamp, weight)
+        self._entries: OrderedDict[K, _Entry] = OrderedDict()  # oldest first
         self._weight = 0
         self._lock = threading.Lock()
 
     def get(self, key: K, now: Any = None) -> V | None:
         """The value of `key` while its entry holds by the rule against `now`; else None."""
         entry = self._entries.get(key)
-        if entry is None or (self.rule is not None and not self.rule(entry[1], now)):
+        if entry is None or (self.rule is not None and not self.rule(entry.stamp, now)):
             return None
-        try:
-            self._entries.move_to_end(key)
-        except KeyError:  # evicted by another thread meanwhile: still a correct answer
-            pass
-        return entry[0]
+        entry.used = True
+        return entry.value
 
     def stale(self, key: K) -> V | None:
         """The last value stored for `key`, valid or not (a fallback while its source is down)."""
         entry = self._entries.get(key)
-        return None if entry is None else entry[0]
+        return None if entry is None else entry.value
 
     def put(self, key: K, value: V, stamp: Any = None, weight: int = 0) -> V:
         """Store `value` with the stamp its validity is judged by; return it."""
+        entries = self._entries
         with self._lock:
-            old = self._entries.pop(key, None)
+            old = entries.pop(key, None)
             if old is not None:
-                self._weight -= old[2]
-            self._entries[key] = (value, stamp, weight)
+                self._weight -= old.weight
+            entries[key] = _Entry(value, stamp, weight)
             self._weight += weight
-            while len(self._entries) > self.size or (
-                    self.max_weight is not None and self._weight > self.max_weight
-                    and len(self._entries) > 1):
-                self._weight -= self._entries.popitem(last=False)[1][2]
+            while len(entries) > self.size or (self.max_weight is not None
+                                               and self._weight > self.max_weight
+                                               and len(entries) > 1):
+                oldest, entry = entries.popitem(last=False)
+                if entry.used:  # read since it was last passed over: it goes to the back
+                    entry.used = False
+                    entries[oldest] = entry
+                else:
+                    self._weight -= entry.weight
         return value
 
     def pop(self, key: K) -> None:
@@ -93,7 +108,7 @@ class Cache(Generic[K, V]):
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
-                self._weight -= old[2]
+                self._weight -= old.weight
 
     def __len__(self) -> int:
         return len(self._entries)
