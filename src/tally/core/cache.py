@@ -65,6 +65,8 @@ class Cache(Generic[K, V]):
 
     def __init__(self, name: str, size: int, rule: Rule | None = None,
                  max_weight: int | None = None):
+        if size < 1:
+            raise ValueError(f"cache {name}: size must be at least 1, not {size}")
         self.name, self.size, self.rule, self.max_weight = name, size, rule, max_weight
         self._entries: OrderedDict[K, _Entry] = OrderedDict()  # oldest first
         self._weight = 0
@@ -90,13 +92,13 @@ class Cache(Generic[K, V]):
             old = entries.pop(key, None)
             if old is not None:
                 self._weight -= old.weight
-            entries[key] = _Entry(value, stamp, weight)
+            new = entries[key] = _Entry(value, stamp, weight)
             self._weight += weight
             while len(entries) > self.size or (self.max_weight is not None
                                                and self._weight > self.max_weight
                                                and len(entries) > 1):
                 oldest, entry = entries.popitem(last=False)
-                if entry.used:  # read since it was last passed over: it goes to the back
+                if entry.used or entry is new:  # read since last passed over, or just put
                     entry.used = False
                     entries[oldest] = entry
                 else:
