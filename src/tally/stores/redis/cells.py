@@ -39,8 +39,8 @@ class TimedValue:
 class Sums:
     """A compiled read of many counts, each Σ sign × cell over the same buckets of one MP.
 
-    Built once per request shape (counting/ticket_plans.py) and reused: between reads only the
-    windows of the timed entries change. Read by sums.lua.
+    Built once per request shape (core/plans.py; the app's plans cache) and reused: between
+    reads only the windows of the timed entries change. Read by sums.lua.
     """
 
     keys: list[str]
