@@ -98,6 +98,9 @@ class Base:
     LOG_SAMPLE_RATE = 0.01
     # Seconds between folds of a web process's request counts into /metrics (its lag at most).
     METRICS_FOLD_SECONDS = 1.0
+    # Entries each per-process cache holds at most, by name (tally.extensions.Caches lists them;
+    # docs/decisions.md gives each one's validity rule). A name left out keeps its default.
+    CACHE_SIZES: dict[str, int] = {}
 
     # flask-smorest / OpenAPI
     API_TITLE = "tally"

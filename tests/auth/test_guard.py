@@ -13,7 +13,6 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from tally.auth import guard as guard_module
 from tally.auth.guard import ANY_TICKET_ROLE, PREFIX, require_roles
 from tally.services.tenants import create_tenant
 from tally.stores.sql.models import Tenant
@@ -341,10 +340,10 @@ def test_headers_that_passed_are_checked_again_when_the_tenant_is_looked_up_agai
 
 
 def test_remembered_headers_are_bounded(app, client, headers, monkeypatch):
-    monkeypatch.setattr(guard_module, "PASSED_HEADERS", 3)
+    monkeypatch.setattr(app.extensions["tally"].caches.passed, "size", 3)
     for n in range(7):
         assert client.get(f"{PREFIX}/_probe", headers=headers(user=f"user-{n}")).status_code == 200
-    assert 1 <= len(app.extensions["tally_guard"]._passed) <= 3
+    assert len(app.extensions["tally"].caches.passed) == 3
 
 
 # -- 403 FORBIDDEN -------------------------------------------------------------------------------

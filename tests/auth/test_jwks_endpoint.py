@@ -13,6 +13,7 @@ import pytest
 
 from tally.auth.realms import MISSING_RETRY_INTERVAL, REFETCH_INTERVAL, Realms, fetch_url
 from tally.auth.tokens import TokenVerifier
+from tally.extensions import build_caches
 from tally.services.tenants import create_tenant
 from tests.support.tokens import claims, jwks, rsa_key
 from tests.support.jwks_server import HOLD_SECONDS, FakeClock, JwksServer
@@ -58,7 +59,7 @@ def make_remote(make_app, tmp_path, server, clock):
         realms = Realms({REALM: Realms.load(str(path)).get(REALM)},
                         fetch=functools.partial(fetch_url, timeout=timeout), clock=clock)
         app.extensions["tally"].realms = realms
-        app.extensions["tally_guard"].verifier = TokenVerifier(realms)
+        app.extensions["tally_guard"].verifier = TokenVerifier(realms, build_caches({}).tokens)
         tenant = str(uuid.uuid4())
         create_tenant(app.extensions["tally"].db, tenant, "Remote tenant", REALM)
         return app, tenant

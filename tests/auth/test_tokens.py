@@ -13,6 +13,7 @@ from jwt import PyJWK
 from tally.auth.realms import KeyLookupError, Realm, Realms
 from tally.auth.tokens import MAX_TOKEN_BYTES, TokenVerifier, canonical_uuid
 from tally.errors import Unauthorized
+from tally.extensions import build_caches
 from tests.support.tokens import (claims, ec_key, hs256_with_public_key, jwks, rsa_key,
                                   unsigned_token)
 
@@ -60,7 +61,7 @@ def keys(rsa, ec):
 
 @pytest.fixture
 def verifier(keys):
-    return TokenVerifier(keys)
+    return TokenVerifier(keys, build_caches({}).tokens)
 
 
 def body(**extra):
@@ -139,7 +140,7 @@ def test_unknown_kid_triggers_one_refetch_then_unauthorized(rsa):
         fetched.append(url)
         return json.dumps(jwks(rsa)).encode()
 
-    verifier = TokenVerifier(Realms({"acme": REALM}, fetch=fetch))
+    verifier = TokenVerifier(Realms({"acme": REALM}, fetch=fetch), build_caches({}).tokens)
     verifier.verify(REALM, rsa.sign(body()))
     assert len(fetched) == 1
     stranger = rsa_key("rotated-away")
@@ -183,7 +184,7 @@ def test_cache_returns_the_same_principal_without_reverifying(verifier, keys, rs
 
 def test_cache_entry_is_dropped_at_exp(keys, rsa):
     clock = Clock()
-    verifier = TokenVerifier(keys, clock=clock)
+    verifier = TokenVerifier(keys, build_caches({}).tokens, clock=clock)
     token = rsa.sign(body(exp=int(clock.now) + 60))
     verifier.verify(REALM, token)
     clock.now += 59
@@ -195,7 +196,7 @@ def test_cache_entry_is_dropped_at_exp(keys, rsa):
 
 
 def test_cache_is_bounded_least_recently_used_first(keys, rsa):
-    verifier = TokenVerifier(keys, max_entries=2)
+    verifier = TokenVerifier(keys, build_caches({"tokens": 2}).tokens)
     a, b, c = (rsa.sign(body(jti=name)) for name in "abc")
     for token in (a, b, a, c):  # b is now the least recently used
         verifier.verify(REALM, token)

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from types import SimpleNamespace
 
 from tally.core.conditions import parse_definition
 from tally.core.model import Principal
 from tally.core.predicates import Materialized
 from tally.core.filters import SUMMARY_FILTERS, SYSTEM_BY_ID
-from tally.core.plans import PlanCache, compile_count
+from tally.core.plans import compile_count
 from tally.core.visibility import plan
+from tally.extensions import Caches, build_caches
+from tally.services.tickets import TicketCountQuery, TicketCountService
 
 TENANT = "00000000-0000-4000-8000-0000000000aa"
 AGENT = Principal("agent-1", TENANT, "dev", frozenset({"ticket_agent"}), ("t1", "t2"))
@@ -20,8 +23,10 @@ def _filters(*ids: str) -> dict:
     return {fid: SYSTEM_BY_ID[fid] for fid in ids}
 
 
-def _get(cache: PlanCache, principal: Principal, filters: dict, profile=None, profile_id=None):
-    return cache.get(TENANT, principal, plan(principal, "agent"), filters, profile, profile_id)
+def _get(caches: Caches, principal: Principal, filters: dict, profile=None, profile_id=None):
+    """The plan the ticket count service compiles (or reuses) for an agent view."""
+    query = TicketCountQuery(principal, "agent", filters, profile, "UTC", False, profile_id)
+    return TicketCountService(SimpleNamespace(caches=caches)).compiled(query)
 
 
 def test_a_compiled_plan_names_every_target_and_the_agent_bucket_plan():
@@ -40,7 +45,7 @@ def test_a_compiled_plan_names_every_target_and_the_agent_bucket_plan():
 
 
 def test_the_same_shape_is_compiled_once_and_a_new_definition_object_compiles_again():
-    cache = PlanCache()
+    cache = build_caches({})
     filters = _filters("all", "3745")
     first = _get(cache, AGENT, filters)
     assert _get(cache, AGENT, dict(filters)) is first
@@ -51,7 +56,7 @@ def test_the_same_shape_is_compiled_once_and_a_new_definition_object_compiles_ag
 
 
 def test_callers_profiles_and_filter_lists_get_their_own_plans():
-    cache = PlanCache()
+    cache = build_caches({})
     custom = {"c1": replace(SYSTEM_BY_ID["all"], id="c1", definition=MINE)}
     mine = _get(cache, AGENT, custom)
     other = _get(cache, replace(AGENT, user_id="agent-2"), custom)
@@ -64,13 +69,13 @@ def test_callers_profiles_and_filter_lists_get_their_own_plans():
 
 
 def test_the_cache_is_bounded_least_recently_used_first():
-    cache = PlanCache(size=2)
+    cache = build_caches({"plans": 2})
     a = _get(cache, AGENT, _filters("all"))
     _get(cache, AGENT, _filters("3745"))
     assert _get(cache, AGENT, _filters("all")) is a  # used again: now the most recent
     _get(cache, AGENT, _filters("7440"))  # evicts 3745, not all
     assert _get(cache, AGENT, _filters("all")) is a
-    assert len(cache._plans) == 2
+    assert len(cache.plans) == 2
 
 
 def test_the_warm_read_counts_each_mp_and_window_once():

@@ -8,11 +8,18 @@ from sqlalchemy.exc import (DBAPIError, IntegrityError, InterfaceError, Operatio
                             ProgrammingError, TimeoutError as PoolTimeout)
 
 from tally.core.conditions import parse_definition
+from tally.extensions import build_caches
 from tally.services.catalog import FilterCatalog, ResolvedFilter
 from tally.stores.sql.db import is_unavailable
 
 DOWN = OperationalError("SELECT 1", {}, Exception("connection refused"))
 ALL = ResolvedFilter("all", "All Tickets", "system", None, parse_definition({"all": []}))
+
+
+def _caches():
+    """The catalog's two caches, as an app builds them."""
+    caches = build_caches({})
+    return caches.filters, caches.resolved
 
 
 @pytest.mark.parametrize("error, unavailable", [
@@ -45,7 +52,7 @@ class Loader:
 def catalog():
     now = [0.0]
     loader = Loader()
-    return FilterCatalog(ttl=5, monotonic=lambda: now[0], loader=loader), loader, now
+    return FilterCatalog(*_caches(), ttl=5, monotonic=lambda: now[0], loader=loader), loader, now
 
 
 def test_while_down_known_filters_resolve_and_a_miss_is_not_called_invalid(catalog, caplog):

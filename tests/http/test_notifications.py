@@ -227,12 +227,11 @@ def test_timestamps_are_iso_utc_milliseconds(client, headers, db, tenant_id):
     assert items[0]["createdAt"] == "2025-07-10T12:34:56.789Z"
 
 
-def test_a_remembered_view_answers_as_the_first_load_did(client, headers, seeded, monkeypatch):
-    """The badge's query string is validated once per process (a bounded memo of good loads):
+def test_a_remembered_view_answers_as_the_first_load_did(client, services, headers, seeded,
+                                                         monkeypatch):
+    """The badge's query string is validated once per app (a bounded cache of good loads):
     a repeat of a good one answers the same view, a bad one is its 400 every time."""
-    from tally.http.views import notifications
-
-    memo = notifications.load_count_query
+    memo = services.caches.badge_queries
     monkeypatch.setattr(memo, "size", 4)
     for _ in range(3):
         assert client.get(COUNT + "?view=minimal", headers=headers()).get_json()["data"] == {
@@ -240,7 +239,7 @@ def test_a_remembered_view_answers_as_the_first_load_did(client, headers, seeded
         bad = client.get(COUNT + "?view=compact", headers=headers())
         assert bad.status_code == 400
         assert bad.get_json()["error"]["details"] == {"view": ["Must be one of: full, minimal."]}
-    assert b"view=minimal" in memo._seen and b"view=compact" not in memo._seen
+    assert b"view=minimal" in memo and b"view=compact" not in memo
     for n in range(8):
         assert client.get(f"{COUNT}?n={n}", headers=headers()).status_code == 200
-    assert len(memo._seen) == 4
+    assert len(memo) == 4

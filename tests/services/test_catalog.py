@@ -11,6 +11,7 @@ from sqlalchemy import update
 from tally.core.conditions import parse_definition
 from tally.services.catalog import TTL_SECONDS, FilterCatalog, load_tenant, well_formed
 from tally.errors import Forbidden, NotFound, ValidationFailed
+from tally.extensions import build_caches
 from tally.services.tenants import create_tenant
 from tally.stores.sql import filters as store
 from tally.stores.sql.db import Database
@@ -20,6 +21,12 @@ pytestmark = pytest.mark.both_databases
 
 VIP = {"all": [{"field": "tags", "op": "contains", "value": "vip"}]}
 NOW = datetime(2025, 7, 10, 12, 34, 56, tzinfo=timezone.utc)
+
+
+def _caches():
+    """The catalog's two caches, as an app builds them."""
+    caches = build_caches({})
+    return caches.filters, caches.resolved
 
 
 @dataclass
@@ -75,7 +82,7 @@ def loads():
 
 @pytest.fixture
 def catalog(ticks, loads):
-    return FilterCatalog(monotonic=ticks, loader=loads)
+    return FilterCatalog(*_caches(), monotonic=ticks, loader=loads)
 
 
 def insert(services, tenant: str, owner: str, name: str = "VIP", shared: bool = False) -> str:
@@ -226,7 +233,7 @@ def test_create_and_delete_through_the_catalog_take_effect_at_once(services, ten
 
 def test_another_process_stops_resolving_a_deleted_filter_within_the_ttl(services, tenant,
                                                                          catalog, ticks):
-    elsewhere = FilterCatalog(monotonic=ticks)
+    elsewhere = FilterCatalog(*_caches(), monotonic=ticks)
     fid = insert(services, tenant, "alice")
     assert fid in elsewhere.resolve(services, tenant, "alice", [fid])[0]
     catalog.delete(services, tenant, "alice", fid)
@@ -259,7 +266,7 @@ def test_invalidate_makes_the_next_resolve_read_sql(services, tenant, catalog, l
 
 
 def test_an_owner_may_hold_only_so_many_custom_filters(services, tenant):
-    catalog = FilterCatalog(max_per_user=2)
+    catalog = FilterCatalog(*_caches(), max_per_user=2)
     for name in ("one", "two"):
         catalog.create(services, tenant, "alice", name, None, False, parse_definition(VIP))
     with pytest.raises(ValidationFailed, match="already have 2 custom filters"):

@@ -4,9 +4,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
 from flask import Flask, current_app, g, request
@@ -17,7 +15,7 @@ from tally.auth.tokens import TokenVerifier, VerifiedToken, canonical_uuid
 from tally.core.model import Principal
 from tally.errors import (Forbidden, InvalidHeader, NotAcceptable, RealmNotFound, TenantNotFound,
                           Unauthorized)
-from tally.extensions import services
+from tally.extensions import Caches, services
 from tally.stores.sql.db import Outage, is_unavailable
 from tally.stores.sql.models import Tenant
 
@@ -28,8 +26,6 @@ ANY_TICKET_ROLE = ("ticket_user", "ticket_agent", "ticket_admin", "ticket_servic
 SERVICE_ROLE = "ticket_service"
 TENANT_CACHE_SECONDS = 30.0
 TENANT_RETRY_SECONDS = 5.0  # while the database is down, how long a last known entry is reused
-PASSED_HEADERS = 10_000  # header sets remembered as passed per process (forgotten when full)
-PASSED_BYTES = 64 * 1024 * 1024  # ... and at most this much of their Authorization headers
 EXTENSION = "tally_guard"
 # The Accept values clients send, which admit application/json without parsing the header.
 PLAIN_ACCEPTS = frozenset(("", "application/json", "*/*"))
@@ -39,15 +35,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Guard:
-    """One app's guard state: the token verifier, recently seen tenants and headers that passed."""
+    """One app's guard: the token verifier, and (in the app's caches) recently seen tenants and
+    headers that passed."""
 
-    def __init__(self, verifier: TokenVerifier, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, verifier: TokenVerifier, caches: Caches,
+                 clock: Callable[[], float] = time.monotonic):
         self.verifier = verifier
         self.clock = clock
-        self._tenants: dict[str, tuple[str, float]] = {}  # tenant → (realm, expires)
-        self._passed: dict[tuple[str | None, ...], _Passed] = {}  # raw headers → principal
-        self._passed_bytes = 0  # the Authorization headers' length in _passed (an upper bound)
-        self._lock = threading.Lock()
+        self._tenants = caches.tenants  # tenant -> realm, until self.clock passes its stamp
+        # raw headers -> principal, until (tenant lookup by self.clock, token exp by the verifier's)
+        self._passed = caches.passed
         self._outage = Outage(log, "the guard's tenant lookup")
 
     def check(self) -> Principal:
@@ -73,22 +70,14 @@ class Guard:
         if known != realm_name:
             raise TenantNotFound(f"Tenant {tenant_id} does not exist")
         principal = _authorise(token, tenant_id)
-        size = len(raw[2] or "")  # a token may be 32 KiB (tally.auth.tokens.MAX_TOKEN_BYTES)
-        with self._lock:
-            if len(self._passed) >= PASSED_HEADERS or self._passed_bytes + size > PASSED_BYTES:
-                self._passed.clear()
-                self._passed_bytes = 0
-            self._passed[raw] = _Passed(principal, token.expires_at, tenant_until)
-            self._passed_bytes += size
-        return principal
+        # weighed by the token: it may be 32 KiB (tally.auth.tokens.MAX_TOKEN_BYTES)
+        return self._passed.put(raw, principal, (tenant_until, token.expires_at),
+                                len(raw[2] or ""))
 
     def passed(self, raw: tuple[str | None, str | None, str | None]) -> Principal | None:
         """The principal of headers (x-tenantid, realmname, Authorization, as sent) that passed
         every check and whose checks' answers all still hold; None: check them (again)."""
-        passed = self._passed.get(raw)
-        if passed is not None and passed.holds(self.clock(), self.verifier.now()):
-            return passed.principal
-        return None
+        return self._passed.get(raw, (self.clock(), self.verifier.now()))
 
     def _tenant_entry(self, tenant_id: str) -> tuple[str | None, float]:
         """The realm the tenant is provisioned in (None: not provisioned) and the moment (by
@@ -98,46 +87,32 @@ class Guard:
         database is retried every TENANT_RETRY_SECONDS); an unknown tenant raises the error.
         """
         now = self.clock()
-        with self._lock:
-            hit = self._tenants.get(tenant_id)
-        if hit is not None and hit[1] > now:
+        hit = self._tenants.get(tenant_id, now)
+        if hit is not None:
             return hit
+        last = self._tenants.stale(tenant_id)
         try:
             with services().db.snapshot() as session:
                 row = session.get(Tenant, tenant_id)
                 realm = row.realm if row is not None else None
         except SQLAlchemyError as error:
-            if hit is None or not is_unavailable(error):
+            if last is None or not is_unavailable(error):
                 raise
             self._outage.failed(error)
-            entry = (hit[0], now + TENANT_RETRY_SECONDS)
-            with self._lock:
-                self._tenants[tenant_id] = entry
-            return entry
+            return self._remember(tenant_id, last[0], now + TENANT_RETRY_SECONDS)
         self._outage.recovered()
         if realm is None:
             return None, now
-        entry = (realm, now + TENANT_CACHE_SECONDS)
-        with self._lock:
-            self._tenants[tenant_id] = entry
-        return entry
+        return self._remember(tenant_id, realm, now + TENANT_CACHE_SECONDS)
 
-
-@dataclass(frozen=True)
-class _Passed:
-    """A principal whose headers passed every check, and until when each check's answer holds."""
-
-    principal: Principal
-    token_expires_at: float  # the verifier's clock (wall time, seconds)
-    tenant_until: float  # the guard's clock (monotonic)
-
-    def holds(self, now: float, wall_now: float) -> bool:
-        return self.tenant_until > now and self.token_expires_at > wall_now
+    def _remember(self, tenant_id: str, realm: str, until: float) -> tuple[str, float]:
+        return self._tenants.put(tenant_id, (realm, until), until)
 
 
 def install(app: Flask) -> Guard:
     """Guard every request under /api/v2/ticketing; on success `flask.g.principal` is set."""
-    guard = Guard(TokenVerifier(app.extensions["tally"].realms))
+    svc = app.extensions["tally"]
+    guard = Guard(TokenVerifier(svc.realms, svc.caches.tokens), svc.caches)
     app.extensions[EXTENSION] = guard
 
     @app.before_request

@@ -4,9 +4,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import sys
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
@@ -14,6 +12,7 @@ import jwt
 from jwt import PyJWK
 
 from tally.auth.realms import KeyLookupError, Realm
+from tally.core.cache import Cache
 from tally.core.model import CANONICAL_UUID, ROLES, Principal
 from tally.errors import Unauthorized
 from tally.stores.keys import ID_PATTERN
@@ -26,7 +25,6 @@ ALGORITHMS = ("RS256", "ES256")  # fixed here, never taken from the token
 # limit_request_field_size (tests/auth/test_big_tokens.py holds them together).
 MAX_TOKEN_BYTES = 32768
 LEEWAY_SECONDS = 10  # clock skew tolerated between the issuer and us
-CACHE_SIZE = 10_000
 
 
 class KeySource(Protocol):
@@ -68,15 +66,14 @@ def canonical_uuid(value: Any) -> str | None:
 
 
 class TokenVerifier:
-    """Verifies tokens for a realm and remembers valid ones (bounded LRU, dropped at exp)."""
+    """Verifies tokens for a realm and remembers valid ones in `cache` (the app's
+    Caches.tokens: a verification holds until the token's exp, by `clock`)."""
 
-    def __init__(self, keys: KeySource, *, max_entries: int = CACHE_SIZE,
+    def __init__(self, keys: KeySource, cache: Cache[bytes, VerifiedToken], *,
                  clock: Callable[[], float] = time.time):
         self._keys = keys
-        self._max_entries = max_entries
+        self._cache = cache
         self._clock = clock
-        self._cache: OrderedDict[bytes, VerifiedToken] = OrderedDict()
-        self._lock = threading.Lock()
 
     def now(self) -> float:
         """The clock a cached verification expires by (wall time, seconds)."""
@@ -93,7 +90,7 @@ class TokenVerifier:
             raise Unauthorized(f"The token is {size} bytes; tokens of at most {MAX_TOKEN_BYTES} "
                                "bytes are accepted", {"maxBytes": MAX_TOKEN_BYTES})
         digest = hashlib.sha256(f"{realm.name}\0{token}".encode("utf-8", "replace")).digest()
-        cached = self._cached(digest)
+        cached = self._cache.get(digest, self._clock())
         if cached is not None:
             return cached
         try:
@@ -102,26 +99,7 @@ class TokenVerifier:
             log.info("token rejected for realm %s: %s: %s", realm.name, type(error).__name__,
                      error)
             raise Unauthorized() from None
-        self._remember(digest, verified)
-        return verified
-
-    def _cached(self, digest: bytes) -> VerifiedToken | None:
-        with self._lock:
-            entry = self._cache.get(digest)
-            if entry is None:
-                return None
-            if entry.expires_at <= self._clock():
-                del self._cache[digest]
-                return None
-            self._cache.move_to_end(digest)
-            return entry
-
-    def _remember(self, digest: bytes, verified: VerifiedToken) -> None:
-        with self._lock:
-            self._cache[digest] = verified
-            self._cache.move_to_end(digest)
-            while len(self._cache) > self._max_entries:
-                self._cache.popitem(last=False)
+        return self._cache.put(digest, verified, verified.expires_at)
 
     def _decode(self, realm: Realm, token: str) -> VerifiedToken:
         header = jwt.get_unverified_header(token)

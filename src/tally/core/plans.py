@@ -1,20 +1,18 @@
-"""Compiled ticket-count requests, memoised per caller and request shape.
+"""Compiled ticket-count requests, the clock-free part of a sidebar read.
 
 A sidebar sends the same request every few seconds: the same filters, caller and profile. All
 of its answer except the clock — the materialised predicates (resolving `$me`/`$myTeams`,
 canonical JSON and a SHA-1 for each of ~35 targets), the cells, the Redis keys, the read script's
 spec and the `filterDetails` JSON — is a pure function of the resolved filter definitions, the
-caller's user id and teams, the bucket plan and the profile. `PlanCache` keeps the compiled form
-per (tenant, user, teams, bucket plan, filter ids, profile id) and reuses it only while the
-filter catalog still hands out the very same definition objects (identity, not equality: a
-catalog reload, a new or a deleted filter compiles afresh), so a cached plan is never staler than
-the catalog itself.
+caller's user id and teams, the bucket plan and the profile. The app's `plans` cache
+(tally.services.tickets) keeps the compiled form per request shape and reuses it only while the
+filter catalog still hands out the very same definition objects (`CompiledCount.sources`, by
+identity, not equality: a catalog reload, a new or a deleted filter compiles afresh), so a
+cached plan is never staler than the catalog itself.
 """
 from __future__ import annotations
 
 import json
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
@@ -25,8 +23,6 @@ from tally.core.filters import SUMMARY_FILTERS
 from tally.core.visibility import CountPlan
 from tally.core.cells import Cell
 from tally.stores.redis.cells import Sums
-
-PLANS_PER_PROCESS = 2048
 
 
 @dataclass(frozen=True)
@@ -82,7 +78,8 @@ def _window(target: Target, now: int, tz: str) -> Any:
     return condition.window(now, tz) if condition else None
 
 
-def _sources(filters: Mapping[str, Any], profile: Definition | None) -> tuple[Any, ...]:
+def sources(filters: Mapping[str, Any], profile: Definition | None) -> tuple[Any, ...]:
+    """What a plan is compiled from: the filters' definitions and the profile, in order."""
     return tuple(f.definition for f in filters.values()) + (profile,)
 
 
@@ -114,31 +111,4 @@ def compile_count(tenant: str, principal: Principal, view: CountPlan, filters: M
     details = {fid: f.details() for fid, f in filters.items()}
     return CompiledCount(targets, terms, tuple(entries), tuple(entry_of),
                          Sums.of(tenant, mps, terms), tuple(filters),
-                         json.dumps(details, separators=(",", ":")), _sources(filters, profile))
-
-
-class PlanCache:
-    """A bounded, thread-safe LRU of compiled requests (one per web process)."""
-
-    def __init__(self, size: int = PLANS_PER_PROCESS):
-        self.size = size
-        self._plans: OrderedDict[tuple[Any, ...], CompiledCount] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, tenant: str, principal: Principal, view: CountPlan, filters: Mapping[str, Any],
-            profile: Definition | None, profile_id: str | None) -> CompiledCount:
-        key = (tenant, principal.user_id, tuple(principal.teams), view, tuple(filters),
-               profile_id)
-        with self._lock:
-            plan = self._plans.get(key)
-            if plan is not None:
-                self._plans.move_to_end(key)
-        sources = _sources(filters, profile)
-        if plan is not None and all(a is b for a, b in zip(plan.sources, sources)):
-            return plan
-        plan = compile_count(tenant, principal, view, filters, profile, profile_id)
-        with self._lock:
-            self._plans[key] = plan
-            while len(self._plans) > self.size:
-                self._plans.popitem(last=False)
-        return plan
+                         json.dumps(details, separators=(",", ":")), sources(filters, profile))

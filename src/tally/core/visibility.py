@@ -22,7 +22,6 @@ A ticket_service token counts nothing (contract §2): it holds no view.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Mapping
 
 from tally.core.model import COUNT_ROLES, Principal
@@ -105,7 +104,6 @@ def view_of(principal: Principal, view_type: str) -> str:
     return "user"  # template: a ticket_user's widest view is its own tickets
 
 
-@lru_cache(maxsize=4096)  # a pure function of immutable arguments, asked on every count read
 def plan(principal: Principal, view_type: str, support_only: bool = False) -> CountPlan:
     """The bucket plan for what `principal` sees under `view_type` (and the support narrowing)."""
     view = view_of(principal, view_type)

@@ -5,9 +5,10 @@ per-request work (request context, routing, hooks, the Response object) cost mor
 itself (docs/benchmarks.md). As Discourse answers its message-bus polls in a Rack middleware in
 front of Rails, a poll whose every step is already known is answered here: headers that passed
 the guard and still hold (Guard.passed), a query string and body whose loads are remembered
-(Remembered.peek), a role that allows the call (the views' COUNT_ROLES and view_of), and warm
-counters. It calls the same services and the same renderers as the Flask views, so the answer is
-the same bytes (tests/http/test_fast_reads.py holds both paths to that).
+(the app's caches behind each Remembered), a role that allows the call (the views' COUNT_ROLES
+and view_of), and warm counters. It calls the same services and the same renderers as the
+Flask views, so the answer is the same bytes (tests/http/test_fast_reads.py holds both paths to
+that).
 
 Anything else returns None and Flask answers: the first request of a header set or of a query,
 every error, a cold read (recomputed from SQL), the counter store down, every other route.
@@ -49,6 +50,10 @@ class FastReads:
         self.services = app.extensions["tally"]
         self.guard: guard.Guard = app.extensions[guard.EXTENSION]
         self.max_body: int | None = app.config.get("MAX_CONTENT_LENGTH")
+        caches = self.services.caches
+        self.badge_queries = badge.load_count_query.cache(caches)
+        self.count_queries = tickets.load_query.cache(caches)
+        self.count_bodies = tickets.load_body.cache(caches)
         self.routes: dict[tuple[str, str], Callable[[Environ, Principal], Answer | None]] = {
             ("GET", BADGE): self.badge, ("POST", TICKET_COUNT): self.ticket_count}
 
@@ -70,7 +75,7 @@ class FastReads:
             return None
 
     def badge(self, environ: Environ, principal: Principal) -> Answer | None:
-        query = badge.load_count_query.peek(_query_string(environ))
+        query = self.badge_queries.get(_query_string(environ))
         if query is None:
             return None
         result = notifications.warm(self.services, principal.tenant_id, principal.user_id)
@@ -82,12 +87,12 @@ class FastReads:
         return Answer(status, headers, body, BADGE, result.source)
 
     def ticket_count(self, environ: Environ, principal: Principal) -> Answer | None:
-        query = tickets.load_query.peek(_query_string(environ))
+        query = self.count_queries.get(_query_string(environ))
         raw_body = self._body(environ) if query is not None else None
         if raw_body is None:
             return None
         mimetype = parse_options_header(environ.get("CONTENT_TYPE", ""))[0].lower()
-        body = tickets.load_body.peek(b"%s\n%s" % (mimetype.encode(), raw_body))
+        body = self.count_bodies.get(b"%s\n%s" % (mimetype.encode(), raw_body))
         if body is None:
             return None
         view_of(principal, query["type"])  # the role's 403 for this type, as the view checks

@@ -10,18 +10,19 @@ same schema as webargs would (unknown keys ignored, a repeated key a 400), and
 `body_args` the JSON body (the same parser as `@blp.arguments`, tally.http.bodies.BodyParser;
 unknown keys refused by the schema), and a bad
 value is the same 400 with the same details. `Remembered` keeps what recent raw inputs loaded
-to: a sidebar resends the very same query and body every few seconds.
+to, in one of the app's caches: a sidebar resends the very same query and body every few seconds.
 """
 from __future__ import annotations
 
-import threading
 from typing import Any, Callable, Generic, TypeVar
 
 from flask import request
 from marshmallow import EXCLUDE, Schema, ValidationError
 from webargs.core import missing
 
+from tally.core.cache import Cache
 from tally.errors import ValidationFailed
+from tally.extensions import Caches, services
 from tally.http.bodies import Blueprint
 
 View = Callable[..., Any]
@@ -67,34 +68,24 @@ def body_args(schema: Schema) -> dict[str, Any]:
 
 class Remembered(Generic[T]):
     """A loader whose answer is a pure function of the request's raw bytes, remembering what
-    recent raw inputs loaded to (marshmallow validating a sidebar's 30 ids and its timezone costs
-    more than the rest of the view's own work, for the same bytes every poll).
+    raw inputs loaded to in one of the app's caches (marshmallow validating a sidebar's 30 ids
+    and its timezone costs more than the rest of the view's own work, for the same bytes every
+    poll).
 
-    `raw()` gives the bytes the answer depends on, all of them; `load()` reads the request.
-    Only successful loads are kept (a bad input raises its 400 again each time), only of inputs
-    of at most `max_bytes`, at most `size` of them (the oldest dropped first). The values are
-    shared between requests and threads: callers must not modify them.
+    `raw()` gives the bytes the answer depends on, all of them; `load()` reads the request;
+    `cache(caches)` picks the app's cache. Only successful loads are kept (a bad input raises
+    its 400 again each time), only of inputs of at most `max_bytes` (the cache bounds how
+    many). The values are shared between requests and threads: callers must not modify them.
     """
 
-    def __init__(self, load: Callable[[], T], raw: Callable[[], bytes], size: int = 1024,
-                 max_bytes: int = 16384):
-        self.load, self.raw, self.size, self.max_bytes = load, raw, size, max_bytes
-        self._seen: dict[bytes, T] = {}
-        self._lock = threading.Lock()
+    def __init__(self, load: Callable[[], T], raw: Callable[[], bytes],
+                 cache: Callable[[Caches], Cache[bytes, T]], max_bytes: int = 16384):
+        self.load, self.raw, self.cache, self.max_bytes = load, raw, cache, max_bytes
 
     def __call__(self) -> T:
         key = self.raw()
         if len(key) > self.max_bytes:
             return self.load()
-        value = self.peek(key)
-        if value is None:
-            value = self.load()
-            with self._lock:
-                self._seen[key] = value
-                while len(self._seen) > self.size:
-                    del self._seen[next(iter(self._seen))]
-        return value
-
-    def peek(self, raw: bytes) -> T | None:
-        """What `raw` loaded to, if it is remembered; None: load it through a request."""
-        return self._seen.get(raw)
+        cache = self.cache(services().caches)
+        value = cache.get(key)
+        return value if value is not None else cache.put(key, self.load())

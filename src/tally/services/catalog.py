@@ -17,15 +17,16 @@ retried every TTL_SECONDS); an id missing from them, or a tenant never loaded, r
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import re
-import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Protocol
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from tally.core.cache import Cache
 from tally.core.clock import Clock, epoch_ms
 from tally.core.conditions import Definition, DefinitionError, parse_definition
 from tally.core.model import CANONICAL_UUID
@@ -38,7 +39,6 @@ log = logging.getLogger("tally.services.catalog")
 
 TTL_SECONDS = 5.0
 MAX_FILTERS_PER_USER = 500  # bounds what every per-tenant cache load carries
-RESOLVED_PER_TENANT = 1024  # remembered (user, ids) answers per loaded copy of a tenant
 _SYSTEM_ID = re.compile(r"all|[0-9]{1,18}")
 
 
@@ -108,23 +108,34 @@ def load_tenant(services: CatalogServices, tenant: str) -> dict[str, ResolvedFil
 Loader = Callable[[CatalogServices, str], Mapping[str, ResolvedFilter]]
 
 
-class FilterCatalog:
-    """One app's filter cache plus the list/create/delete operations that keep it honest."""
+class _Copy(NamedTuple):
+    """One load of a tenant's filters; its generation tells what was resolved from it."""
 
-    def __init__(self, ttl: float = TTL_SECONDS, monotonic: Callable[[], float] = time.monotonic,
+    generation: int
+    filters: Mapping[str, ResolvedFilter]
+
+
+class FilterCatalog:
+    """One app's filter resolution through its caches plus the list/create/delete operations
+    that keep them honest.
+
+    `filters` holds each tenant's copy until `ttl` passes by `monotonic`; `resolved` holds, by
+    (tenant, user, ids), the answers without an invalid id while the tenant's copy is the one
+    they were resolved from (its generation: a number, so an old answer never pins an old
+    copy): a sidebar asks for the same ids every poll, and an answer is a pure function of
+    that copy, the user and the ids."""
+
+    def __init__(self, filters: Cache[str, _Copy],
+                 resolved: Cache[tuple[str, str, tuple[str, ...]], dict[str, ResolvedFilter]],
+                 ttl: float = TTL_SECONDS, monotonic: Callable[[], float] = time.monotonic,
                  loader: Loader = load_tenant, max_per_user: int = MAX_FILTERS_PER_USER):
         self.ttl = ttl
         self.max_per_user = max_per_user
         self.monotonic = monotonic
         self.loader = loader
-        self._cache: dict[str, tuple[float, Mapping[str, ResolvedFilter]]] = {}
-        # Per tenant, the copy of its filters the answers were resolved from and, by (user, ids),
-        # the answers without an invalid id: a sidebar asks for the same ids every poll, and an
-        # answer is a pure function of that copy, the user and the ids.
-        self._resolved: dict[str, tuple[Mapping[str, ResolvedFilter],
-                                        dict[tuple[str, tuple[str, ...]],
-                                             dict[str, ResolvedFilter]]]] = {}
-        self._lock = threading.Lock()
+        self._cache = filters
+        self._resolved = resolved
+        self._generations = itertools.count(1)  # next() is atomic: one number per load
         self._outage = Outage(log, "the filter catalog")
 
     # -- the count path ----------------------------------------------------------------------
@@ -132,67 +143,58 @@ class FilterCatalog:
                 ids: Iterable[str]) -> tuple[dict[str, ResolvedFilter], list[str]]:
         """Map each requested id to its filter; ids not visible to `user` (unknown, malformed,
         another user's private filter) come back in `invalid_ids`, once each, in request order."""
-        filters, reloaded = self._cached(services, tenant)
-        key = (user, tuple(ids))
-        copy, answers = self._resolved.get(tenant) or (None, {})
-        if copy is filters and key in answers:
-            return dict(answers[key]), []
+        copy, reloaded = self._cached(services, tenant)
+        key = (tenant, user, tuple(ids))
+        answer = self._resolved.get(key, copy.generation)
+        if answer is not None:
+            return dict(answer), []
         found: dict[str, ResolvedFilter] = {}
         invalid: list[str] = []
-        loaded = filters
-        for raw in key[1]:
+        loaded = copy
+        for raw in key[2]:
             if raw in found or raw in invalid:
                 continue
-            item = filters.get(raw) if well_formed(raw) else None
+            item = copy.filters.get(raw) if well_formed(raw) else None
             if item is None and well_formed(raw) and not reloaded:
-                filters, reloaded = self.reload(services, tenant), True
-                item = filters.get(raw)
+                copy, reloaded = self._reload(services, tenant), True
+                item = copy.filters.get(raw)
             if item is None or not item.visible_to(user):
                 invalid.append(raw)
             else:
                 found[raw] = item
-        if not invalid and filters is loaded:
-            self._remember(tenant, filters, key, found)
+        if not invalid and copy is loaded:
+            self._resolved.put(key, dict(found), copy.generation)
         return found, invalid
-
-    def _remember(self, tenant: str, filters: Mapping[str, ResolvedFilter],
-                  key: tuple[str, tuple[str, ...]], found: dict[str, ResolvedFilter]) -> None:
-        with self._lock:
-            copy, answers = self._resolved.get(tenant) or (None, {})
-            if copy is not filters or len(answers) >= RESOLVED_PER_TENANT:
-                copy, answers = filters, {}  # a reload: what the older copy resolved is moot
-                self._resolved[tenant] = (copy, answers)
-            answers[key] = dict(found)
 
     def reload(self, services: CatalogServices, tenant: str) -> Mapping[str, ResolvedFilter]:
         """Read the tenant's filters from SQL now and cache them."""
-        filters = self.loader(services, tenant)
-        self._outage.recovered()
-        with self._lock:
-            self._cache[tenant] = (self.monotonic() + self.ttl, filters)
-        return filters
+        return self._reload(services, tenant).filters
 
     def invalidate(self, tenant: str) -> None:
         """Forget the tenant's filters, so the next resolve reads SQL."""
-        with self._lock:
-            self._cache.pop(tenant, None)
+        self._cache.pop(tenant)
 
-    def _cached(self, services: CatalogServices,
-                tenant: str) -> tuple[Mapping[str, ResolvedFilter], bool]:
+    def _reload(self, services: CatalogServices, tenant: str) -> _Copy:
+        filters = self.loader(services, tenant)
+        self._outage.recovered()
+        return self._cache.put(tenant, _Copy(next(self._generations), filters),
+                               self.monotonic() + self.ttl)
+
+    def _cached(self, services: CatalogServices, tenant: str) -> tuple[_Copy, bool]:
         """The tenant's filters and whether they were just loaded (then a miss is final)."""
-        with self._lock:
-            hit = self._cache.get(tenant)
-        if hit is not None and hit[0] > self.monotonic():
-            return hit[1], False
+        hit = self._cache.get(tenant, self.monotonic())
+        if hit is not None:
+            return hit, False
+        last = self._cache.stale(tenant)
         try:
-            return self.reload(services, tenant), True
+            return self._reload(services, tenant), True
         except SQLAlchemyError as error:
-            if hit is None or not is_unavailable(error):
+            if last is None or not is_unavailable(error):
                 raise
             self._outage.failed(error)
-            with self._lock:  # the last known filters, until the next retry
-                self._cache[tenant] = (self.monotonic() + self.ttl, hit[1])
-            return hit[1], False  # not final: a miss retries SQL and fails honestly
+            # the last known filters, until the next retry
+            self._cache.put(tenant, last, self.monotonic() + self.ttl)
+            return last, False  # not final: a miss retries SQL and fails honestly
 
     # -- the filters resource -----------------------------------------------------------------
     def list_visible(self, services: CatalogServices, tenant: str,

@@ -1,9 +1,10 @@
 """The ticket count service: filters × visibility plan → cells → one Redis read (or SQL).
 
-Warm: one atomic script sums every count of the request in Redis (a compiled plan, memoised per
-request shape: counting/ticket_plans.py). Cold (any cell missing): every cell is computed from
-one SQL snapshot (so counts and summary agree), and the cold cells are installed through the
-rebuild protocol (markers set before the snapshot; snapshot outbox ids recorded).
+Warm: one atomic script sums every count of the request in Redis (a compiled plan,
+tally.core.plans, kept per request shape in the app's `plans` cache). Cold (any cell missing):
+every cell is computed from one SQL snapshot (so counts and summary agree), and the cold cells
+are installed through the rebuild protocol (markers set before the snapshot; snapshot outbox ids
+recorded).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 from tally.core.clock import epoch_ms
 from tally.core.conditions import Definition
 from tally.core.model import Principal
-from tally.core.plans import CompiledCount
+from tally.core.plans import CompiledCount, compile_count, sources
 from tally.services.rebuild import rebuild_cells
 from tally.core.filters import SUMMARY_FILTERS
 from tally.core.visibility import plan
@@ -52,9 +53,20 @@ class TicketCountService:
         self.services = services
 
     def compiled(self, query: TicketCountQuery) -> CompiledCount:
-        view = plan(query.principal, query.view_type, query.support_only)
-        return self.services.ticket_plans.get(query.principal.tenant_id, query.principal, view,
-                                              query.filters, query.profile, query.profile_id)
+        """The request's plan: compiled once per shape (the caller, its view, the filter ids
+        and profile), reused while the catalog hands out the definitions it was compiled from."""
+        principal = query.principal
+        key = (principal, query.view_type, query.support_only, tuple(query.filters),
+               query.profile_id)
+        made_of = sources(query.filters, query.profile)
+        plans = self.services.caches.plans
+        compiled = plans.get(key, made_of)
+        if compiled is None:
+            view = plan(principal, query.view_type, query.support_only)
+            compiled = plans.put(key, compile_count(principal.tenant_id, principal, view,
+                                                    query.filters, query.profile,
+                                                    query.profile_id), made_of)
+        return compiled
 
     def warm(self, query: TicketCountQuery) -> TicketCounts | None:
         """The answer when every cell is warm (one Redis script), else None (count() computes

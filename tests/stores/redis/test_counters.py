@@ -10,6 +10,7 @@ import redis
 from tally.core.model import Principal
 from tally.core.predicates import Materialized
 from tally.core.filters import SYSTEM_BY_ID
+from tally.extensions import build_caches
 from tally.errors import GuardChanged, RebuildBusy, StoreUnavailable
 from tally.stores import keys
 from tally.core.cells import Cell, CellDeltas, NotificationDelta, OutboxDelta
@@ -153,14 +154,14 @@ def warm_sums(client):
 
 
 def test_sums_read_each_count_with_its_signs_and_window(client, warm_sums):
-    reader = TicketCounters(RedisCounters(client))
+    reader = TicketCounters(RedisCounters(client), build_caches({}).specs)
     # [-inf, 100): t:1 in b1; [100, 200): t:2 in b1, t:4 in b2, minus t:2 in b3
     assert reader.read_sums(warm_sums, [(float("-inf"), 100), (100, 200)]) == [10, 1, 1]
     assert reader.read_sums(warm_sums, [(0, 1000), (150, 151)]) == [10, 3, 0]
 
 
 def test_sums_read_a_counts_hash_shared_by_two_entries_once(client, warm_sums):
-    reader = TicketCounters(RedisCounters(client))
+    reader = TicketCounters(RedisCounters(client), build_caches({}).specs)
     reader.read_sums(warm_sums, [(0, 1), (0, 1)])  # loads the script
     client.config_resetstat()
     reader.read_sums(warm_sums, [(0, 1), (0, 1)])
@@ -172,7 +173,8 @@ def test_sums_read_a_counts_hash_shared_by_two_entries_once(client, warm_sums):
 def test_sums_name_every_cold_cell_of_every_entry(client, warm_sums):
     client.hdel(keys.mp_counts_key(T, PLAIN.id), "b2")
     client.hdel(keys.mp_counts_key(T, TIMED.id), "z:b3")
-    cold = TicketCounters(RedisCounters(client)).read_sums(warm_sums, [(0, 1), (0, 1)])
+    reader = TicketCounters(RedisCounters(client), build_caches({}).specs)
+    cold = reader.read_sums(warm_sums, [(0, 1), (0, 1)])
     assert cold == [Cell(PLAIN, "b2"), Cell(TIMED, "b3"), Cell(TIMED, "b3")]
 
 

@@ -5,6 +5,7 @@ import hashlib
 import json
 import logging
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from flask import Response, g, request
@@ -38,8 +39,9 @@ ERRORS = {400: "Invalid header, query or body", 401: "Missing, expired or invali
 document_errors = error_docs(blp, ERRORS)
 COUNT_QUERY = schemas.CountQuerySchema()
 RENDERED_COUNTS = 4096  # distinct (view, counts) bodies remembered per process
-# Every tab polls with the same few query strings: each is validated once per process.
-load_count_query = Remembered(lambda: query_args(COUNT_QUERY), lambda: request.query_string)
+# Every tab polls with the same few query strings: each is validated once per app.
+load_count_query = Remembered(lambda: query_args(COUNT_QUERY), lambda: request.query_string,
+                              attrgetter("badge_queries"))
 
 
 def count_data(view: str, counts: NotificationCounts) -> tuple[str, str]:

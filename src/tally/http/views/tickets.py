@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from functools import wraps
+from operator import attrgetter
 from typing import Any
 
 from flask import Response, g, request
@@ -36,9 +37,10 @@ QUERY = ticket_schemas.TicketCountQuerySchema()
 BODY = ticket_schemas.TicketCountBodySchema()
 # What the query string and the body (with the Content-Type that decides whether it is JSON)
 # loaded to: the same bytes load the same, so a sidebar's poll validates them once.
-load_query = Remembered(lambda: query_args(QUERY), lambda: request.query_string)
+load_query = Remembered(lambda: query_args(QUERY), lambda: request.query_string,
+                        attrgetter("count_queries"))
 load_body = Remembered(lambda: body_args(BODY), lambda: b"%s\n%s" % (
-    request.mimetype.encode(), request.get_data(cache=True)))
+    request.mimetype.encode(), request.get_data(cache=True)), attrgetter("count_bodies"))
 
 
 def support_only(raw: str | None) -> bool:

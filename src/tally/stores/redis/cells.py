@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Collection, Sequence
 
+from tally.core.cache import Cache
 from tally.core.predicates import Materialized
 from tally.stores import keys
 from tally.stores.redis.cluster import scan_tenant
@@ -28,8 +29,8 @@ class TimedValue:
 class Sums:
     """A compiled read of many counts, each Σ sign × cell over the same buckets of one MP.
 
-    Built once per request shape (counting/ticket_plans.py) and reused: between reads only the
-    windows of the timed entries change. Read by sums.lua.
+    Built once per request shape (core/plans.py; the app's plans cache) and reused: between
+    reads only the windows of the timed entries change. Read by sums.lua.
     """
 
     keys: list[str]
@@ -64,13 +65,13 @@ class Registry:
 class TicketCounters:
     """Reads and rebuild bookkeeping for ticket cells; applies go through RedisCounters.apply."""
 
-    def __init__(self, counters: RedisCounters):
+    def __init__(self, counters: RedisCounters, specs: Cache[str, Materialized]):
         self.counters = counters
         self.client = counters.client
         self._read = self.client.register_script(_script("read"))
         self._sums = self.client.register_script(_script("sums"))
         self._begin = self.client.register_script(_script("begin"))
-        self._specs: dict[str, Materialized] = {}
+        self._specs = specs  # registered specs parsed once (MP ids are digests of their specs)
 
     def _run_reads(self, table: KeyTable, commands: list[list[Any]]) -> list[Any]:
         if not commands:
@@ -101,9 +102,7 @@ class TicketCounters:
         flat = raw or []
         mps = {}
         for mp_id, spec in zip(flat[0::2], flat[1::2]):
-            if mp_id not in self._specs:
-                self._specs[mp_id] = Materialized.from_spec(spec)
-            mps[mp_id] = self._specs[mp_id]
+            mps[mp_id] = self._spec(mp_id, spec)
         return Registry(version or "", mps)
 
     @wrap_errors
@@ -128,9 +127,11 @@ class TicketCounters:
         spec = self.client.hget(keys.mp_registry_key(tenant), mp_id)
         if spec is None:
             return None
-        if mp_id not in self._specs:
-            self._specs[mp_id] = Materialized.from_spec(spec)
-        return self._specs[mp_id]
+        return self._spec(mp_id, spec)
+
+    def _spec(self, mp_id: str, spec: str) -> Materialized:
+        known = self._specs.get(mp_id)
+        return known if known is not None else self._specs.put(mp_id, Materialized.from_spec(spec))
 
     @wrap_errors
     def warm_cells(self, tenant: str) -> list[Cell]:
