@@ -1,10 +1,12 @@
-"""tally.http.hot_path.Remembered: what recent raw inputs loaded to, and only that."""
+"""tally.http.hot_path.Remembered: what recent raw inputs loaded to, and only that; and the
+hot views' `@blp.arguments` loads answered from it."""
 from __future__ import annotations
 
 import json
 import uuid
 
 import pytest
+from webargs.flaskparser import FlaskParser
 
 from tally.errors import ValidationFailed
 from tally.http.views import tickets
@@ -28,38 +30,37 @@ class Inputs:
 
 def test_the_same_bytes_load_once_and_other_bytes_load_their_own():
     inputs = Inputs()
-    remembered = Remembered(inputs.load, lambda: inputs.raw)
+    remembered = Remembered(lambda: inputs.raw)
     for raw in (b"a", b"b", b"a", b"b", b"a"):
         inputs.raw = raw
-        assert remembered() == {"raw": raw}
+        assert remembered(inputs.load) == {"raw": raw}
     assert inputs.loads == [b"a", b"b"]
 
 
 def test_a_bad_input_is_refused_every_time_and_never_remembered():
     inputs = Inputs()
-    remembered = Remembered(inputs.load, lambda: inputs.raw)
+    remembered = Remembered(lambda: inputs.raw)
     inputs.raw = b"bad"
     for _ in range(2):
         with pytest.raises(ValidationFailed):
-            remembered()
+            remembered(inputs.load)
     assert inputs.loads == [b"bad", b"bad"]
 
 
 def test_at_most_size_inputs_of_at_most_max_bytes_are_kept_oldest_dropped_first():
     inputs = Inputs()
-    remembered = Remembered(inputs.load, lambda: inputs.raw, size=2, max_bytes=3)
+    remembered = Remembered(lambda: inputs.raw, size=2, max_bytes=3)
     for raw in (b"a", b"b", b"c", b"b", b"a", b"long", b"long"):
         inputs.raw = raw
-        assert remembered() == {"raw": raw}
+        assert remembered(inputs.load) == {"raw": raw}
     assert inputs.loads == [b"a", b"b", b"c", b"a", b"long", b"long"]
 
 
 def test_a_sidebar_poll_loads_its_query_and_body_once(client, headers, monkeypatch):
     loaded = []
-    for name in ("query_args", "body_args"):
-        real = getattr(tickets, name)
-        monkeypatch.setattr(tickets, name, lambda schema, real=real: loaded.append(schema)
-                            or real(schema))
+    real = FlaskParser.parse
+    monkeypatch.setattr(FlaskParser, "parse", lambda parser, schema, *args, **kwargs:
+                        loaded.append(schema) or real(parser, schema, *args, **kwargs))
     hdrs = headers(user="agent-1", roles=("ticket_agent",), teams=("t1",))
     body = {"filterIds": ["all", "3745", str(uuid.uuid4())], "timezone": "Asia/Calcutta"}
     query = TICKET_COUNT + f"&unused={uuid.uuid4()}"  # bytes no other test sent
