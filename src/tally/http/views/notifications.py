@@ -21,9 +21,8 @@ from tally.services import ingest, outbox
 from tally.extensions import Services, services
 from tally.http import examples
 from tally.http.schemas import common as schemas
-from tally.http.api import error_docs
 from tally.http.bodies import Blueprint, storable_body
-from tally.http.openapi import COUNT_HEADERS, IF_NONE_MATCH
+from tally.http.openapi import COUNT_HEADERS, IF_NONE_MATCH, error_docs
 from tally.http.envelope import Rendered, success, success_json
 
 log = logging.getLogger("tally.http.views.notifications")

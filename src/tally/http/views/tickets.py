@@ -17,10 +17,9 @@ from tally.errors import InvalidFilterId, ValidationFailed
 from tally.extensions import Services, services
 from tally.http import examples
 from tally.http.schemas import tickets as ticket_schemas
-from tally.http.api import error_docs
 from tally.http.bodies import Blueprint
 from tally.http.envelope import Rendered, success_json
-from tally.http.openapi import SUPPORT_HEADER, header_refs
+from tally.http.openapi import SUPPORT_HEADER, error_docs, header_refs
 
 blp = Blueprint("tickets", __name__, url_prefix="/api/v2/ticketing",
                 description="Ticket counts per sidebar filter")
