@@ -9,7 +9,7 @@ import pytest
 from webargs.flaskparser import FlaskParser
 
 from tally.errors import ValidationFailed
-from tally.http.views import tickets
+from tally.http.views import notifications, tickets
 from tally.http.hot_path import Remembered
 
 TICKET_COUNT = "/api/v2/ticketing/ticket/count?type=agent&module=ticketing"
@@ -70,3 +70,14 @@ def test_a_sidebar_poll_loads_its_query_and_body_once(client, headers, monkeypat
     text = client.post(query, data=json.dumps(body),
                        headers={**hdrs, "Content-Type": "text/plain"})
     assert text.status_code == 415  # the Content-Type is part of what was loaded
+
+
+def test_a_badge_poll_loads_its_query_once(client, headers, monkeypatch):
+    loaded = []
+    real = FlaskParser.parse
+    monkeypatch.setattr(FlaskParser, "parse", lambda parser, schema, *args, **kwargs:
+                        loaded.append(schema) or real(parser, schema, *args, **kwargs))
+    url = f"/api/v2/ticketing/ticket/notification/count?view=minimal&unused={uuid.uuid4()}"
+    for _ in range(3):
+        assert client.get(url, headers=headers()).status_code == 200  # a new token: Flask
+    assert loaded == [notifications.COUNT_QUERY]

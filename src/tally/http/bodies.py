@@ -121,10 +121,9 @@ class BodyParser(FlaskParser):
         return remembered
 
     def parse(self, argmap: Any, req: Any = None, **kwargs: Any) -> Any:
-        found = self._remembered.get(id(argmap))
-        if found is None or found[0] is not argmap:
-            return super().parse(argmap, req, **kwargs)
-        return found[1](lambda: super(BodyParser, self).parse(argmap, req, **kwargs))
+        load = functools.partial(super().parse, argmap, req, **kwargs)
+        found = self._remembered.get(id(argmap))  # the schema is held there: its id stays its own
+        return load() if found is None else found[1](load)
 
     def load_json(self, req: Request, schema: Schema) -> Any:  # type: ignore[override]
         return req.json_body()  # type: ignore[attr-defined]
