@@ -83,7 +83,8 @@ def test_a_badge_whose_etag_matches_is_the_same_304_and_others_the_same_200(app,
         "GET", BADGE, {**hdrs, "If-None-Match": etag}))[2]
 
 
-@pytest.mark.parametrize("case", ["agent", "template", "support", "profile", "charset"])
+@pytest.mark.parametrize("case", ["agent", "template", "support", "profile", "charset",
+                                  "repeated ids", "unknown query key"])
 def test_a_warm_sidebar_is_the_bytes_flask_sends(app, client, world, headers, case):
     hdrs, body, view = headers(**AGENT), dict(SIDEBAR), "agent"
     if case == "template":
@@ -95,7 +96,11 @@ def test_a_warm_sidebar_is_the_bytes_flask_sends(app, client, world, headers, ca
             "name": "high", "conditions": {"all": [{"field": "priority", "op": "eq",
                                                     "value": "high"}]}})
         body["templateProfileFilterId"] = made.get_json()["data"]["id"]
+    elif case == "repeated ids":
+        body["filterIds"] = body["filterIds"][:5] * 2
     url = f"{TICKET_COUNT}?type={view}&module=ticketing"
+    if case == "unknown query key":
+        url += "&x=1"
     extra = {"content_type": "application/json; charset=utf-8"} if case == "charset" else {}
     status, sent, payload = golden(app, world, lambda: environ("POST", url, hdrs, body, **extra))
     assert status == 200 and dict(sent)["X-Count-Source"] == "cache"

@@ -1,8 +1,10 @@
-"""Value types shared by the core: the caller, notification kinds and the count payload."""
+"""Value types shared by the core: the caller, notification kinds, change events and the count
+payload."""
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 ROLES = ("ticket_user", "ticket_agent", "ticket_admin", "ticket_service")
 # The roles that may count (contract §2): a ticket_service token posts events and never counts.
@@ -15,6 +17,18 @@ CLOSED_STATUSES = ("resolved", "closed", "cancelled")
 STATUSES = OPEN_STATUSES + CLOSED_STATUSES
 # A UUID in canonical form (lowercase, hyphenated): tenant ids, custom filter ids. Use fullmatch.
 CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# A user, team, ticket or notification id as tokens and events carry them (they end up in keys).
+ID_PATTERN = re.compile(r"^[A-Za-z0-9._@:|-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One validated change event; `data` uses snake_case keys and epoch-ms timestamps."""
+
+    event_id: str
+    type: str
+    occurred_at: int
+    data: dict[str, Any]
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import Any
 
 from flask import Flask, current_app, jsonify
 from sqlalchemy.exc import SQLAlchemyError
@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from tally.errors import DatabaseUnavailable, PayloadTooLarge, TallyError
 from tally.http.envelope import failure
-from tally.stores.sql.db import describe, is_unavailable
+from tally.services.health import database_outage
 
 log = logging.getLogger("tally.http")
 
@@ -18,28 +18,6 @@ log = logging.getLogger("tally.http")
 HTTP_CODES = {400: "VALIDATION_ERROR", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
               405: "METHOD_NOT_ALLOWED", 406: "NOT_ACCEPTABLE", 413: "PAYLOAD_TOO_LARGE",
               415: "UNSUPPORTED_MEDIA_TYPE", 422: "VALIDATION_ERROR", 429: "TOO_MANY_REQUESTS"}
-
-
-# The code an example error body shows for each status a view documents.
-EXAMPLE_CODES = {**HTTP_CODES, 404: "TENANT_NOT_FOUND", 422: "INVALID_FILTER_ID",
-                 503: "SERVICE_UNAVAILABLE"}
-
-
-def error_docs(blp: Any, errors: dict[int, str]) -> Callable[[Any], Any]:
-    """A decorator documenting a view's error statuses (all in the envelope, with an example) on
-    `blp`; the guard's statuses are added to every guarded operation by tally.http.openapi."""
-    from tally.http.openapi import STATUS_HEADER_DOCS, error_example
-    from tally.http.schemas.common import ErrorEnvelopeSchema
-
-    def decorate(func: Any) -> Any:
-        for status, description in errors.items():
-            example = error_example(EXAMPLE_CODES.get(status, "INTERNAL_ERROR"), description)
-            func = blp.alt_response(status, schema=ErrorEnvelopeSchema, description=description,
-                                    example=example,
-                                    headers=STATUS_HEADER_DOCS.get(status))(func)
-        return func
-
-    return decorate
 
 
 # What HTTP asks of some statuses, whoever raised them: a 401 names its scheme (RFC 6750 §3),
@@ -79,10 +57,11 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(SQLAlchemyError)
     def _database(error: SQLAlchemyError):  # noqa: ANN202
         """The one place a database failure becomes a response: 503 when it cannot serve now."""
-        if not is_unavailable(error):
+        outage = database_outage(error)
+        if outage is None:
             return _unexpected(error)
         unavailable = DatabaseUnavailable()
-        log.warning("%s: %s (%s)", unavailable.code, unavailable.message, describe(error))
+        log.warning("%s: %s (%s)", unavailable.code, unavailable.message, outage)
         return render(unavailable.http_status, unavailable.code, unavailable.message,
                       headers=unavailable.headers())
 

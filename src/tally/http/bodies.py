@@ -3,8 +3,8 @@
 - The body: MAX_CONTENT_LENGTH holds for streamed (chunked) bodies too; a non-empty body must be
   declared JSON (else 415) and be UTF-8 JSON nested at most MAX_JSON_DEPTH deep (checked before
   any parser recurses into it) that parses (else 400); `LimitedRequest.json_body` applies them
-  and every JSON body is read through it (webargs' parser for `@blp.arguments`, the hot path's
-  `body_args`, `storable_body`).
+  and every JSON body is read through it (webargs' parser for `@blp.arguments`,
+  `storable_body`).
 - A body that is stored or looked up in SQL may hold no string a database cannot store (NUL, a
   lone surrogate).
 - The query string: a parameter given twice is a 400, wherever `request.args` is read.
@@ -19,12 +19,16 @@ from typing import Any, Callable
 
 import flask_smorest
 from flask import Request, request
+from marshmallow import Schema
 from webargs.core import missing
 from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from tally.core.cache import Cache
 from tally.errors import UnsupportedMediaType, ValidationFailed
+from tally.extensions import Caches
+from tally.http.hot_path import Remembered
 
 # A JSON escape that may decode to NUL or a surrogate; only then is the body parsed to look.
 _SUSPECT_ESCAPE = re.compile(rb"\\u(0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
@@ -102,16 +106,45 @@ def too_deep(data: bytes) -> bool:
 
 class BodyParser(FlaskParser):
     """webargs' Flask parser reading JSON bodies by LimitedRequest.json_body's rules (webargs'
-    own reads a body without a JSON Content-Type as no body, and recurses into any depth)."""
+    own reads a body without a JSON Content-Type as no body, and recurses into any depth), and
+    answering the loads of a schema given to `remember` from what the same raw input loaded to.
 
-    def _raw_load_json(self, req: Request) -> Any:
+    Both through webargs' public overrides: `load_json` (a location loader) and `parse`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._remembered: dict[int, tuple[Schema, Remembered[Any]]] = {}
+
+    def remember(self, schema: Schema, raw: Callable[[], bytes],
+                 cache: Callable[[Caches], Cache[bytes, Any]]) -> Remembered[Any]:
+        """Remember what `schema` loaded to by the request's `raw()` bytes (all the bytes its
+        load depends on: a pure function of them) in the app's cache `cache(caches)`, which a
+        fast path reads too."""
+        remembered: Remembered[Any] = Remembered(raw, cache)
+        self._remembered[id(schema)] = (schema, remembered)
+        return remembered
+
+    def parse(self, argmap: Any, req: Any = None, **kwargs: Any) -> Any:
+        load = functools.partial(super().parse, argmap, req, **kwargs)
+        found = self._remembered.get(id(argmap))  # the schema is held there: its id stays its own
+        return load() if found is None else found[1](load)
+
+    def load_json(self, req: Request, schema: Schema) -> Any:  # type: ignore[override]
         return req.json_body()  # type: ignore[attr-defined]
 
 
 class Blueprint(flask_smorest.Blueprint):
-    """flask-smorest's Blueprint whose `arguments` read bodies with BodyParser."""
+    """flask-smorest's Blueprint whose `arguments` parse with BodyParser (set the way its
+    changelog gives for another parser: overriding Blueprint.ARGUMENTS_PARSER)."""
 
     ARGUMENTS_PARSER = BodyParser()
+
+    def remember(self, schema: Schema, raw: Callable[[], bytes],
+                 cache: Callable[[Caches], Cache[bytes, Any]]) -> Remembered[Any]:
+        """`arguments(schema)` answers the same raw input (`raw()`: every byte its load depends
+        on) with what it loaded to before, kept in the app's cache `cache(caches)`: a badge or a
+        sidebar resends the very same query and body every few seconds."""
+        return self.ARGUMENTS_PARSER.remember(schema, raw, cache)
 
 
 def storable_body(view: Callable[..., Any]) -> Callable[..., Any]:

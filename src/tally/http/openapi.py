@@ -4,7 +4,7 @@ statuses the guard and the error renderer can answer — added in one place, so 
 under the API prefix is documented with them without repeating them."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from apispec import BasePlugin
 from flask import Flask
@@ -12,6 +12,7 @@ from flask_smorest import Api
 
 from tally.auth.guard import PREFIX
 from tally.auth.realms import REALM_NAME
+from tally.http.api import HTTP_CODES
 from tally.http.schemas.common import (COUNT_DATA, ErrorEnvelopeSchema, MinimalCountSchema,
                                        NotificationCountsSchema)
 
@@ -119,6 +120,26 @@ def error_example(code: str, message: str, details: Any = None) -> dict[str, Any
 # The headers every answer of these statuses carries (tally.http.api.STATUS_HEADERS).
 STATUS_HEADER_DOCS = {401: header_refs("WWW-Authenticate"), 429: header_refs("Retry-After"),
                       503: header_refs("Retry-After")}
+
+
+# The code an example error body shows for each status a view documents.
+EXAMPLE_CODES = {**HTTP_CODES, 404: "TENANT_NOT_FOUND", 422: "INVALID_FILTER_ID",
+                 503: "SERVICE_UNAVAILABLE"}
+
+
+def error_docs(blp: Any, errors: dict[int, str]) -> Callable[[Any], Any]:
+    """A decorator documenting a view's error statuses (all in the envelope, with an example) on
+    `blp`; the guard's statuses are added to every guarded operation by GuardDocs."""
+
+    def decorate(func: Any) -> Any:
+        for status, description in errors.items():
+            example = error_example(EXAMPLE_CODES.get(status, "INTERNAL_ERROR"), description)
+            func = blp.alt_response(status, schema=ErrorEnvelopeSchema, description=description,
+                                    example=example,
+                                    headers=STATUS_HEADER_DOCS.get(status))(func)
+        return func
+
+    return decorate
 
 
 def error_response(description: str, code: str, message: str,

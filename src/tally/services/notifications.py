@@ -95,6 +95,11 @@ def sql_only(services: "Services", tenant: str, user: str) -> NotificationCounts
         return sql_counts.notification_counts(session, tenant, user)
 
 
+def changes_channel(tenant: str, user: str) -> str:
+    """The channel on which the outbox announces that the user's counts may have changed."""
+    return keys.stream_channel(tenant, user)
+
+
 def list_page(services: "Services", tenant: str, user: str, limit: int,
               unread: bool | None = None, type_: str | None = None,
               after: tuple[int, str] | None = None) -> Page:

@@ -5,10 +5,9 @@ key can escape its tenant's slot or collide with another's.
 """
 from __future__ import annotations
 
-import re
+from tally.core.model import ID_PATTERN
 
 PREFIX = "tally"
-ID_PATTERN = re.compile(r"^[A-Za-z0-9._@:|-]{1,64}$")
 
 
 def _check(value: str, what: str) -> str:

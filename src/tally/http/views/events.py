@@ -11,12 +11,13 @@ from tally.auth.guard import require_roles
 from tally.core.clock import epoch_ms
 from tally.services import outbox
 from tally.services.ingest import ingest
-from tally.http.schemas.events import EventBatchSchema, Event
+from tally.core.model import Event
+from tally.http.schemas.events import EventBatchSchema
 from tally.extensions import services
 from tally.http import examples
-from tally.http.api import error_docs
 from tally.http.bodies import Blueprint, storable_body
 from tally.http.envelope import success
+from tally.http.openapi import error_docs
 from tally.http.schemas.common import EnvelopeSchema
 
 blp = Blueprint("events", __name__, url_prefix="/api/v2/ticketing",

@@ -10,10 +10,9 @@ from tally.auth.guard import ANY_TICKET_ROLE, require_roles
 from tally.extensions import services
 from tally.http import examples
 from tally.http.schemas import filters as fs
-from tally.http.api import error_docs
 from tally.http.bodies import Blueprint, storable_body
 from tally.http.envelope import success
-from tally.http.openapi import header_refs
+from tally.http.openapi import error_docs, header_refs
 
 blp = Blueprint("filters", __name__, url_prefix="/api/v2/ticketing",
                 description="Saved ticket filters: the system catalogue and users' custom filters")

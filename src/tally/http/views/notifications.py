@@ -22,11 +22,9 @@ from tally.services import ingest, outbox
 from tally.extensions import Services, services
 from tally.http import examples
 from tally.http.schemas import common as schemas
-from tally.http.api import error_docs
 from tally.http.bodies import Blueprint, storable_body
-from tally.http.openapi import COUNT_HEADERS, IF_NONE_MATCH
+from tally.http.openapi import COUNT_HEADERS, IF_NONE_MATCH, error_docs
 from tally.http.envelope import Rendered, success, success_json
-from tally.http.hot_path import Remembered, documented, query_args
 
 log = logging.getLogger("tally.http.views.notifications")
 blp = Blueprint("notifications", __name__, url_prefix="/api/v2/ticketing",
@@ -40,8 +38,8 @@ document_errors = error_docs(blp, ERRORS)
 COUNT_QUERY = schemas.CountQuerySchema()
 RENDERED_COUNTS = 4096  # distinct (view, counts) bodies remembered per process
 # Every tab polls with the same few query strings: each is validated once per app.
-load_count_query = Remembered(lambda: query_args(COUNT_QUERY), lambda: request.query_string,
-                              attrgetter("badge_queries"))
+load_count_query = blp.remember(COUNT_QUERY, lambda: request.query_string,
+                                attrgetter("badge_queries"))
 
 
 def count_data(view: str, counts: NotificationCounts) -> tuple[str, str]:
@@ -106,21 +104,18 @@ def mark_read(svc: Services, tenant: str, user: str, ids: list[str] | None) -> C
 @blp.route("/ticket/notification/count", parameters=[IF_NONE_MATCH])
 class NotificationCount(MethodView):
     @require_roles(*COUNT_ROLES)
-    @documented(  # the busiest call: these only document it (tally.http.hot_path)
-        blp.arguments(COUNT_QUERY, location="query", error_status_code=400),
-        blp.response(200, schemas.CountEnvelopeSchema,
-                     description="view=full (default); view=minimal answers data: "
-                                 "{count: unread}",
-                     headers=COUNT_HEADERS, example=examples.NOTIFICATION_COUNT),
-        blp.alt_response(304, description="Unchanged since the ETag in If-None-Match (no body)",
-                         headers=COUNT_HEADERS),
-        document_errors)
-    def get(self) -> Response:
+    @blp.arguments(COUNT_QUERY, location="query", error_status_code=400)
+    @blp.response(200, schemas.CountEnvelopeSchema,
+                  description="view=full (default); view=minimal answers data: {count: unread}",
+                  headers=COUNT_HEADERS, example=examples.NOTIFICATION_COUNT)
+    @blp.alt_response(304, description="Unchanged since the ETag in If-None-Match (no body)",
+                      headers=COUNT_HEADERS)
+    @document_errors
+    def get(self, query: dict[str, Any]) -> Response:
         """The caller's notification counts (the badge)."""
-        view = load_count_query()["view"]
         principal = g.principal
         result = notifications.count(services(), principal.tenant_id, principal.user_id)
-        return count_response(result, view)
+        return count_response(result, query["view"])
 
 
 @blp.route("/ticket/notification/list")

@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 
 from flask import Response
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from sqlalchemy import text
 
@@ -12,6 +11,7 @@ from tally.observability import metrics
 from tally.errors import TallyError
 from tally.extensions import services
 from tally.http.api import STATUS_HEADERS
+from tally.http.bodies import Blueprint
 
 log = logging.getLogger("tally.http.views.ops")
 blp = Blueprint("ops", __name__, description="Probes for operators and orchestrators")

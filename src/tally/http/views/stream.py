@@ -18,7 +18,6 @@ from typing import Any, Iterator
 
 from flask import Flask, Response, current_app, g, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from tally.auth.guard import require_roles
 from tally.core.model import COUNT_ROLES
@@ -26,11 +25,12 @@ from tally.services import notifications
 from tally.extensions import Services, services
 from tally.http.fanout import Hub, StreamsExhausted, Subscription
 from tally.http.schemas import common as schemas
-from tally.http.api import error_docs, render
+from tally.http.api import render
+from tally.http.bodies import Blueprint
+from tally.http.openapi import error_docs
 from tally.http.views.notifications import count_data
 from tally.observability.logs import request_context
 from tally.observability.metrics import SSE_EVENTS
-from tally.stores import keys
 
 log = logging.getLogger("tally.http.views.stream")
 blp = Blueprint("stream", __name__, url_prefix="/api/v2/ticketing",
@@ -134,7 +134,7 @@ class NotificationStream(MethodView):
         """The caller's notification counts, pushed on connect and on every change."""
         who, svc, view = (g.principal.tenant_id, g.principal.user_id), services(), args["view"]
         subscription = hub(current_app._get_current_object()).open(
-            keys.stream_channel(*who), peer=request.environ.get("gunicorn.socket"))
+            notifications.changes_channel(*who), peer=request.environ.get("gunicorn.socket"))
         try:
             first = snapshot(svc, *who, view)
         except BaseException:

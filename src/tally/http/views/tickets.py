@@ -18,11 +18,9 @@ from tally.errors import InvalidFilterId, ValidationFailed
 from tally.extensions import Services, services
 from tally.http import examples
 from tally.http.schemas import tickets as ticket_schemas
-from tally.http.api import error_docs
 from tally.http.bodies import Blueprint
 from tally.http.envelope import Rendered, success_json
-from tally.http.hot_path import Remembered, body_args, documented, query_args
-from tally.http.openapi import SUPPORT_HEADER, header_refs
+from tally.http.openapi import SUPPORT_HEADER, error_docs, header_refs
 
 blp = Blueprint("tickets", __name__, url_prefix="/api/v2/ticketing",
                 description="Ticket counts per sidebar filter")
@@ -37,9 +35,8 @@ QUERY = ticket_schemas.TicketCountQuerySchema()
 BODY = ticket_schemas.TicketCountBodySchema()
 # What the query string and the body (with the Content-Type that decides whether it is JSON)
 # loaded to: the same bytes load the same, so a sidebar's poll validates them once.
-load_query = Remembered(lambda: query_args(QUERY), lambda: request.query_string,
-                        attrgetter("count_queries"))
-load_body = Remembered(lambda: body_args(BODY), lambda: b"%s\n%s" % (
+load_query = blp.remember(QUERY, lambda: request.query_string, attrgetter("count_queries"))
+load_body = blp.remember(BODY, lambda: b"%s\n%s" % (
     request.mimetype.encode(), request.get_data(cache=True)), attrgetter("count_bodies"))
 
 
@@ -103,16 +100,13 @@ def body_json(result: Any, timezone: str) -> str:
 class TicketCount(MethodView):
     @require_roles(*COUNT_ROLES)
     @check_view_type
-    @documented(  # a sidebar's poll: these only document it; the view loads both itself
-        blp.arguments(QUERY, location="query", error_status_code=400),
-        blp.arguments(BODY, error_status_code=400, example=examples.TICKET_COUNT_BODY),
-        blp.response(200, ticket_schemas.TicketCountEnvelopeSchema, example=examples.TICKET_COUNT,
-                     headers=header_refs("X-Count-Source", "Cache-Control")),
-        error_docs(blp, ERRORS))
-    def post(self) -> Response:
+    @blp.arguments(QUERY, location="query", error_status_code=400)  # its 400 before the body's
+    @blp.arguments(BODY, error_status_code=400, example=examples.TICKET_COUNT_BODY)
+    @blp.response(200, ticket_schemas.TicketCountEnvelopeSchema, example=examples.TICKET_COUNT,
+                  headers=header_refs("X-Count-Source", "Cache-Control"))
+    @error_docs(blp, ERRORS)
+    def post(self, query: dict[str, Any], body: dict[str, Any]) -> Response:
         """Counts for up to 200 filter ids, with filterDetails and summary (X-Count-Source)."""
-        query = load_query()  # the query's 400 before the body's, as the parsers ran
-        body = load_body()
         svc = services()
         wanted = count_query(svc, g.principal, query, body,
                              support_only(request.headers.get(SUPPORT_HEADER["name"])))
