@@ -1,16 +1,19 @@
 """The app's connections, built in init_app and reached through services()."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import redis
 from flask import Flask, current_app
 
-from tally.core.clock import Clock, utc_now
-from tally.stores.sql.db import Database
-from tally.stores.redis.counters import RedisCounters
+from tally.core.plans import PlanCache
+from tally.services.catalog import FilterCatalog, catalog_ttl
+from tally.services.container import RealmDirectory, Services
+from tally.settings import Base
 from tally.stores.redis.cells import TicketCounters
+from tally.stores.redis.cluster import LazyCluster
+from tally.stores.redis.counters import RedisCounters
+from tally.stores.sql.db import Database
 
 EXTENSION = "tally"
 
@@ -24,8 +27,6 @@ def counter_client(url: str, cluster: bool) -> Any:
     options = dict(decode_responses=True, socket_timeout=5, socket_connect_timeout=2,
                    health_check_interval=30)
     if cluster:
-        from tally.stores.redis.cluster import LazyCluster
-
         return LazyCluster(url, **options)
     return redis.Redis.from_url(url, retry_on_timeout=True, **options)
 
@@ -35,24 +36,8 @@ def queue_client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
 
 
-@dataclass
-class Services:
-    config: Any
-    db: Database
-    counters: RedisCounters
-    ticket_counters: TicketCounters
-    queue_redis: redis.Redis
-    realms: Any
-    filter_catalog: Any
-    ticket_plans: Any
-    clock: Clock = utc_now
-
-
-def init_app(app: Flask, config: Any, realms: Any) -> Services:
+def init_app(app: Flask, config: Base, realms: RealmDirectory) -> Services:
     """Build the connections once per app; nothing connects until first used."""
-    from tally.services.catalog import FilterCatalog, catalog_ttl
-    from tally.core.plans import PlanCache
-
     counters = RedisCounters(counter_client(config.REDIS_URL, config.REDIS_CLUSTER))
     services = Services(
         config=config,

@@ -10,9 +10,10 @@ import uuid
 import pytest
 from jwt import PyJWK
 
-from tally.auth.realms import KeyLookupError, Realm, Realms
-from tally.auth.tokens import MAX_TOKEN_BYTES, TokenVerifier, canonical_uuid
-from tally.errors import Unauthorized
+from tally.auth.realms import Realm, Realms
+from tally.auth.tokens import MAX_TOKEN_BYTES, TokenVerifier
+from tally.core.model import canonical_uuid
+from tally.errors import KeyLookupError, Unauthorized
 from tests.auth import claims, ec_key, hs256_with_public_key, jwks, rsa_key, unsigned_token
 
 ISSUER = "https://idp.invalid/realms/acme"

@@ -9,7 +9,7 @@ from sqlalchemy.exc import (DBAPIError, IntegrityError, InterfaceError, Operatio
 
 from tally.core.conditions import parse_definition
 from tally.services.catalog import FilterCatalog, ResolvedFilter
-from tally.stores.sql.db import is_unavailable
+from tally.services.outages import is_unavailable
 
 DOWN = OperationalError("SELECT 1", {}, Exception("connection refused"))
 ALL = ResolvedFilter("all", "All Tickets", "system", None, parse_definition({"all": []}))

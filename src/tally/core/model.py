@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 ROLES = ("ticket_user", "ticket_agent", "ticket_admin", "ticket_service")
 # The roles that may count (contract §2): a ticket_service token posts events and never counts.
@@ -15,6 +16,20 @@ CLOSED_STATUSES = ("resolved", "closed", "cancelled")
 STATUSES = OPEN_STATUSES + CLOSED_STATUSES
 # A UUID in canonical form (lowercase, hyphenated): tenant ids, custom filter ids. Use fullmatch.
 CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# A user, team or actor id as tokens and events carry it (and Redis keys embed it).
+ID_PATTERN = re.compile(r"^[A-Za-z0-9._@:|-]{1,64}$")
+
+
+def canonical_uuid(value: Any) -> str | None:
+    """`value` lowercased when it is a UUID in the canonical 8-4-4-4-12 hex form (any case),
+    else None: braces, `urn:uuid:`, missing hyphens and surrounding space are not UUIDs here
+    (contract §2), so one tenant has one spelling in every key, log line and comparison."""
+    if not isinstance(value, str) or len(value) != 36:
+        return None
+    if CANONICAL_UUID.fullmatch(value):  # what clients send, every request: no lowering needed
+        return value
+    lowered = value.lower()
+    return lowered if CANONICAL_UUID.fullmatch(lowered) else None
 
 
 @dataclass(frozen=True)

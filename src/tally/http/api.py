@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from tally.errors import DatabaseUnavailable, PayloadTooLarge, TallyError
 from tally.http.envelope import failure
-from tally.stores.sql.db import describe, is_unavailable
+from tally.services.outages import describe, is_unavailable
 
 log = logging.getLogger("tally.http")
 

@@ -20,7 +20,7 @@ from tally.stores.sql.models import Tenant
 from tally.stores.redis.counters import wrap_errors
 
 if TYPE_CHECKING:
-    from tally.extensions import Services
+    from tally.services.container import Services
 
 log = logging.getLogger("tally.services.maintenance")
 Progress = Callable[[str], None]

@@ -13,7 +13,7 @@ from tally.core.cells import Install, Op
 from tally.stores.redis.counters import notification_hash_from_counts
 
 if TYPE_CHECKING:  # the Services bundle; imported for types only, so counting/ stays Flask-free
-    from tally.extensions import Services
+    from tally.services.container import Services
 
 log = logging.getLogger("tally.services.notifications")
 

@@ -17,7 +17,7 @@ from tally.stores.redis.cells import Cell, TimedValue
 
 if TYPE_CHECKING:
     from tally.services.maintenance import Difference
-    from tally.extensions import Services
+    from tally.services.container import Services
 
 NAME = "tickets"
 SHOWN_MEMBERS = 3  # differing members named per line
