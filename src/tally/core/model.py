@@ -71,3 +71,14 @@ class CountResult:
 
     value: object
     source: str
+
+
+@dataclass(frozen=True)
+class Event:
+    """One validated change event (contract §4); `data` uses snake_case keys and epoch-ms
+    timestamps (tally.http.schemas.events validates a POST /events body into these)."""
+
+    event_id: str
+    type: str
+    occurred_at: int
+    data: dict[str, Any]

@@ -26,9 +26,9 @@ from typing import Any, Callable, Iterable, Sequence
 from sqlalchemy import Table, case, false, update
 from sqlalchemy.orm import Session
 
+from tally.core.model import Event
 from tally.stores.sql.locked_rows import LockedRows, Row, chunks
 from tally.stores.sql.locked_rows import dialect_insert as _insert
-from tally.http.schemas.events import Event
 from tally.stores import keys
 from tally.stores.sql.db import Database
 from tally.stores.sql.models import Notification, OutboxRow, SeenEvent, Ticket

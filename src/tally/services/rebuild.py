@@ -12,6 +12,7 @@ import logging
 from typing import Any, Sequence
 
 from tally.core.ticket_deltas import ticket_change_ops
+from tally.core.visibility import ticket_buckets
 from tally.stores import keys
 from tally.stores.sql import ticket_counts as sql
 from tally.core.cells import Install, Op
@@ -34,8 +35,6 @@ def _timed_writes(tenant: str, cell: Cell, members: dict[str, int]) -> list[Op]:
 def _snapshot_ids(tenant: str, outbox: list[tuple[int, dict[str, Any]]],
                   cells: Sequence[Cell]) -> dict[str, list[int]]:
     """Per held cell, the outbox rows whose deltas touch it (computed as the worker would)."""
-    from tally.core.visibility import ticket_buckets
-
     snaps: dict[str, list[int]] = {cell.group: [] for cell in cells}
     buckets_of: dict[str, set[str]] = {}
     mps = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tally.core.clock import epoch_ms
+from tally.services.families import Difference
 from tally.services.rebuild import rebuild_cells
 from tally.core.visibility import ticket_buckets
 from tally.stores import keys
@@ -16,7 +17,6 @@ from tally.stores.sql import ticket_counts as sql
 from tally.stores.redis.cells import Cell, TimedValue
 
 if TYPE_CHECKING:
-    from tally.services.maintenance import Difference
     from tally.services.container import Services
 
 NAME = "tickets"
@@ -91,14 +91,12 @@ def _timed_field(cached: TimedValue, truth: dict[str, int]) -> str | None:
     return field
 
 
-def compare(services: "Services", tenant: str, member: str) -> list["Difference"]:
+def compare(services: "Services", tenant: str, member: str) -> list[Difference]:
     """The cell's difference from SQL, if any; none when cold or while ticket deltas are in flight.
 
     The cell's rebuild marker is held while comparing, so no apply changes it between the Redis
     read and the SQL snapshot; ticket outbox rows not yet applied mean Redis may lag, not drift.
     """
-    from tally.services.maintenance import Difference
-
     cell = _cell(services, tenant, member)
     if cell is None:
         return []

@@ -4,7 +4,6 @@ Errors name the event and the field as flat paths, e.g. ``{"events[3].data.prior
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
@@ -13,7 +12,7 @@ from marshmallow import (EXCLUDE, RAISE, Schema, ValidationError, fields, post_l
                          validate)
 
 from tally.core.clock import epoch_ms
-from tally.core.model import NOTIFICATION_TYPES, PRIORITIES, STATUSES
+from tally.core.model import NOTIFICATION_TYPES, PRIORITIES, STATUSES, Event
 from tally.http.fields import StrictBoolean
 from tally.stores.keys import ID_PATTERN
 
@@ -21,16 +20,6 @@ DEFAULT_MAX_EVENTS = 5000
 MAX_IDS_PER_READ = 5000
 MAX_TAGS = 100
 BIGINT_MAX = 2**63 - 1
-
-
-@dataclass(frozen=True)
-class Event:
-    """One validated change event; `data` uses snake_case keys and epoch-ms timestamps."""
-
-    event_id: str
-    type: str
-    occurred_at: int
-    data: dict[str, Any]
 
 
 def _id(**kwargs: Any) -> fields.String:

@@ -114,13 +114,15 @@ class Database:
 
     def upgrade(self) -> None:
         """Apply every Alembic migration."""
+        # Alembic (with Mako) loads only for `db upgrade`, not into every web and worker
+        # load order: process that never migrates (about a second of import each).
         from alembic import command
 
         command.upgrade(alembic_config(self.url), "head")
 
 
 def alembic_config(url: str):  # noqa: ANN201
-    from alembic.config import Config
+    from alembic.config import Config  # load order: as in Database.upgrade
 
     config = Config()
     migrations = resources.files("tally.stores.sql") / "migrations"
