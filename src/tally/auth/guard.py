@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tally.auth.realms import REALM_NAME
 from tally.auth.tokens import TokenVerifier, VerifiedToken
-from tally.core.model import ROLES, Principal, canonical_uuid
+from tally.core.model import ROLES, SERVICE_ROLE, Principal, canonical_uuid
 from tally.errors import (Forbidden, InvalidHeader, NotAcceptable, RealmNotFound, TenantNotFound,
                           Unauthorized)
 from tally.extensions import services
@@ -24,7 +24,6 @@ from tally.services.tenants import tenant_realm
 log = logging.getLogger("tally.auth.guard")
 
 PREFIX = "/api/v2/ticketing"
-SERVICE_ROLE = "ticket_service"
 TENANT_CACHE_SECONDS = 30.0
 TENANT_RETRY_SECONDS = 5.0  # while the database is down, how long a last known entry is reused
 PASSED_HEADERS = 10_000  # header sets remembered as passed per process (forgotten when full)

@@ -5,9 +5,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-ROLES = ("ticket_user", "ticket_agent", "ticket_admin", "ticket_service")
-# The roles that may count (contract §2): a ticket_service token posts events and never counts.
+# The roles tally knows (contract §2); those that may count, and the one that posts events and
+# never counts.
 COUNT_ROLES = ("ticket_user", "ticket_agent", "ticket_admin")
+SERVICE_ROLE = "ticket_service"
+ROLES = (*COUNT_ROLES, SERVICE_ROLE)
 NOTIFICATION_TYPES = ("assignment", "statusChange", "comment", "mention", "slaWarning",
                       "slaBreach", "approval", "escalation")
 PRIORITIES = ("critical", "high", "medium", "low")
@@ -47,7 +49,7 @@ class Principal:
 
     @property
     def is_service(self) -> bool:
-        return "ticket_service" in self.roles
+        return SERVICE_ROLE in self.roles
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from tally.core.ticket_deltas import ticket_change_ops
 from tally.core.visibility import ticket_buckets
 from tally.stores import keys
-from tally.stores.sql import ticket_counts as sql
+from tally.stores.sql import ticket_counts as sql, ticket_members
 from tally.core.cells import Install, Op
 from tally.stores.redis.cells import Cell
 
@@ -68,8 +68,8 @@ def rebuild_cells(services: Any, tenant: str, cells: Sequence[Cell], now_ms: int
         with services.db.snapshot() as session:
             values = sql.cell_counts(session, tenant, list(answer_cells) + plain,
                                      list(answer_windows) + [None] * len(plain))
-            members = sql.timed_members(session, tenant, timed)
-            outbox = sql.recent_outbox(session, tenant, keys.TICKETS_GROUP, horizon)
+            members = ticket_members.timed_members(session, tenant, timed)
+            outbox = ticket_members.recent_outbox(session, tenant, keys.TICKETS_GROUP, horizon)
         answer, plain_values = values[:len(answer_cells)], values[len(answer_cells):]
         # Rows Redis has applied are deduped if a worker brings them again: no need to record them.
         applied = services.counters.applied_among(tenant, [row_id for row_id, _ in outbox])

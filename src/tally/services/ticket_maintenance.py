@@ -13,7 +13,7 @@ from tally.services.rebuild import rebuild_cells
 from tally.core.visibility import ticket_buckets
 from tally.stores import keys
 from tally.stores.sql import notification_counts as sql_counts
-from tally.stores.sql import ticket_counts as sql
+from tally.stores.sql import ticket_counts as sql, ticket_members
 from tally.stores.redis.cells import Cell, TimedValue
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ def rebuild(services: "Services", tenant: str, member: str) -> bool:
 def _sql_members(session: Any, tenant: str, cell: Cell) -> dict[str, int]:
     """The members a timed cell should hold: live matching tickets in its bucket with a score."""
     found = {}
-    for row in sql.matching_tickets(session, tenant, [cell]):
+    for row in ticket_members.matching_tickets(session, tenant, [cell]):
         member = cell.mp.member(row) if cell.mp.matches(row) else None
         if member is not None and cell.bucket in ticket_buckets(row):
             found[member[0]] = member[1]

@@ -114,9 +114,8 @@ class Database:
 
     def upgrade(self) -> None:
         """Apply every Alembic migration."""
-        # Alembic (with Mako) loads only for `db upgrade`, not into every web and worker
-        # load order: process that never migrates (about a second of import each).
-        from alembic import command
+        # Alembic and Mako (about a second of imports) load only in a process that migrates.
+        from alembic import command  # load order: not at module level, see above
 
         command.upgrade(alembic_config(self.url), "head")
 
