@@ -7,8 +7,9 @@ Retry-After) before it takes a thread for long, so GUNICORN_THREADS threads alwa
 polls however many streams are open. Why not gevent: see docs/operations.md.
 
 Logs are JSON lines (tally.observability.logs); gunicorn's access log is off because the app's
-front door (tally.http.front) writes its own access lines, with the request id and the route template rather
-than the raw path, for errors, slow requests and a sample of the rest (TALLY_LOG_*). /metrics sums
+front door (tally.http.front) writes its own access lines, with the request id and the route
+template rather than the raw path, for errors, slow requests and a sample of the rest
+(TALLY_LOG_*). /metrics sums
 the workers through prometheus-client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR); each worker
 folds its request counts in every TALLY_METRICS_FOLD_SECONDS and once more as it exits.
 """

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tally.settings import ConfigError, from_env
+from tally.errors import ConfigError
+from tally.settings import from_env
 from tally.app import create_app
 
 UNREACHED = "postgresql+psycopg://tally@127.0.0.1:1/tally"  # the engine connects on first use

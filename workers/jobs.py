@@ -17,12 +17,12 @@ from flask import Flask, has_app_context
 from rq import get_current_job
 
 from tally import jobs as names
+from tally.app import create_app
 from tally.core.clock import epoch_ms
-from tally.services import maintenance
 from tally.errors import StoreUnavailable
-from tally.services import outbox
 from tally.extensions import services
-from tally.stores import keys
+from tally.services import maintenance, outbox
+from tally.services.figures import record_drift
 
 log = logging.getLogger("workers.jobs")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -43,8 +43,6 @@ def bind_app(app: Flask) -> None:
 
 def _process_app() -> Flask:
     if _app is None:
-        from tally.app import create_app
-
         bind_app(create_app())
     elif _app_pid != os.getpid():  # a forked work horse: drop the parent's SQL connections
         _app.extensions["tally"].db.dispose()
@@ -129,7 +127,8 @@ def verify_sample() -> dict[str, Any]:
     """Compare a random sample of every tenant's warm counters with SQL; count drift in a metric.
 
     Each drifted group is logged as a WARNING (by maintenance.sample_verify) and the number of
-    drifted groups is added to keys.DRIFT_FOUND_KEY in the queue Redis. Nothing is repaired.
+    drifted groups is added to the drift-found total in the queue Redis (record_drift). Nothing
+    is repaired.
     """
     svc = services()
     try:
@@ -138,7 +137,7 @@ def verify_sample() -> dict[str, Any]:
         log.warning("job %s: sampling verify skipped, counter store down: %s", _job_id(),
                     error.message)
         return {"skipped": True}
-    svc.queue_redis.incrby(keys.DRIFT_FOUND_KEY, len(report.drifted))
+    record_drift(svc, len(report.drifted))
     log.info("job %s: sampling verify of %d tenants: %d groups compared, %d drifted", _job_id(),
              report.tenants, report.sampled, len(report.drifted))
     return {"skipped": False, "tenants": report.tenants, "sampled": report.sampled,

@@ -19,6 +19,7 @@ from typing import Any
 
 import redis
 
+from tally.app import create_app
 from tally.jobs import MAINTENANCE_QUEUE, SWEEP, VERIFY_SAMPLE, enqueue_unique, make_job_id
 
 log = logging.getLogger("workers.schedule")
@@ -86,8 +87,6 @@ def run(queue_redis: redis.Redis, interval: int, job_timeout: int, stop: threadi
 
 
 def main() -> int:
-    from tally.app import create_app
-
     app = create_app()
     svc = app.extensions["tally"]
     stop = threading.Event()

@@ -1,11 +1,18 @@
-"""The application factory: config → extensions → API → errors → guard → front door → CLI."""
+"""The application factory (config → extensions → API → plugins → errors → guard → front door
+→ CLI) and the `tally` console script, which builds the app and runs its CLI."""
 from __future__ import annotations
 
 import logging
+import sys
+from importlib.metadata import entry_points
 from typing import Any
 
+import click
 from flask import Flask
+from sqlalchemy.exc import SQLAlchemyError
 
+from tally.cli import BAD_CONFIG, first_line, tally_cli
+from tally.errors import ConfigError
 from tally.settings import Base, from_env
 from tally import extensions
 from tally.observability import logs, metrics
@@ -19,6 +26,9 @@ from tally.http.front import Front
 from tally.http.openapi import build_api
 
 API_BLUEPRINTS = (notifications.blp, stream.blp, events.blp, filters.blp, tickets.blp)
+# The entry-point group of functions called with each new app to add routes of their own
+# (tally.dev's status page and bench baseline; see setup.cfg); nothing here imports them.
+PLUGINS = "tally.app"
 
 
 def create_app(config: Base | None = None, **overrides: Any) -> Flask:
@@ -46,15 +56,8 @@ def create_app(config: Base | None = None, **overrides: Any) -> Flask:
         api.register_blueprint(blueprint)
     app.extensions["tally_api"] = api
 
-    if config.BENCH_BASELINE:  # the benchmark's constant-body route (TALLY_BENCH_BASELINE)
-        from tally.dev import baseline
-
-        baseline.install(app)
-
-    if config.ENV == "development":  # the status page of `make run`; never elsewhere
-        from tally.dev import status
-
-        app.register_blueprint(status.blp)
+    for plugin in entry_points(group=PLUGINS):
+        plugin.load()(app)
 
     register_error_handlers(app)
     guard.install(app)
@@ -65,7 +68,16 @@ def create_app(config: Base | None = None, **overrides: Any) -> Flask:
                          logs.AccessLog(float(config.LOG_SLOW_MS), float(config.LOG_SAMPLE_RATE)),
                          fast=FastReads(app))
 
-    from tally.cli import tally_cli
-
     app.cli.add_command(tally_cli)
     return app
+
+
+def main() -> None:
+    """Console script: build the app from the environment and run the `tally` group inside it."""
+    try:
+        app = create_app()
+    except (ConfigError, SQLAlchemyError) as error:  # SQLAlchemy: a TALLY_DATABASE_URL it rejects
+        click.echo(f"Error: {first_line(error)}", err=True)
+        sys.exit(BAD_CONFIG)
+    with app.app_context():
+        tally_cli.main(prog_name="tally")

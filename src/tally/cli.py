@@ -12,7 +12,9 @@ traceback (contract §6):
 """
 from __future__ import annotations
 
+import json
 import sys
+from importlib.metadata import entry_points
 from typing import Any
 
 import click
@@ -21,15 +23,20 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
-from tally.settings import ConfigError
-from tally.auth.tokens import canonical_uuid
+from tally.core.model import ID_PATTERN, canonical_uuid
 from tally.errors import DatabaseUnavailable, StoreUnavailable, TallyError
 from tally.extensions import services
 from tally.progress import Progress
-from tally.stores.sql.db import describe, is_unavailable
-from tally.stores.keys import ID_PATTERN
+from tally.services import maintenance, stats
+from tally.services.catalog import well_formed
+from tally.services.outages import describe, is_unavailable
+from tally.services.outbox import backlog
+from tally.services.tenants import create_tenant, tenant_realm
 
 DRIFT, BAD_INPUT, BAD_CONFIG, STORE_DOWN = 1, 2, 3, 4
+# The entry-point group of commands other parts add to the group (tally.dev's dev-token and
+# demo; see setup.cfg), loaded by name as Flask loads `flask.commands`.
+COMMANDS = "tally.commands"
 
 
 class Failure(click.ClickException):
@@ -45,7 +52,7 @@ def as_failure(error: BaseException) -> Failure | None:
     if isinstance(error, Failure):
         return error
     if isinstance(error, (redis.RedisError, StoreUnavailable)):
-        return Failure(f"Redis is unreachable: {_first_line(error)}", STORE_DOWN)
+        return Failure(f"Redis is unreachable: {first_line(error)}", STORE_DOWN)
     if isinstance(error, SQLAlchemyError) and is_unavailable(error):
         return Failure(f"the database is unreachable: {describe(error)}", STORE_DOWN)
     if isinstance(error, DatabaseUnavailable):
@@ -55,14 +62,31 @@ def as_failure(error: BaseException) -> Failure | None:
     return None
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 
 
 class TallyGroup(AppGroup):
     """The group whose commands fail with one `Error: …` line (as_failure), never a traceback
-    for an operator's mistake or a store that is down."""
+    for an operator's mistake or a store that is down; it adds the COMMANDS entry points the
+    first time its commands are listed or looked up."""
+
+    _plugged = False
+
+    def _plug(self) -> None:
+        if not self._plugged:
+            self._plugged = True
+            for entry in entry_points(group=COMMANDS):
+                self.add_command(entry.load(), entry.name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._plug()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._plug()
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -86,7 +110,7 @@ def _bad(param: click.Parameter, reason: str) -> Failure:
     return Failure(f"Invalid value for {param.opts[0]}: {reason}", BAD_INPUT)
 
 
-def _uuid(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+def valid_uuid(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """A UUID option in the canonical form the API takes (contract §2), lowercased."""
     if value is None:
         return None
@@ -96,7 +120,7 @@ def _uuid(_ctx: click.Context, param: click.Parameter, value: str | None) -> str
     return canonical
 
 
-def _id(_ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+def valid_id(_ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     """A user or team id (one or many) as tokens and events carry them (ID_PATTERN)."""
     for item in (value if isinstance(value, tuple) else (value,)):
         if item is not None and not ID_PATTERN.fullmatch(item):
@@ -106,8 +130,6 @@ def _id(_ctx: click.Context, param: click.Parameter, value: Any) -> Any:
 
 
 def _filter_id(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    from tally.services.catalog import well_formed
-
     if value is not None and not well_formed(value):
         raise _bad(param, f"{value!r} is not a filter id (all, digits or a UUID)")
     return value
@@ -139,13 +161,12 @@ def tenant_group() -> None:
 
 
 @tenant_group.command("create")
-@click.option("--id", "tenant_id", required=True, callback=_uuid, help="The tenant's UUID.")
+@click.option("--id", "tenant_id", required=True, callback=valid_uuid,
+              help="The tenant's UUID.")
 @click.option("--name", required=True, callback=_not_blank, help="A display name.")
 @click.option("--realm", required=True, help="The realm whose tokens may use this tenant.")
 def tenant_create(tenant_id: str, name: str, realm: str) -> None:
     """Provision a tenant with its system filters."""
-    from tally.services.tenants import create_tenant, tenant_realm
-
     svc = services()
     if svc.realms.get(realm) is None:
         raise Failure(f"realm {realm!r} is not in TALLY_REALMS_FILE "
@@ -168,14 +189,13 @@ def cache_group() -> None:
 
 
 @cache_group.command("invalidate")
-@click.option("--tenant", required=True, callback=_uuid)
-@click.option("--user", default=None, callback=_id, help="Only this user's notification counters.")
+@click.option("--tenant", required=True, callback=valid_uuid)
+@click.option("--user", default=None, callback=valid_id,
+              help="Only this user's notification counters.")
 @click.option("--filter", "filter_id", default=None, callback=_filter_id,
               help="Only this filter's ticket counters.")
 def cache_invalidate(tenant: str, user: str | None, filter_id: str | None) -> None:
     """Drop counters; the next read recomputes them from SQL."""
-    from tally.services import maintenance
-
     removed = maintenance.invalidate(services(), tenant, user=user, filter_id=filter_id)
     click.echo(f"dropped {removed} keys")
 
@@ -183,8 +203,6 @@ def cache_invalidate(tenant: str, user: str | None, filter_id: str | None) -> No
 def _tenants(tenant: str | None) -> list[str]:
     """The tenant asked for (a Failure unless it is provisioned), or every provisioned tenant
     when none was."""
-    from tally.services import maintenance
-
     every = maintenance.tenants(services())
     if tenant is None:
         return every
@@ -197,18 +215,16 @@ def _tenants(tenant: str | None) -> list[str]:
 EVERY_TENANT = "Only this tenant (default: every tenant, one after the other)."
 
 
-def _progress() -> Progress:
+def progress_lines() -> Progress:
     """Report lines on stdout; a bar on stderr when it is a terminal."""
     return Progress(click.echo, sys.stderr)
 
 
 @cache_group.command("rebuild")
-@click.option("--tenant", default=None, callback=_uuid, help=EVERY_TENANT)
+@click.option("--tenant", default=None, callback=valid_uuid, help=EVERY_TENANT)
 def cache_rebuild(tenant: str | None) -> None:
     """Recompute a tenant's (or every tenant's) counters from SQL now."""
-    from tally.services import maintenance
-
-    chosen, progress = _tenants(tenant), _progress()
+    chosen, progress = _tenants(tenant), progress_lines()
     with progress.counting(len(chosen), "tenants rebuilt") as advance:
         for number, name in enumerate(chosen, 1):
             if tenant is None:
@@ -220,7 +236,7 @@ def cache_rebuild(tenant: str | None) -> None:
 
 
 @cache_group.command("verify")
-@click.option("--tenant", default=None, callback=_uuid, help=EVERY_TENANT)
+@click.option("--tenant", default=None, callback=valid_uuid, help=EVERY_TENANT)
 @click.option("--repair", is_flag=True, help="Rebuild what differs.")
 def cache_verify(tenant: str | None, repair: bool) -> None:
     """Compare Redis with SQL, print each difference; exit 1 on drift unless repaired, 2 when
@@ -239,9 +255,7 @@ def cache_verify(tenant: str | None, repair: bool) -> None:
 
 def _verify(tenant: str | None, repair: bool) -> int:
     """Verify the chosen tenants, printing each difference; the number of differences."""
-    from tally.services import maintenance
-
-    chosen, progress = _tenants(tenant), _progress()
+    chosen, progress = _tenants(tenant), progress_lines()
     total = 0
     with progress.counting(len(chosen), "tenants verified") as advance:
         for number, name in enumerate(chosen, 1):
@@ -261,16 +275,12 @@ def _verify(tenant: str | None, repair: bool) -> int:
 
 
 @cache_group.command("stats")
-@click.option("--tenant", default=None, callback=_uuid, help="Only this tenant (default: all).")
+@click.option("--tenant", default=None, callback=valid_uuid,
+              help="Only this tenant (default: all).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
 def cache_stats(tenant: str | None, as_json: bool) -> None:
     """Keys and memory per tenant, warm/cold tenants and users, outbox backlog."""
-    import json
-
-    from tally.services import stats
-    from tally.services.outbox import backlog
-
-    chosen, progress = _tenants(tenant), _progress()
+    chosen, progress = _tenants(tenant), progress_lines()
     pending = stats.pending_by_tenant(services())
     rows = []
     with progress.counting(len(chosen), "tenants measured") as advance:
@@ -307,45 +317,4 @@ def _bytes(size: int | None) -> str:
     return f"{size} B"
 
 
-# -- development ---------------------------------------------------------------------------------
-@tally_cli.command("dev-token")
-@click.option("--tenant", required=True, callback=_uuid)
-@click.option("--user", required=True, callback=_id)
-@click.option("--role", "roles", required=True, multiple=True,
-              type=click.Choice(["ticket_user", "ticket_agent", "ticket_admin", "ticket_service"]))
-@click.option("--team", "teams", multiple=True, callback=_id)
-@click.option("--ttl", default=3600 * 12, show_default=True, help="Seconds the token lives.")
-def dev_token(tenant: str, user: str, roles: tuple[str, ...], teams: tuple[str, ...],
-              ttl: int) -> None:
-    """Development only: print a token signed with the local dev key."""
-    from tally.dev import keys as devkeys
-
-    config = services().config
-    if config.ENV == "production":
-        raise Failure("dev-token is disabled when TALLY_ENV=production", BAD_CONFIG)
-    click.echo(devkeys.dev_token(config.VAR_DIR, tenant=tenant, user=user, roles=list(roles),
-                                 teams=list(teams), ttl=ttl))
-
-
-@tally_cli.command("demo")
-def demo() -> None:
-    """Provision the demo tenant and its data (what `make run` uses)."""
-    from tally.dev.demo import provision_demo
-
-    provision_demo(services(), progress=_progress())
-
-
-def main() -> None:
-    """Console script: build the app from the environment and run the group inside it."""
-    from tally.app import create_app
-
-    try:
-        app = create_app()
-    except (ConfigError, SQLAlchemyError) as error:  # SQLAlchemy: a TALLY_DATABASE_URL it rejects
-        click.echo(f"Error: {_first_line(error)}", err=True)
-        sys.exit(BAD_CONFIG)
-    with app.app_context():
-        tally_cli.main(prog_name="tally")
-
-
-__all__ = ["tally_cli", "main", "current_app"]
+__all__ = ["tally_cli", "current_app"]

@@ -55,6 +55,10 @@ class Forbidden(TallyError):
     default_message = "Insufficient permissions"
 
 
+class VisibilityDenied(Forbidden):
+    """The caller's roles do not allow the requested view (403 FORBIDDEN)."""
+
+
 class RealmNotFound(TallyError):
     code, http_status = "REALM_NOT_FOUND", 404
     default_message = "The realm does not exist"
@@ -85,6 +89,14 @@ class UnsupportedMediaType(TallyError):
     default_message = "The request body must be application/json"
 
 
+class DefinitionError(ValidationFailed):
+    """A filter definition outside the language (400), naming where and why."""
+
+    def __init__(self, message: str, path: str):
+        self.reason, self.path = message, path
+        super().__init__(f"{path}: {message}", {"path": path, "reason": message})
+
+
 class InvalidFilterId(TallyError):
     code, http_status = "INVALID_FILTER_ID", 422
     default_message = "One or more filter IDs are invalid"
@@ -93,6 +105,13 @@ class InvalidFilterId(TallyError):
 class ServiceUnavailable(TallyError):
     code, http_status = "SERVICE_UNAVAILABLE", 503
     default_message = "A backing service is unavailable"
+
+
+class StreamsExhausted(ServiceUnavailable):
+    """This process holds as many streams as it may; another process (or a retry) may not."""
+
+    default_message = "Too many open streams on this server; retry shortly"
+    retry_after = 5
 
 
 class DatabaseUnavailable(TallyError):
@@ -121,3 +140,13 @@ class GuardChanged(TallyError):
 
     code, http_status = "SERVICE_UNAVAILABLE", 503
     default_message = "Counter layout changed"
+
+
+class ConfigError(TallyError, ValueError):
+    """A TALLY_* variable (or the realms file) holds a value tally cannot use; the message
+    names it."""
+
+
+class KeyLookupError(TallyError):
+    """No usable signing key: the JWKS could not be read, or holds no key for the token's kid
+    (the verifier answers 401 for it)."""

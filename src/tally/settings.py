@@ -5,9 +5,7 @@ import math
 import os
 from typing import Mapping
 
-
-class ConfigError(ValueError):
-    """A TALLY_* variable holds a value tally cannot use; the message names it."""
+from tally.errors import ConfigError
 
 
 def parse_bool(name: str, raw: str) -> bool:
@@ -93,7 +91,8 @@ class Base:
     # Seconds a stream lives before the server ends it; the client reconnects (token re-checked).
     STREAM_MAX_SECONDS = 900
     # Access log (tally.observability.logs.AccessLog): every 5xx and every 4xx but 401/403/404
-    # is logged, every request slower than LOG_SLOW_MS too, and of the rest a random share LOG_SAMPLE_RATE (0-1).
+    # is logged, every request slower than LOG_SLOW_MS too, and of the rest a random share
+    # LOG_SAMPLE_RATE (0-1).
     LOG_SLOW_MS = 500
     LOG_SAMPLE_RATE = 0.01
     # Seconds between folds of a web process's request counts into /metrics (its lag at most).

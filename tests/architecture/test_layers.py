@@ -20,11 +20,12 @@ ALLOWED: dict[str, set[str]] = {
     "tally.errors": set(),
     "tally.core": {"tally.errors"},
     "tally.progress": set(),
-    "tally.settings": set(),
+    "tally.settings": {"tally.errors"},  # ConfigError lives in the one TallyError tree
     "tally.jobs": set(),
     "tally.observability": {"tally.errors", "tally.core", "tally.settings"},
     "tally.stores": {"tally.errors", "tally.core"},
-    "tally.services": {"tally.errors", "tally.core", "tally.stores", "tally.jobs",
+    # settings: the typed config in services.container.Services (settings imports only errors)
+    "tally.services": {"tally.errors", "tally.core", "tally.stores", "tally.jobs", "tally.settings",
                        "tally.progress", "tally.observability"},
     "tally.extensions": {"tally.errors", "tally.core", "tally.stores", "tally.services",
                          "tally.settings"},

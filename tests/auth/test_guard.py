@@ -13,7 +13,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from tally.auth.guard import ANY_TICKET_ROLE, PREFIX, require_roles
+from tally.auth.guard import PREFIX, require_roles
+from tally.core.model import ROLES
 from tally.services.tenants import create_tenant
 from tally.stores.sql.models import Tenant
 from tests.support.tokens import claims, ec_key, write_jwks
@@ -71,7 +72,7 @@ def probe_blueprint() -> Blueprint:
 def app(make_app, two_realms):
     """An app with probe routes under the guarded prefix (registered before the first request)."""
     app = make_app(REALMS_FILE=two_realms)
-    app.add_url_rule(f"{PREFIX}/_probe", "probe", require_roles(*ANY_TICKET_ROLE)(whoami))
+    app.add_url_rule(f"{PREFIX}/_probe", "probe", require_roles(*ROLES)(whoami))
     app.add_url_rule(f"{PREFIX}/_open", "open_probe", whoami)
     app.add_url_rule(f"{PREFIX}/_service", "service_probe", require_roles("ticket_service")(whoami))
     app.add_url_rule(f"{PREFIX}/_boom", "boom", boom)

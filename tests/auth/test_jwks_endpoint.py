@@ -13,7 +13,7 @@ import pytest
 
 from tally.auth.realms import MISSING_RETRY_INTERVAL, REFETCH_INTERVAL, Realms, fetch_url
 from tally.auth.tokens import TokenVerifier
-from tally.extensions import build_caches
+from tally.services.container import build_caches
 from tally.services.tenants import create_tenant
 from tests.support.tokens import claims, jwks, rsa_key
 from tests.support.jwks_server import HOLD_SECONDS, FakeClock, JwksServer

@@ -5,9 +5,10 @@ import json
 
 import pytest
 
-from tally.settings import ConfigError, Test
+from tally.errors import ConfigError, KeyLookupError
+from tally.settings import Test
 from tally.app import create_app
-from tally.auth.realms import KeyLookupError, Realm, Realms
+from tally.auth.realms import Realm, Realms
 from tests.support.tokens import ec_key, jwks, rsa_key, write_jwks
 from tests.support.jwks_server import FakeClock, JwksServer
 

@@ -10,10 +10,11 @@ import uuid
 import pytest
 from jwt import PyJWK
 
-from tally.auth.realms import KeyLookupError, Realm, Realms
-from tally.auth.tokens import MAX_TOKEN_BYTES, TokenVerifier, canonical_uuid
-from tally.errors import Unauthorized
-from tally.extensions import build_caches
+from tally.auth.realms import Realm, Realms
+from tally.auth.tokens import MAX_TOKEN_BYTES, TokenVerifier
+from tally.core.model import canonical_uuid
+from tally.errors import KeyLookupError, Unauthorized
+from tally.services.container import build_caches
 from tests.support.tokens import (claims, ec_key, hs256_with_public_key, jwks, rsa_key,
                                   unsigned_token)
 

@@ -10,7 +10,8 @@ import redis
 from rq import Queue, SimpleWorker
 from rq.job import Job
 
-from tally.settings import ConfigError, Test, from_env
+from tally.errors import ConfigError
+from tally.settings import Test, from_env
 from tally import jobs as names
 from tally.services import maintenance, notifications
 from tally.dev.launcher import RedisProcess, free_port

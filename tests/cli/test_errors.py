@@ -7,7 +7,7 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from tally import cli
+from tally import app as tally_app, cli
 from tally.services.tenants import create_tenant
 from tally.stores.sql.models import Tenant
 from tests.support import factories
@@ -127,7 +127,7 @@ def test_a_bad_tally_env_is_one_error_line_and_the_configuration_exit_code(monke
     monkeypatch.setenv("TALLY_ENV", "staging")
     monkeypatch.setattr("sys.argv", ["tally", "cache", "stats"])
     with pytest.raises(SystemExit) as exited:
-        cli.main()
+        tally_app.main()
     assert exited.value.code == cli.BAD_CONFIG
     err = capsys.readouterr().err
     assert err.splitlines() == ["Error: TALLY_ENV must be one of development, test, production, "

@@ -3,7 +3,7 @@ cache's rule; tally.extensions.build_caches: every app its own."""
 from __future__ import annotations
 
 from tally.core.cache import Cache, same, same_each, until, until_both
-from tally.extensions import build_caches
+from tally.services.container import build_caches
 
 
 def test_the_least_recently_used_entry_goes_first():

@@ -6,11 +6,11 @@ from datetime import datetime, timezone
 import pytest
 
 from tests.support import oracle
-from tally.core.conditions import DefinitionError, parse_definition
+from tally.core.conditions import parse_definition
 from tally.core.model import Principal
 from tally.core.filters import (
     DEMO_FILTERS, INTERNAL_FILTERS, SUMMARY_FILTER_IDS, SYSTEM_FILTERS)
-from tally.core.visibility import VisibilityDenied
+from tally.errors import DefinitionError, VisibilityDenied
 from tests.support.randomdata import HOUR, principals, random_tickets
 
 NOW = int(datetime(2026, 3, 8, 16, 30, tzinfo=timezone.utc).timestamp() * 1000)

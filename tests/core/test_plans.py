@@ -11,7 +11,7 @@ from tally.core.predicates import Materialized
 from tally.core.filters import SUMMARY_FILTERS, SYSTEM_BY_ID
 from tally.core.plans import compile_count
 from tally.core.visibility import plan
-from tally.extensions import Caches, build_caches
+from tally.services.container import Caches, build_caches
 from tally.services.tickets import TicketCountQuery, TicketCountService
 
 TENANT = "00000000-0000-4000-8000-0000000000aa"

@@ -8,9 +8,9 @@ from sqlalchemy.exc import (DBAPIError, IntegrityError, InterfaceError, Operatio
                             ProgrammingError, TimeoutError as PoolTimeout)
 
 from tally.core.conditions import parse_definition
-from tally.extensions import build_caches
+from tally.services.container import build_caches
 from tally.services.catalog import FilterCatalog, ResolvedFilter
-from tally.stores.sql.db import is_unavailable
+from tally.services.outages import is_unavailable
 
 DOWN = OperationalError("SELECT 1", {}, Exception("connection refused"))
 ALL = ResolvedFilter("all", "All Tickets", "system", None, parse_definition({"all": []}))

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from tally.settings import ConfigError, Test, from_env
+from tally.errors import ConfigError
+from tally.settings import Test, from_env
 from tally.app import create_app
 from tally.dev import baseline
 

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
 from tally.services.outbox import apply_pending
+from tally.core.model import ROLES
 from tests.support.randomdata import random_tickets
 from tests.support.tickets import as_events, post_events
 
@@ -26,7 +27,6 @@ FUZZ_EXAMPLES = int(os.environ.get("TALLY_FUZZ_EXAMPLES", "25"))
 GUARD_EXAMPLES = max(10, FUZZ_EXAMPLES * 2 // 5)
 SEED = 20260308
 USER = "fuzzer"
-ROLES = ("ticket_user", "ticket_agent", "ticket_admin", "ticket_service")
 NOW_MS = 1_772_952_330_125  # 2026-03-08T06:45:30.125Z
 
 

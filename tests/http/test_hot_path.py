@@ -30,7 +30,6 @@ class Inputs:
         return {"raw": self.raw}
 
 
-
 def remembering(inputs: Inputs, size: int = 1024, **options) -> Remembered:
     cache = Cache("test", size)
     return Remembered(lambda: inputs.raw, lambda caches: cache, **options)

@@ -11,7 +11,7 @@ from sqlalchemy import update
 from tally.core.conditions import parse_definition
 from tally.services.catalog import TTL_SECONDS, FilterCatalog, load_tenant, well_formed
 from tally.errors import Forbidden, NotFound, ValidationFailed
-from tally.extensions import build_caches
+from tally.services.container import build_caches
 from tally.services.tenants import create_tenant
 from tally.stores.sql import filters as store
 from tally.stores.sql.db import Database

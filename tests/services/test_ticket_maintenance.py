@@ -9,7 +9,6 @@ from tally.services.outbox import apply_pending
 from tally.stores import keys
 from tally.core.cells import Cell
 from tally.stores.redis.counters import Install, Write
-from tests.support.randomdata import principals, random_tickets
 from tests.support.tickets import (NOW, as_events, ask, ingest, only_mp, post_events, sources,
                                    warm_world)
 

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Mapping
 
 from tally.core.conditions import Definition, TimeCondition, as_zone
 from tally.core.model import CLOSED_STATUSES, OPEN_STATUSES, Principal
-from tally.core.visibility import VisibilityDenied
+from tally.errors import VisibilityDenied
 
 
 def count(tickets: Iterable[Mapping[str, Any]], principal: Principal, view_type: str,

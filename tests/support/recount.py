@@ -19,7 +19,7 @@ from tally.core.model import NOTIFICATION_TYPES, PRIORITIES, Principal
 from tally.http.schemas.common import iso_or_none
 from tally.stores.sql.db import Database
 from tally.stores.sql.models import Notification, Ticket
-from tally.stores.sql.ticket_counts import TICKET_FIELDS
+from tally.stores.sql.ticket_members import TICKET_FIELDS
 from tests.support.traffic import CALLERS, PROFILE, USERS, ZONES, Api, Caller, Tenant
 
 

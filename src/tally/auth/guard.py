@@ -11,19 +11,18 @@ from flask import Flask, current_app, g, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from tally.auth.realms import REALM_NAME
-from tally.auth.tokens import TokenVerifier, VerifiedToken, canonical_uuid
-from tally.core.model import Principal
+from tally.auth.tokens import TokenVerifier, VerifiedToken
+from tally.core.model import ROLES, SERVICE_ROLE, Principal, canonical_uuid
 from tally.errors import (Forbidden, InvalidHeader, NotAcceptable, RealmNotFound, TenantNotFound,
                           Unauthorized)
-from tally.extensions import Caches, services
-from tally.stores.sql.db import Outage, is_unavailable
-from tally.stores.sql.models import Tenant
+from tally.extensions import services
+from tally.services.container import Caches
+from tally.services.outages import Outage, is_unavailable
+from tally.services.tenants import tenant_realm
 
 log = logging.getLogger("tally.auth.guard")
 
 PREFIX = "/api/v2/ticketing"
-ANY_TICKET_ROLE = ("ticket_user", "ticket_agent", "ticket_admin", "ticket_service")
-SERVICE_ROLE = "ticket_service"
 TENANT_CACHE_SECONDS = 30.0
 TENANT_RETRY_SECONDS = 5.0  # while the database is down, how long a last known entry is reused
 EXTENSION = "tally_guard"
@@ -92,9 +91,7 @@ class Guard:
             return hit
         last = self._tenants.stale(tenant_id)
         try:
-            with services().db.snapshot() as session:
-                row = session.get(Tenant, tenant_id)
-                realm = row.realm if row is not None else None
+            realm = tenant_realm(services().db, tenant_id)
         except SQLAlchemyError as error:
             if last is None or not is_unavailable(error):
                 raise
@@ -173,6 +170,6 @@ def _authorise(token: VerifiedToken, tenant_id: str) -> Principal:
     """Step 5: the token must name the tenant (a service token is trusted realm-wide) and a role."""
     if SERVICE_ROLE not in token.roles and not token.holds_tenant(tenant_id):
         raise Forbidden("The token is not valid for this tenant")
-    if not token.roles.intersection(ANY_TICKET_ROLE):
+    if not token.roles.intersection(ROLES):
         raise Forbidden("The token holds no ticket role")
     return token.principal(tenant_id)

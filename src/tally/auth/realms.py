@@ -14,7 +14,7 @@ from typing import Any, Callable
 from jwt import PyJWK, PyJWKSet
 from jwt.exceptions import PyJWTError
 
-from tally.settings import ConfigError
+from tally.errors import ConfigError, KeyLookupError
 
 log = logging.getLogger("tally.auth")
 
@@ -26,10 +26,6 @@ MISSING_RETRY_INTERVAL = 5.0  # with no keys yet, at most one download attempt i
 MAX_JWKS_BYTES = 1024 * 1024
 
 Fetch = Callable[[str], bytes]
-
-
-class KeyLookupError(Exception):
-    """No usable signing key: the JWKS could not be read, or holds no key for the token's kid."""
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,10 @@ from typing import Any, Callable, Protocol
 import jwt
 from jwt import PyJWK
 
-from tally.auth.realms import KeyLookupError, Realm
+from tally.auth.realms import Realm
 from tally.core.cache import Cache
-from tally.core.model import CANONICAL_UUID, ROLES, Principal
-from tally.errors import Unauthorized
-from tally.stores.keys import ID_PATTERN
+from tally.core.model import ID_PATTERN, ROLES, Principal, canonical_uuid
+from tally.errors import KeyLookupError, Unauthorized
 
 log = logging.getLogger("tally.auth")
 
@@ -51,18 +50,6 @@ class VerifiedToken:
     def principal(self, tenant_id: str) -> Principal:
         return Principal(user_id=self.user_id, tenant_id=tenant_id, realm=self.realm,
                          roles=self.roles, teams=self.teams)
-
-
-def canonical_uuid(value: Any) -> str | None:
-    """`value` lowercased when it is a UUID in the canonical 8-4-4-4-12 hex form (any case),
-    else None: braces, `urn:uuid:`, missing hyphens and surrounding space are not UUIDs here
-    (contract §2), so one tenant has one spelling in every key, log line and comparison."""
-    if not isinstance(value, str) or len(value) != 36:
-        return None
-    if CANONICAL_UUID.fullmatch(value):  # what clients send, every request: no lowering needed
-        return value
-    lowered = value.lower()
-    return lowered if CANONICAL_UUID.fullmatch(lowered) else None
 
 
 class TokenVerifier:

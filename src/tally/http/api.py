@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from tally.errors import DatabaseUnavailable, PayloadTooLarge, TallyError
 from tally.http.envelope import failure
-from tally.services.health import database_outage
+from tally.services.outages import describe, is_unavailable
 
 log = logging.getLogger("tally.http")
 
@@ -57,11 +57,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(SQLAlchemyError)
     def _database(error: SQLAlchemyError):  # noqa: ANN202
         """The one place a database failure becomes a response: 503 when it cannot serve now."""
-        outage = database_outage(error)
-        if outage is None:
+        if not is_unavailable(error):
             return _unexpected(error)
         unavailable = DatabaseUnavailable()
-        log.warning("%s: %s (%s)", unavailable.code, unavailable.message, outage)
+        log.warning("%s: %s (%s)", unavailable.code, unavailable.message, describe(error))
         return render(unavailable.http_status, unavailable.code, unavailable.message,
                       headers=unavailable.headers())
 

@@ -27,7 +27,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from tally.core.cache import Cache
 from tally.errors import UnsupportedMediaType, ValidationFailed
-from tally.extensions import Caches
+from tally.services.container import Caches
 from tally.http.hot_path import Remembered
 
 # A JSON escape that may decode to NUL or a surrogate; only then is the body parsed to look.

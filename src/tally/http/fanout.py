@@ -29,7 +29,7 @@ from typing import Any, Callable
 import redis
 from redis.exceptions import RedisClusterException
 
-from tally.errors import ServiceUnavailable
+from tally.errors import StreamsExhausted
 from tally.http.hangups import Hangups
 from tally.observability.metrics import SSE_CONNECTIONS, SSE_REFUSED, SSE_REPLACED
 
@@ -38,16 +38,8 @@ log = logging.getLogger("tally.http.fanout")
 POLL_SECONDS = 0.1  # how long the hub waits for a message before looking at (un)subscriptions
 LINGER_SECONDS = 5.0  # how long an idle hub keeps its connection (streams reconnect often)
 RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)  # back-off while the connection cannot be made
-RETRY_AFTER_SECONDS = 5
 
 _HUBS: "weakref.WeakSet[Hub]" = weakref.WeakSet()
-
-
-class StreamsExhausted(ServiceUnavailable):
-    """This process holds as many streams as it may; another process (or a retry) may not."""
-
-    default_message = "Too many open streams on this server; retry shortly"
-    retry_after = RETRY_AFTER_SECONDS
 
 
 class Subscription:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Callable, Generic, TypeVar
 
 from tally.core.cache import Cache
-from tally.extensions import Caches, services
+from tally.extensions import services
+from tally.services.container import Caches
 
 T = TypeVar("T")
 

@@ -20,8 +20,8 @@ from typing import Any, Callable, Mapping
 
 from flask import g, has_request_context, request
 
-from tally.auth.tokens import canonical_uuid
 from tally.core.clock import iso_ms
+from tally.core.model import canonical_uuid
 
 log = logging.getLogger("tally.http.request")
 

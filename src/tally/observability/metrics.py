@@ -3,9 +3,9 @@
 Live (per process, summed over gunicorn's workers through prometheus-client's multiprocess mode
 when PROMETHEUS_MULTIPROC_DIR is set, as config/gunicorn.conf.py does): requests and latency per
 route, count reads by source (warm `cache` vs cold `recomputed` vs `sql`), open SSE streams.
-Shared figures are read at scrape time, so any process answers them alike: the outbox backlog
-and the age of its oldest row (SQL), events applied and drift found (counters the workers keep in
-the queue Redis), and failed jobs (RQ's failed-job registries).
+Shared figures are read at scrape time, so any process answers them alike; the caller of
+`exposition` passes them (tally.services.figures: outbox backlog, events applied, drift found,
+failed jobs), so this module reads no store.
 
 A request touches no prometheus-client object: `Pending.observe` adds it to plain per-process
 sums under one lock, and `fold` moves those into REQUESTS, LATENCY and COUNT_READS (one
@@ -20,17 +20,11 @@ import os
 import threading
 import time
 from bisect import bisect_left
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Callable, Iterable
 
-import redis
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, generate_latest,
+                               multiprocess)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-
-from tally.stores import keys
-
-if TYPE_CHECKING:
-    from tally.extensions import Services
 
 log = logging.getLogger("tally.observability.metrics")
 
@@ -166,77 +160,29 @@ def fold() -> None:
     PENDING.fold()
 
 
-def record_events_applied(queue_redis: redis.Redis, applied: int) -> None:
-    """Add to the events-applied total in the queue Redis; best effort (a metric, not a count)."""
-    if applied <= 0:
-        return
-    try:
-        queue_redis.incrby(keys.EVENTS_APPLIED_KEY, applied)
-    except redis.RedisError as error:
-        log.debug("events applied not recorded: %s", error)
+class _Scraped:
+    """A collector whose metric families a callable yields at each scrape."""
 
+    def __init__(self, figures: Callable[[], Iterable[Any]]):
+        self.figures = figures
 
-class SharedFigures:
-    """A collector reading, at scrape time, the figures no single web process holds."""
-
-    def __init__(self, services: "Services"):
-        self.services = services
-
-    def collect(self) -> Iterator[Any]:
-        yield from self._outbox()
-        yield from self._queue()
-
-    def _outbox(self) -> Iterator[Any]:
-        from tally.services.outbox import backlog
-
-        try:
-            pending, oldest_ms = backlog(self.services.db)
-        except Exception as error:  # a scrape must answer even when the database does not
-            log.warning("metrics: outbox backlog unavailable: %s", type(error).__name__)
-            return
-        yield GaugeMetricFamily("tally_outbox_backlog", "Outbox rows not yet applied to the "
-                                "counters (every tenant)", value=pending)
-        yield GaugeMetricFamily("tally_outbox_oldest_age_seconds", "Age of the oldest outbox row "
-                                "not yet applied (0 when none)", value=oldest_ms / 1000)
-
-    def _queue(self) -> Iterator[Any]:
-        from rq.registry import FailedJobRegistry
-
-        from tally.jobs import QUEUES
-
-        queue_redis = self.services.queue_redis
-        try:
-            applied, drift = queue_redis.mget(keys.EVENTS_APPLIED_KEY, keys.DRIFT_FOUND_KEY)
-            failed = {name: FailedJobRegistry(name, connection=queue_redis).count
-                      for name in QUEUES}
-        except redis.RedisError as error:
-            log.warning("metrics: queue Redis unavailable: %s", type(error).__name__)
-            return
-        yield CounterMetricFamily("tally_events_applied", "Outbox rows applied to the counters "
-                                  "(first application only)", value=int(applied or 0))
-        yield CounterMetricFamily("tally_verify_drift_found", "Drifted counter groups found by "
-                                  "the scheduled sampling verify", value=int(drift or 0))
-        jobs = GaugeMetricFamily("tally_jobs_failed", "Jobs in RQ's failed-job registry (kept "
-                                 "for tally.jobs.FAILURE_TTL), by queue", labels=["queue"])
-        for name, count in failed.items():
-            jobs.add_metric([name], count)
-        yield jobs
+    def collect(self) -> Iterable[Any]:
+        return self.figures()
 
 
 def live_registry() -> CollectorRegistry:
     """This process's live metrics, or every gunicorn worker's in multiprocess mode."""
     if os.environ.get(MULTIPROC_ENV):
-        from prometheus_client import multiprocess
-
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return registry
     return LIVE
 
 
-def exposition(services: "Services") -> bytes:
-    """The text a scrape of /metrics answers: live metrics, then the shared figures."""
+def exposition(shared_figures: Callable[[], Iterable[Any]]) -> bytes:
+    """The text a scrape of /metrics answers: live metrics, then the metric families
+    `shared_figures` yields (read now)."""
     fold()  # this process's own requests up to now, whatever the fold thread's timing
     shared = CollectorRegistry(auto_describe=False)
-    shared.register(SharedFigures(services))
+    shared.register(_Scraped(shared_figures))
     return generate_latest(live_registry()) + generate_latest(shared)

@@ -28,11 +28,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tally.core.cache import Cache
 from tally.core.clock import Clock, epoch_ms
-from tally.core.conditions import Definition, DefinitionError, parse_definition
+from tally.core.conditions import Definition, parse_definition
 from tally.core.model import CANONICAL_UUID
-from tally.errors import NotFound, ValidationFailed
+from tally.errors import DefinitionError, NotFound, ValidationFailed
 from tally.stores.sql import filters as store
-from tally.stores.sql.db import Database, Outage, is_unavailable
+from tally.services.outages import Outage, is_unavailable
+from tally.stores.sql.db import Database
 from tally.stores.sql.models import Filter
 
 log = logging.getLogger("tally.services.catalog")

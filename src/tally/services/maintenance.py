@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Callable
 from sqlalchemy import select
 
 from tally.services import notifications, ticket_maintenance
+from tally.services.families import CounterFamily, Difference
 from tally.core.model import NotificationCounts
 from tally.stores import keys
 from tally.stores.sql import notification_counts as sql_counts
@@ -20,7 +21,7 @@ from tally.stores.sql.models import Tenant
 from tally.stores.redis.counters import wrap_errors
 
 if TYPE_CHECKING:
-    from tally.extensions import Services
+    from tally.services.container import Services
 
 log = logging.getLogger("tally.services.maintenance")
 Progress = Callable[[str], None]
@@ -29,21 +30,6 @@ PROGRESS_EVERY = 100
 
 def _quiet(_line: str) -> None:
     """The default progress sink: say nothing."""
-
-
-@dataclass(frozen=True)
-class Difference:
-    """One field of one counter group whose Redis value differs from SQL."""
-
-    family: str
-    member: str
-    field: str
-    redis: object
-    sql: object
-
-    @property
-    def line(self) -> str:
-        return f"{self.family} {self.member}: {self.field} redis={self.redis} sql={self.sql}"
 
 
 @dataclass
@@ -56,19 +42,6 @@ class Drift:
     @property
     def lines(self) -> list[str]:
         return [d.line for d in self.differences]
-
-
-@dataclass(frozen=True)
-class CounterFamily:
-    """How to drop, list, rebuild and compare one kind of counter group of a tenant."""
-
-    name: str
-    invalidate: Callable[["Services", str, str | None, str | None], int]
-    members: Callable[["Services", str], list[str]]
-    rebuild: Callable[["Services", str, str], bool]
-    compare: Callable[["Services", str, str], list[Difference]]
-    warm: Callable[["Services", str], list[str]]  # the members warm in Redis right now
-    has_filters: bool = False  # whether `invalidate --filter` can name this family's groups
 
 
 # -- notification counters (one hash per user) --------------------------------------------------

@@ -12,7 +12,7 @@ from tally.stores.sql import notification_counts as sql_counts
 from tally.stores.redis.counters import Install, Write, notification_hash_from_counts
 
 if TYPE_CHECKING:  # the Services bundle; imported for types only, so counting/ stays Flask-free
-    from tally.extensions import Services
+    from tally.services.container import Services
 
 log = logging.getLogger("tally.services.notifications")
 

@@ -26,14 +26,13 @@ from tally import jobs
 from tally.core.clock import epoch_ms, utc_now
 from tally.errors import GuardChanged, RebuildBusy, StoreUnavailable
 from tally.core.deltas import outbox_delta
-from tally.observability.metrics import record_events_applied
 from tally.stores import keys
 from tally.stores.redis.counters import ApplyResult
 from tally.stores.sql.db import Database
 from tally.stores.sql.models import OutboxRow
 
 if TYPE_CHECKING:
-    from tally.extensions import Services
+    from tally.services.container import Services
 
 log = logging.getLogger("tally.services.outbox")
 
@@ -153,7 +152,17 @@ def _apply_rows(services: "Services", tenant: str, rows: Sequence[Any],
     report.duplicates += duplicates
     report.batches += 1
     report.last_id = rows[-1].id
-    record_events_applied(services.queue_redis, applied)  # for /metrics, best effort
+    _record_applied(services.queue_redis, applied)  # for /metrics, best effort
+
+
+def _record_applied(queue_redis: redis.Redis, applied: int) -> None:
+    """Add to the events-applied total in the queue Redis; best effort (a metric, not a count)."""
+    if applied <= 0:
+        return
+    try:
+        queue_redis.incrby(keys.EVENTS_APPLIED_KEY, applied)
+    except redis.RedisError as error:
+        log.debug("events applied not recorded: %s", error)
 
 
 def _by_changes(rows: list[ParsedRow], size: int) -> list[list[ParsedRow]]:

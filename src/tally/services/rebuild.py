@@ -16,7 +16,7 @@ from tally.core.deltas import ticket_deltas
 from tally.core.visibility import ticket_buckets
 from tally.stores import keys
 from tally.stores.redis.counters import Install, Write
-from tally.stores.sql import ticket_counts as sql
+from tally.stores.sql import ticket_counts as sql, ticket_members
 
 log = logging.getLogger("tally.counting.rebuild")
 ZADD_CHUNK = 1000  # pairs per ZADD, under Lua's unpack limit
@@ -70,8 +70,8 @@ def rebuild_cells(services: Any, tenant: str, cells: Sequence[Cell], now_ms: int
         with services.db.snapshot() as session:
             values = sql.cell_counts(session, tenant, list(answer_cells) + plain,
                                      list(answer_windows) + [None] * len(plain))
-            members = sql.timed_members(session, tenant, timed)
-            outbox = sql.recent_outbox(session, tenant, keys.TICKETS_GROUP, horizon)
+            members = ticket_members.timed_members(session, tenant, timed)
+            outbox = ticket_members.recent_outbox(session, tenant, keys.TICKETS_GROUP, horizon)
         answer, plain_values = values[:len(answer_cells)], values[len(answer_cells):]
         # Rows Redis has applied are deduped if a worker brings them again: no need to record them.
         applied = services.counters.applied_among(tenant, [row_id for row_id, _ in outbox])

@@ -18,7 +18,7 @@ from tally.stores.redis.cluster import scan_tenant
 from tally.stores.redis.counters import wrap_errors
 
 if TYPE_CHECKING:
-    from tally.extensions import Services
+    from tally.services.container import Services
 
 PIPELINE_CHUNK = 500
 

@@ -8,17 +8,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tally.core.clock import epoch_ms
+from tally.services.families import Difference
 from tally.services.rebuild import rebuild_cells
 from tally.core.visibility import ticket_buckets
 from tally.stores import keys
 from tally.stores.sql import notification_counts as sql_counts
-from tally.stores.sql import ticket_counts as sql
+from tally.stores.sql import ticket_counts as sql, ticket_members
 from tally.core.cells import Cell
 from tally.stores.redis.cells import TimedValue
 
 if TYPE_CHECKING:
-    from tally.services.maintenance import Difference
-    from tally.extensions import Services
+    from tally.services.container import Services
 
 NAME = "tickets"
 SHOWN_MEMBERS = 3  # differing members named per line
@@ -69,7 +69,7 @@ def rebuild(services: "Services", tenant: str, member: str) -> bool:
 def _sql_members(session: Any, tenant: str, cell: Cell) -> dict[str, int]:
     """The members a timed cell should hold: live matching tickets in its bucket with a score."""
     found = {}
-    for row in sql.matching_tickets(session, tenant, [cell]):
+    for row in ticket_members.matching_tickets(session, tenant, [cell]):
         member = cell.mp.member(row) if cell.mp.matches(row) else None
         if member is not None and cell.bucket in ticket_buckets(row):
             found[member[0]] = member[1]
@@ -92,14 +92,12 @@ def _timed_field(cached: TimedValue, truth: dict[str, int]) -> str | None:
     return field
 
 
-def compare(services: "Services", tenant: str, member: str) -> list["Difference"]:
+def compare(services: "Services", tenant: str, member: str) -> list[Difference]:
     """The cell's difference from SQL, if any; none when cold or while ticket deltas are in flight.
 
     The cell's rebuild marker is held while comparing, so no apply changes it between the Redis
     read and the SQL snapshot; ticket outbox rows not yet applied mean Redis may lag, not drift.
     """
-    from tally.services.maintenance import Difference
-
     cell = _cell(services, tenant, member)
     if cell is None:
         return []

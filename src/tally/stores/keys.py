@@ -31,10 +31,10 @@ def applied_key(tenant: str) -> str:
 
 
 # In the QUEUE Redis, not a counter key (so no tenant tag): drifted groups the scheduled sampling
-# verify has found, summed over every tenant and run (workers/jobs.py; /metrics shows it).
+# verify has found, summed over every tenant and run (tally.services.figures; /metrics shows it).
 DRIFT_FOUND_KEY = f"{PREFIX}:stats:drift_found"
 # In the QUEUE Redis too: outbox rows applied to the counters for the first time, every tenant
-# (tally.observability.metrics.record_events_applied; /metrics shows it).
+# (tally.services.outbox; /metrics shows it).
 EVENTS_APPLIED_KEY = f"{PREFIX}:stats:events_applied"
 
 # The outbox group of every ticket change; cells are rebuilt per (MP, bucket) from it.

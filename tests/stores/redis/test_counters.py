@@ -10,7 +10,7 @@ import redis
 from tally.core.model import Principal
 from tally.core.predicates import Materialized
 from tally.core.filters import SYSTEM_BY_ID
-from tally.extensions import build_caches
+from tally.services.container import build_caches
 from tally.errors import GuardChanged, RebuildBusy, StoreUnavailable
 from tally.stores import keys
 from tally.core.cells import Cell, CellDeltas, NotificationDelta, OutboxDelta

@@ -20,7 +20,7 @@ from tally.core.filters import SYSTEM_FILTERS
 from tally.services import outbox
 from tally.services.tenants import create_tenant
 from tally.stores.sql import notification_counts as sql_counts
-from tally.stores.sql import ticket_counts as sql
+from tally.stores.sql import ticket_members
 from tally.stores.sql.models import OutboxRow, Ticket
 from tests.support.tokens import REALM
 from tests.support.postgres import create_database, drop_database
@@ -125,7 +125,7 @@ def test_cold_reads_of_narrow_views_and_outbox_queries_use_their_indexes(app, he
             session.execute(outbox._pending(tenant).where(
                 OutboxRow.id > 0, OutboxRow.id <= high).order_by(OutboxRow.id).limit(500)).all()
             sql_counts.group_has_pending(session, tenant, "tickets")
-            sql.recent_outbox(session, tenant, "tickets", NOW - 240_000)
+            ticket_members.recent_outbox(session, tenant, "tickets", NOW - 240_000)
             session.execute(select(OutboxRow.id, OutboxRow.tenant_id).where(
                 OutboxRow.applied_at.is_not(None), OutboxRow.applied_at < NOW - 900_000)
                 .order_by(OutboxRow.id).limit(1000)).all()

@@ -14,7 +14,7 @@ from tally.core.predicates import Materialized
 from tally.core.filters import SYSTEM_BY_ID
 from tally.core.visibility import assignee_team_bucket, plan
 from tally.services.tenants import create_tenant
-from tally.stores.sql import ticket_counts as sql
+from tally.stores.sql import ticket_counts as sql, ticket_members
 from tally.stores.sql.db import Database
 from tally.stores.sql.models import Ticket
 from tally.stores.sql.conditions import leaf
@@ -63,7 +63,7 @@ def test_timed_members_of_overlapping_buckets(tickets):
     timed = list({c.id: c for c in _cells()[0] if c.mp.score_field is not None}.values())
 
     with db.snapshot() as session:
-        members = sql.timed_members(session, TENANT, timed)
+        members = ticket_members.timed_members(session, TENANT, timed)
 
     for cell in timed:
         assert members[cell.id] == {cell.mp.member(t)[0]: cell.mp.member(t)[1] for t in rows

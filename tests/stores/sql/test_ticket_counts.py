@@ -9,7 +9,7 @@ from sqlalchemy import event, text
 from tally.core.model import Principal
 from tally.core.predicates import Materialized
 from tally.core.visibility import assignee_team_bucket
-from tally.stores.sql import ticket_counts as sql
+from tally.stores.sql import ticket_counts as sql, ticket_members
 from tally.core.cells import Cell
 from tests.support.cells import NOW, cells_of, in_cell, oracle_checked_counts, seeded_tickets
 
@@ -50,7 +50,7 @@ def test_timed_members_are_what_the_worker_would_hold(tickets):
                   if cell.mp.score_field is not None}.values())
 
     with db.snapshot() as session:
-        members = sql.timed_members(session, TENANT, timed)
+        members = ticket_members.timed_members(session, TENANT, timed)
 
     for cell in timed:
         want = {cell.mp.member(t)[0]: cell.mp.member(t)[1] for t in rows

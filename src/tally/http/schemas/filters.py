@@ -6,7 +6,8 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, post_dump, post_load, validate, \
     validates_schema
 
-from tally.core.conditions import DefinitionError, parse_definition
+from tally.core.conditions import parse_definition
+from tally.errors import DefinitionError
 from tally.http.fields import StrictBoolean
 from tally.http.schemas.common import EnvelopeSchema
 from tally.http.schemas.tickets import FILTER_TYPES

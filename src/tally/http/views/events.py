@@ -9,6 +9,7 @@ from marshmallow import Schema, fields, validate
 
 from tally.auth.guard import require_roles
 from tally.core.clock import epoch_ms
+from tally.core.model import SERVICE_ROLE
 from tally.services import outbox
 from tally.services.ingest import ingest
 from tally.core.model import Event
@@ -45,7 +46,7 @@ class IngestEnvelopeSchema(EnvelopeSchema):
 
 @blp.route("/events")
 class Events(MethodView):
-    @require_roles("ticket_service")
+    @require_roles(SERVICE_ROLE)
     @storable_body  # the body read by tally.http.bodies' rules: 413, 415, 400, then storable
     @document_errors
     @blp.arguments(EventBatchSchema, error_status_code=400, example=examples.EVENTS_BODY)

@@ -6,7 +6,8 @@ from typing import Any
 from flask import g, url_for
 from flask.views import MethodView
 
-from tally.auth.guard import ANY_TICKET_ROLE, require_roles
+from tally.auth.guard import require_roles
+from tally.core.model import ROLES
 from tally.extensions import services
 from tally.http import examples
 from tally.http.schemas import filters as fs
@@ -28,7 +29,7 @@ DELETE_ERRORS = {**ERRORS, 403: "The caller lacks a ticket role, or the filter i
 
 @blp.route("/filters")
 class Filters(MethodView):
-    @require_roles(*ANY_TICKET_ROLE)
+    @require_roles(*ROLES)
     @blp.response(200, fs.FilterListEnvelopeSchema, example=examples.FILTERS)
     @document_errors
     def get(self) -> dict[str, Any]:
@@ -38,7 +39,7 @@ class Filters(MethodView):
         items = svc.filter_catalog.list_visible(svc, principal.tenant_id, principal.user_id)
         return success({"items": items}, "Filters retrieved successfully")
 
-    @require_roles(*ANY_TICKET_ROLE)
+    @require_roles(*ROLES)
     @storable_body
     @blp.arguments(fs.FilterBodySchema, error_status_code=400, example=examples.FILTER_BODY)
     @blp.response(201, fs.FilterEnvelopeSchema, example=examples.FILTER,
@@ -57,7 +58,7 @@ class Filters(MethodView):
 
 @blp.route("/filters/<string:filter_id>")
 class FilterById(MethodView):
-    @require_roles(*ANY_TICKET_ROLE)
+    @require_roles(*ROLES)
     @blp.response(200, fs.DeletedEnvelopeSchema, example=examples.DELETED)
     @error_docs(blp, DELETE_ERRORS)
     def delete(self, filter_id: str) -> dict[str, Any]:

@@ -13,10 +13,10 @@ from flask.views import MethodView
 from werkzeug.http import parse_etags
 
 from tally import jobs
-from tally.auth.guard import ANY_TICKET_ROLE, require_roles
+from tally.auth.guard import require_roles
 from tally.core.clock import epoch_ms
 from tally.services import notifications
-from tally.core.model import COUNT_ROLES, CountResult, NotificationCounts
+from tally.core.model import COUNT_ROLES, ROLES, CountResult, NotificationCounts
 from tally.errors import RebuildBusy, StoreUnavailable
 from tally.services import ingest, outbox
 from tally.extensions import Services, services
@@ -120,7 +120,7 @@ class NotificationCount(MethodView):
 
 @blp.route("/ticket/notification/list")
 class NotificationList(MethodView):
-    @require_roles(*ANY_TICKET_ROLE)
+    @require_roles(*ROLES)
     @blp.arguments(schemas.ListQuerySchema, location="query", error_status_code=400)
     @blp.response(200, schemas.ListEnvelopeSchema, example=examples.NOTIFICATION_LIST)
     @document_errors

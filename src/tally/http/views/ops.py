@@ -8,6 +8,7 @@ from marshmallow import Schema, fields
 from sqlalchemy import text
 
 from tally.observability import metrics
+from tally.services.figures import shared_figures
 from tally.errors import TallyError
 from tally.extensions import services
 from tally.http.api import STATUS_HEADERS
@@ -62,4 +63,6 @@ def readyz():  # noqa: ANN201
 def metrics_text() -> Response:
     """Requests and latency per route, warm vs cold reads, outbox backlog, events applied, failed
     jobs, drift found by the sampling verify, open streams (see docs/operations.md)."""
-    return Response(metrics.exposition(services()), content_type=metrics.CONTENT_TYPE)
+    svc = services()
+    return Response(metrics.exposition(lambda: shared_figures(svc)),
+                    content_type=metrics.CONTENT_TYPE)

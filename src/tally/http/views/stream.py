@@ -21,9 +21,10 @@ from flask.views import MethodView
 
 from tally.auth.guard import require_roles
 from tally.core.model import COUNT_ROLES
+from tally.errors import StreamsExhausted
 from tally.services import notifications
 from tally.extensions import Services, services
-from tally.http.fanout import Hub, StreamsExhausted, Subscription
+from tally.http.fanout import Hub, Subscription
 from tally.http.schemas import common as schemas
 from tally.http.api import render
 from tally.http.bodies import Blueprint

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import threading
 import time
 from contextlib import contextmanager
 from importlib import resources
@@ -24,14 +23,6 @@ T = TypeVar("T")
 WRITE = "tally_write"
 
 
-def is_unavailable(error: BaseException) -> bool:
-    """True when `error` means the database cannot serve now (down, dropped, locked, timed out),
-    as opposed to a bug in a statement (IntegrityError, ProgrammingError, ...)."""
-    if isinstance(error, (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)):
-        return True
-    return isinstance(error, exc.DBAPIError) and bool(error.connection_invalidated)
-
-
 RETRYABLE_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
 
 
@@ -39,34 +30,6 @@ def is_retryable(error: BaseException) -> bool:
     """True for a transaction the database aborted to resolve a conflict: run it again."""
     state = getattr(getattr(error, "orig", None), "sqlstate", None)
     return isinstance(error, exc.DBAPIError) and state in RETRYABLE_SQLSTATES
-
-
-def describe(error: BaseException) -> str:
-    """The first line of a driver error (SQLAlchemy appends the statement and a URL)."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
-class Outage:
-    """Logs a database outage once when it starts and once when it ends, not per request."""
-
-    def __init__(self, log: logging.Logger, what: str):
-        self.log, self.what = log, what
-        self.down = False
-        self._lock = threading.Lock()
-
-    def failed(self, error: BaseException) -> None:
-        with self._lock:
-            first, self.down = not self.down, True
-        if first:
-            self.log.warning("database unavailable; %s serves its last known entries: %s",
-                             self.what, describe(error))
-
-    def recovered(self) -> None:
-        with self._lock:
-            was, self.down = self.down, False
-        if was:
-            self.log.info("database reachable again; %s reads it again", self.what)
 
 
 POOL_SIZE, MAX_OVERFLOW = 5, 10  # per process; docs/deployment.md sizes max_connections
@@ -151,15 +114,17 @@ class Database:
 
     def upgrade(self) -> None:
         """Apply every Alembic migration."""
-        from alembic import command
+        # Alembic and Mako (about a second of imports) load only in a process that migrates.
+        from alembic import command  # load order: not at module level, see above
 
         command.upgrade(alembic_config(self.url), "head")
 
 
 def alembic_config(url: str):  # noqa: ANN201
-    from alembic.config import Config
+    from alembic.config import Config  # load order: as in Database.upgrade
 
     config = Config()
-    config.set_main_option("script_location", str(resources.files("tally.stores.sql") / "migrations"))
+    migrations = resources.files("tally.stores.sql") / "migrations"
+    config.set_main_option("script_location", str(migrations))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
