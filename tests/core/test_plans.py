@@ -1,6 +1,7 @@
 """Compiled ticket-count plans: reused for the same request shape, never for a changed filter."""
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import replace
 from types import SimpleNamespace
@@ -13,9 +14,11 @@ from tally.core.plans import compile_count
 from tally.core.visibility import plan
 from tally.services.container import Caches, build_caches
 from tally.services.tickets import TicketCountQuery, TicketCountService
+from tally.stores.redis.cells import Sums
 
 TENANT = "00000000-0000-4000-8000-0000000000aa"
 AGENT = Principal("agent-1", TENANT, "dev", frozenset({"ticket_agent"}), ("t1", "t2"))
+SUMS = functools.partial(Sums.of, TENANT)  # the counter store's read plan
 MINE = parse_definition({"all": [{"field": "assigneeId", "op": "eq", "value": "$me"}]})
 
 
@@ -31,7 +34,7 @@ def _get(caches: Caches, principal: Principal, filters: dict, profile=None, prof
 
 def test_a_compiled_plan_names_every_target_and_the_agent_bucket_plan():
     filters = _filters("all", "3745", "7440")
-    compiled = compile_count(TENANT, AGENT, plan(AGENT, "agent"), filters, None, None)
+    compiled = compile_count(AGENT, plan(AGENT, "agent"), filters, None, None, SUMS)
     assert [t.key for t in compiled.targets] == ["all", "3745", "7440"] + [
         f"summary:{key}" for key in SUMMARY_FILTERS]
     assert compiled.terms == (("team:t1", 1), ("team:t2", 1), ("asg:agent-1", 1),
@@ -81,7 +84,7 @@ def test_the_cache_is_bounded_least_recently_used_first():
 def test_the_warm_read_counts_each_mp_and_window_once():
     # Overdue (7440) is requested and is also the summary's overdue: one entry for both.
     filters = _filters("all", "3745", "7440")
-    compiled = compile_count(TENANT, AGENT, plan(AGENT, "agent"), filters, None, None)
+    compiled = compile_count(AGENT, plan(AGENT, "agent"), filters, None, None, SUMS)
     pairs = [(t.mp.id, t.definition.time_condition) for t in compiled.targets]
     assert len(compiled.entries) == len(set(pairs)) < len(compiled.targets)
     assert [pairs[compiled.targets.index(e)] for e in compiled.entries] == list(dict.fromkeys(
@@ -95,8 +98,8 @@ def test_the_warm_read_counts_each_mp_and_window_once():
 
 def test_an_mp_shared_by_several_filters_is_registered_with_all_of_them():
     # 7474 (SLA Breached) and 7475 (SLA At Risk): one MP (slaDueAt), two windows, two entries.
-    compiled = compile_count(TENANT, AGENT, plan(AGENT, "agent"), _filters("7474", "7475"),
-                             None, None)
+    compiled = compile_count(AGENT, plan(AGENT, "agent"), _filters("7474", "7475"),
+                             None, None, SUMS)
     shared = compiled.targets[0].mp.id
     assert compiled.targets[1].mp.id == shared
     cells = [c for c in compiled.sums.cells if c.mp.id == shared]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from tally.core.conditions import Definition
 from tally.core.model import Principal
@@ -22,7 +22,6 @@ from tally.core.predicates import Materialized
 from tally.core.filters import SUMMARY_FILTERS
 from tally.core.visibility import CountPlan
 from tally.core.cells import Cell
-from tally.stores.redis.cells import Sums
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,7 @@ class CompiledCount:
     # requested filters, and filters share MPs (Overdue and Due Today: one, two windows).
     entries: tuple[Target, ...]  # the first target of each distinct pair
     entry_of: tuple[int, ...]  # per target, its entry
-    sums: Sums  # the warm read: one count per entry
+    sums: Any  # the warm read, one count per entry: the store's compiled read (`read_plan`)
     filter_ids: tuple[str, ...]  # the requested ids, in order (the rest are summary entries)
     details_json: str  # `filterDetails`, serialised once
     sources: tuple[Definition | None, ...]  # what it was compiled from (identity-checked)
@@ -83,9 +82,13 @@ def sources(filters: Mapping[str, Any], profile: Definition | None) -> tuple[Any
     return tuple(f.definition for f in filters.values()) + (profile,)
 
 
-def compile_count(tenant: str, principal: Principal, view: CountPlan, filters: Mapping[str, Any],
-                  profile: Definition | None, profile_id: str | None) -> CompiledCount:
-    """Compile a request: `filters` maps each requested id to its resolved filter, in order."""
+def compile_count(principal: Principal, view: CountPlan, filters: Mapping[str, Any],
+                  profile: Definition | None, profile_id: str | None,
+                  read_plan: Callable[[Sequence[Materialized], Sequence[tuple[str, int]]], Any]
+                  = lambda mps, terms: None) -> CompiledCount:
+    """Compile a request: `filters` maps each requested id to its resolved filter, in order;
+    `read_plan(mps, terms)` compiles the store's read of one count per entry (the counter
+    store's Sums)."""
     named = [(fid, fid, f.definition) for fid, f in filters.items()]
     named += [(f"summary:{key}", spec.id, spec.definition)
               for key, spec in SUMMARY_FILTERS.items()]
@@ -110,5 +113,5 @@ def compile_count(tenant: str, principal: Principal, view: CountPlan, filters: M
     mps = [replace(e.mp, origins=tuple(origins[e.mp.id])) for e in entries]
     details = {fid: f.details() for fid, f in filters.items()}
     return CompiledCount(targets, terms, tuple(entries), tuple(entry_of),
-                         Sums.of(tenant, mps, terms), tuple(filters),
+                         read_plan(mps, terms), tuple(filters),
                          json.dumps(details, separators=(",", ":")), sources(filters, profile))

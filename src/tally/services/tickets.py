@@ -8,6 +8,7 @@ recorded).
 """
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from tally.services.rebuild import rebuild_cells
 from tally.core.filters import SUMMARY_FILTERS
 from tally.core.visibility import plan
 from tally.errors import StoreUnavailable
+from tally.stores.redis.cells import Sums
 from tally.stores.sql import ticket_counts as sql
 from tally.core.cells import Cell
 
@@ -63,9 +65,9 @@ class TicketCountService:
         compiled = plans.get(key, made_of)
         if compiled is None:
             view = plan(principal, query.view_type, query.support_only)
-            compiled = plans.put(key, compile_count(principal.tenant_id, principal, view,
-                                                    query.filters, query.profile,
-                                                    query.profile_id), made_of)
+            compiled = plans.put(key, compile_count(
+                principal, view, query.filters, query.profile, query.profile_id,
+                functools.partial(Sums.of, principal.tenant_id)), made_of)
         return compiled
 
     def warm(self, query: TicketCountQuery) -> TicketCounts | None:
