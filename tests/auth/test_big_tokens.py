@@ -17,6 +17,8 @@ from tally.services.tenants import create_tenant
 from tests.support.tokens import REALM
 from tests.support.web import ROOT, Gunicorn, app_env
 
+pytestmark = pytest.mark.slow
+
 BADGE = "/api/v2/ticketing/ticket/notification/count"
 HEADER_LINE = len("Authorization: Bearer ") + len("\r\n")
 

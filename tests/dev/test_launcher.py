@@ -13,6 +13,8 @@ import pytest
 
 from tally.dev.launcher import free_port, stop_groups
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -124,6 +124,7 @@ def worker(db_url, counter_store, realms_file, tmp_path):
     procs.stop(process)
 
 
+@pytest.mark.slow  # a real worker process
 def test_pipeline_counts_equal_the_oracle_warm_and_cold(app, client, headers, tenant_id, worker,
                                                         counter_store, model_size, capsys):
     process, log = worker
