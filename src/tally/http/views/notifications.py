@@ -43,9 +43,10 @@ load_count_query = blp.remember(COUNT_QUERY, lambda: request.query_string,
 
 
 def count_data(view: str, counts: NotificationCounts) -> tuple[str, str]:
-    """A count's `data` as JSON (the shape of schemas.NotificationCountsSchema, or
-    MinimalCountSchema for view=minimal) and its version: a hash of the view and that JSON,
-    never of a timestamp (the ETag, and the SSE event id).
+    """A count's `data` as JSON (byte for byte what schemas.NotificationCountsSchema, or
+    MinimalCountSchema for view=minimal, dumps, sorted: tests/http/test_count_bodies.py) and its
+    version: a hash of the view and that JSON, never of a timestamp (the ETag, and the SSE
+    event id).
 
     Rendered once per distinct (view, counts) in a process (a bounded memo): every open tab of
     a user polls the same counts, which change far less often than they are read."""

@@ -87,7 +87,8 @@ def check_view_type(func: Any) -> Any:
 
 
 def body_json(result: Any, timezone: str) -> str:
-    """The answer's `data`, written directly: `filterDetails` comes serialised with the plan."""
+    """The answer's `data`, written directly (`filterDetails` comes serialised with the plan):
+    byte for byte what TicketCountsSchema dumps, as tests/http/test_count_bodies.py holds it."""
     dumps = json.dumps
     return (f'{{"counts":{dumps(result.counts, separators=(",", ":"))},'
             f'"filterDetails":{result.details_json},'
