@@ -22,15 +22,8 @@ H = keys.notification_counts_key(T, "u1")
 
 
 @pytest.fixture
-def client(redis_url):
-    connection = redis.Redis.from_url(redis_url, decode_responses=True)
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def counters(client):
-    return RedisCounters(client)
+def counters(raw):
+    return RedisCounters(raw)
 
 
 def bump(outbox_id: int, user: str = "u1", n: int = 1) -> OutboxDelta:
@@ -42,79 +35,79 @@ def group(user: str = "u1") -> str:
     return keys.notification_group(user)
 
 
-def warm_hash(client, value=0):
-    client.hset(H, "total", value)
+def warm_hash(raw, value=0):
+    raw.hset(H, "total", value)
 
 
-def test_each_outbox_id_is_applied_once(counters, client):
-    warm_hash(client)
+def test_each_outbox_id_is_applied_once(counters, raw):
+    warm_hash(raw)
     first = counters.apply(T, [bump(1), bump(2)], now_ms=1)
     again = counters.apply(T, [bump(2), bump(3)], now_ms=2)
     assert (first.applied, first.duplicates) == (2, 0)
     assert (again.applied, again.duplicates) == (1, 1)
-    assert client.hgetall(H) == {"total": "3"}
+    assert raw.hgetall(H) == {"total": "3"}
 
 
-def test_cold_group_is_skipped_but_the_event_is_marked_applied(counters, client):
+def test_cold_group_is_skipped_but_the_event_is_marked_applied(counters, raw):
     result = counters.apply(T, [bump(1)], now_ms=1)
     assert result.applied == 1
-    assert not client.exists(H)
-    assert client.zscore(keys.applied_key(T), "1") == 1
+    assert not raw.exists(H)
+    assert raw.zscore(keys.applied_key(T), "1") == 1
 
 
-def test_warm_field_gates_one_cell_of_a_hash(counters, client):
+def test_warm_field_gates_one_cell_of_a_hash(counters, raw):
     key = keys.mp_counts_key(T, "mp1")
-    client.hset(key, "a", 5)
+    raw.hset(key, "a", 5)
     cells = CellDeltas(plain={("mp1", "a"): 1, ("mp1", "b"): 1})
     counters.apply(T, [OutboxDelta(1, cells=cells)], now_ms=1)
-    assert client.hgetall(key) == {"a": "6"}
+    assert raw.hgetall(key) == {"a": "6"}
 
 
-def test_rebuild_marker_refuses_the_whole_batch(counters, client):
-    warm_hash(client)
+def test_rebuild_marker_refuses_the_whole_batch(counters, raw):
+    warm_hash(raw)
     token = counters.begin_rebuild(T, group("u2"))
     assert token
     with pytest.raises(RebuildBusy):
         counters.apply(T, [bump(1, "u1"), bump(2, "u2")], now_ms=1)
-    assert client.hget(H, "total") == "0"
-    assert not client.exists(keys.applied_key(T))
+    assert raw.hget(H, "total") == "0"
+    assert not raw.exists(keys.applied_key(T))
     assert counters.begin_rebuild(T, group("u2")) is None  # one rebuild at a time
 
 
-def test_guard_mismatch_refuses_the_batch(counters, client):
-    warm_hash(client)
+def test_guard_mismatch_refuses_the_batch(counters, raw):
+    warm_hash(raw)
     version = keys.tenant_prefix(T) + "ver"
-    client.set(version, "7")
+    raw.set(version, "7")
     with pytest.raises(GuardChanged):
         counters.apply(T, [bump(1)], now_ms=1, guards=[(version, "6")])
     assert counters.apply(T, [bump(1)], now_ms=1, guards=[(version, "7")]).applied == 1
-    assert client.hget(H, "total") == "1"
+    assert raw.hget(H, "total") == "1"
 
 
-def test_install_counts_snapshot_ids_once_and_clears_the_marker(counters, client):
+def test_install_counts_snapshot_ids_once_and_clears_the_marker(counters, raw):
     counters.apply(T, [bump(1)], now_ms=1)  # cold: skipped, marked applied
     token = counters.begin_rebuild(T, group())
     # The snapshot counted outbox rows 1 (already applied) and 2 (not yet applied).
     assert counters.install(T, token, Install(group(), [Write("hset", H, ("total", 2))], [1, 2]))
-    assert client.smembers(keys.group_snapshot_key(T, group())) == {"2"}
-    assert not client.exists(keys.group_lock_key(T, group()))
+    assert raw.smembers(keys.group_snapshot_key(T, group())) == {"2"}
+    assert not raw.exists(keys.group_lock_key(T, group()))
     counters.apply(T, [bump(2), bump(3)], now_ms=2)
-    assert client.hget(H, "total") == "3"  # 2 was in the snapshot; only 3 adds
+    assert raw.hget(H, "total") == "3"  # 2 was in the snapshot; only 3 adds
 
 
-def test_install_with_a_lost_marker_writes_nothing(counters, client):
+def test_install_with_a_lost_marker_writes_nothing(counters, raw):
     token = counters.begin_rebuild(T, group())
-    client.delete(keys.group_lock_key(T, group()))  # expired
+    raw.delete(keys.group_lock_key(T, group()))  # expired
     assert not counters.install(T, token, Install(group(), [Write("hset", H, ("total", 9))], []))
-    assert not client.exists(H)
+    assert not raw.exists(H)
 
 
-def test_last_updated_is_kept_at_its_maximum(counters, client):
-    warm_hash(client)
+def test_last_updated_is_kept_at_its_maximum(counters, raw):
+    warm_hash(raw)
     late, early = (OutboxDelta(i, notification=NotificationDelta("u1", {}, at))
                    for i, at in ((1, 70), (2, 50)))
     counters.apply(T, [late, early], now_ms=1)
-    assert client.hgetall(H) == {"total": "0", "lu": "70"}
+    assert raw.hgetall(H) == {"total": "0", "lu": "70"}
 
 
 ZSET, NEGATIVES = keys.mp_zset_key(T, "mp1", "all"), keys.mp_negatives_key(T, "mp1", "all")
@@ -125,15 +118,15 @@ def zmoves(outbox_id, moves):
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
-def test_zmoves_commute_in_any_order(counters, client, order):
-    client.hset(keys.mp_counts_key(T, "mp1"), "z:all", 1)
+def test_zmoves_commute_in_any_order(counters, raw, order):
+    raw.hset(keys.mp_counts_key(T, "mp1"), "z:all", 1)
     history = [zmoves(1, [("t:1", 10, 1)]),                      # created at v1
                zmoves(2, [("t:1", 10, -1), ("t:2", 20, 1)]),     # v1 -> v2
                zmoves(3, [("t:2", 20, -1), ("t:3", 30, 1)])]     # v2 -> v3
     for i in order:
         counters.apply(T, [history[i]], now_ms=1)
-    assert client.zrange(ZSET, 0, -1, withscores=True) == [("t:3", 30.0)]
-    assert not client.exists(NEGATIVES)
+    assert raw.zrange(ZSET, 0, -1, withscores=True) == [("t:3", 30.0)]
+    assert not raw.exists(NEGATIVES)
 
 
 AGENT = Principal("agent-1", T, "dev", frozenset({"ticket_agent"}), ("t1", "t2"))
@@ -143,37 +136,37 @@ TERMS = (("b1", 1), ("b2", 1), ("b3", -1))
 
 
 @pytest.fixture
-def warm_sums(client):
+def warm_sums(raw):
     """PLAIN and TIMED warm over TERMS' buckets; TIMED read twice (two windows, one MP)."""
-    client.hset(keys.mp_counts_key(T, PLAIN.id), mapping={"b1": 5, "b2": 7, "b3": 2})
-    client.hset(keys.mp_counts_key(T, TIMED.id), mapping={"z:b1": 1, "z:b2": 1, "z:b3": 1})
+    raw.hset(keys.mp_counts_key(T, PLAIN.id), mapping={"b1": 5, "b2": 7, "b3": 2})
+    raw.hset(keys.mp_counts_key(T, TIMED.id), mapping={"z:b1": 1, "z:b2": 1, "z:b3": 1})
     members = {"b1": {"t:1": 10, "t:2": 150, "t:3": 250}, "b2": {"t:4": 100}, "b3": {"t:2": 150}}
     for bucket, scored in members.items():
-        client.zadd(keys.mp_zset_key(T, TIMED.id, bucket), scored)
+        raw.zadd(keys.mp_zset_key(T, TIMED.id, bucket), scored)
     return Sums.of(T, [PLAIN, TIMED, TIMED], TERMS)
 
 
-def test_sums_read_each_count_with_its_signs_and_window(client, warm_sums):
-    reader = TicketCounters(RedisCounters(client), build_caches({}).specs)
+def test_sums_read_each_count_with_its_signs_and_window(raw, warm_sums):
+    reader = TicketCounters(RedisCounters(raw), build_caches({}).specs)
     # [-inf, 100): t:1 in b1; [100, 200): t:2 in b1, t:4 in b2, minus t:2 in b3
     assert reader.read_sums(warm_sums, [(float("-inf"), 100), (100, 200)]) == [10, 1, 1]
     assert reader.read_sums(warm_sums, [(0, 1000), (150, 151)]) == [10, 3, 0]
 
 
-def test_sums_read_a_counts_hash_shared_by_two_entries_once(client, warm_sums):
-    reader = TicketCounters(RedisCounters(client), build_caches({}).specs)
+def test_sums_read_a_counts_hash_shared_by_two_entries_once(raw, warm_sums):
+    reader = TicketCounters(RedisCounters(raw), build_caches({}).specs)
     reader.read_sums(warm_sums, [(0, 1), (0, 1)])  # loads the script
-    client.config_resetstat()
+    raw.config_resetstat()
     reader.read_sums(warm_sums, [(0, 1), (0, 1)])
-    stats = client.info("commandstats")
+    stats = raw.info("commandstats")
     assert stats["cmdstat_hmget"]["calls"] == 2  # PLAIN's hash and TIMED's, not TIMED's twice
     assert stats["cmdstat_zcount"]["calls"] == 2 * len(TERMS)
 
 
-def test_sums_name_every_cold_cell_of_every_entry(client, warm_sums):
-    client.hdel(keys.mp_counts_key(T, PLAIN.id), "b2")
-    client.hdel(keys.mp_counts_key(T, TIMED.id), "z:b3")
-    reader = TicketCounters(RedisCounters(client), build_caches({}).specs)
+def test_sums_name_every_cold_cell_of_every_entry(raw, warm_sums):
+    raw.hdel(keys.mp_counts_key(T, PLAIN.id), "b2")
+    raw.hdel(keys.mp_counts_key(T, TIMED.id), "z:b3")
+    reader = TicketCounters(RedisCounters(raw), build_caches({}).specs)
     cold = reader.read_sums(warm_sums, [(0, 1), (0, 1)])
     assert cold == [Cell(PLAIN, "b2"), Cell(TIMED, "b3"), Cell(TIMED, "b3")]
 
