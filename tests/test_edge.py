@@ -231,7 +231,7 @@ def test_the_launcher_stops_caddy_when_gunicorn_dies_and_both_on_sigterm(world, 
 
 
 def test_make_run_the_tests_and_the_bench_start_the_procfiles_web_line():
-    procfile = (Path(__file__).resolve().parents[2] / "Procfile").read_text().splitlines()
+    procfile = (procs.ROOT / "Procfile").read_text().splitlines()
     line = next(entry for entry in procfile if entry.startswith("web:")).split()[1:]
     started = " ".join(web_command()).replace(f"{sys.executable} -m gunicorn", "gunicorn")
     assert started.replace(sys.executable, "python").split() == line

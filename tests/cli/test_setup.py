@@ -13,8 +13,7 @@ from tally.settings import Test
 from tally.app import create_app
 from tally.dev.demo import DEMO_TENANT
 from tally.stores.sql.models import Filter, Tenant
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.processes import ROOT
 
 
 def run(app, *args):

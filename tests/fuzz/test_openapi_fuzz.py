@@ -21,6 +21,8 @@ from tally.core.model import ROLES
 from tests.support.randomdata import random_tickets
 from tests.support.tickets import as_events, post_events
 
+pytestmark = pytest.mark.slow  # schemathesis over every operation: minutes
+
 # Examples per operation, with valid headers and with generated ones; TALLY_FUZZ_EXAMPLES asks
 # for a deeper run (e.g. 500) outside `make test`.
 FUZZ_EXAMPLES = int(os.environ.get("TALLY_FUZZ_EXAMPLES", "25"))

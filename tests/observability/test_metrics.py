@@ -209,6 +209,7 @@ def test_each_process_starts_its_own_fold_thread_after_a_fork():
     assert metrics.LIVE.get_sample_value("tally_http_requests_total", FORK_LABELS) >= 1
 
 
+@pytest.mark.slow  # thousands of random requests
 def test_every_label_stays_within_known_values_whatever_the_paths_methods_and_statuses(
         app, client, headers):
     """Issue 17 #4: a client choosing paths (404), methods on known routes (405), redirects and

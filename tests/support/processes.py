@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[2]  # the repository: the cwd of every process started
 
 
 def process_env(db_url: str, redis_url: str, realms_file: str) -> dict[str, str]:

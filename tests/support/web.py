@@ -34,7 +34,7 @@ COUNT = f"{PREFIX}/ticket/notification/count"
 NOW = "2025-07-10T12:00:00.000Z"
 REALM = devkeys.DEV_REALM
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = procs.ROOT
 
 
 def app_env(db_url: str, redis_url: str, realms_file: str, var_dir: str,
