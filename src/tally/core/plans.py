@@ -85,7 +85,7 @@ def sources(filters: Mapping[str, Any], profile: Definition | None) -> tuple[Any
 def compile_count(principal: Principal, view: CountPlan, filters: Mapping[str, Any],
                   profile: Definition | None, profile_id: str | None,
                   read_plan: Callable[[Sequence[Materialized], Sequence[tuple[str, int]]], Any]
-                  = lambda mps, terms: None) -> CompiledCount:
+                  ) -> CompiledCount:
     """Compile a request: `filters` maps each requested id to its resolved filter, in order;
     `read_plan(mps, terms)` compiles the store's read of one count per entry (the counter
     store's Sums)."""
