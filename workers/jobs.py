@@ -21,7 +21,7 @@ from tally.app import create_app
 from tally.core.clock import epoch_ms
 from tally.errors import StoreUnavailable
 from tally.extensions import services
-from tally.services import maintenance, outbox
+from tally.services import ingest, maintenance, outbox
 from tally.services.figures import record_drift
 
 log = logging.getLogger("workers.jobs")
@@ -142,3 +142,17 @@ def verify_sample() -> dict[str, Any]:
              report.tenants, report.sampled, len(report.drifted))
     return {"skipped": False, "tenants": report.tenants, "sampled": report.sampled,
             "drifted": len(report.drifted)}
+
+
+@job
+def forget_seen_events() -> dict[str, Any]:
+    """Delete seen event ids older than SEEN_EVENTS_RETENTION_SECONDS (0: keep them forever),
+    in short transactions; "now" is the services' clock, so a test or the soak can move it."""
+    svc = services()
+    retention = int(svc.config.SEEN_EVENTS_RETENTION_SECONDS)
+    if retention <= 0:
+        return {"skipped": True}
+    forgotten = ingest.forget_seen(svc.db, epoch_ms(svc.clock()) - retention * 1000)
+    log.info("job %s: %d seen event ids past the redelivery horizon deleted in %d batches",
+             _job_id(), forgotten.rows, forgotten.batches)
+    return {"skipped": False, "rows": forgotten.rows, "batches": forgotten.batches}

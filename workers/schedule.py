@@ -1,7 +1,8 @@
 """`python -m workers.schedule`: every SCHEDULE_INTERVAL seconds, enqueue the periodic jobs.
 
 The table is PERIODIC (fixed intervals: the outbox sweep) plus CONFIGURED, whose intervals come
-from settings (the sampling verify, every VERIFY_INTERVAL_SECONDS; 0 turns a job off).
+from settings (the sampling verify, every VERIFY_INTERVAL_SECONDS; the prune of seen event ids
+past the redelivery horizon, every SEEN_EVENTS_PRUNE_INTERVAL_SECONDS; 0 turns a job off).
 
 It only enqueues. Each periodic job gets a stable id per time slot (name + slot number), so two
 schedulers, or a restart within a slot, enqueue it once; a job not started within a few slots
@@ -20,7 +21,8 @@ from typing import Any
 import redis
 
 from tally.app import create_app
-from tally.jobs import MAINTENANCE_QUEUE, SWEEP, VERIFY_SAMPLE, enqueue_unique, make_job_id
+from tally.jobs import (FORGET_SEEN_EVENTS, MAINTENANCE_QUEUE, SWEEP, VERIFY_SAMPLE,
+                        enqueue_unique, make_job_id)
 
 log = logging.getLogger("workers.schedule")
 
@@ -52,6 +54,8 @@ class Configured:
 
 CONFIGURED: tuple[Configured, ...] = (
     Configured("verify", VERIFY_SAMPLE, MAINTENANCE_QUEUE, "VERIFY_INTERVAL_SECONDS"),
+    Configured("forget-seen-events", FORGET_SEEN_EVENTS, MAINTENANCE_QUEUE,
+               "SEEN_EVENTS_PRUNE_INTERVAL_SECONDS"),
 )
 
 

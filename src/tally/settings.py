@@ -66,6 +66,12 @@ class Base:
     SWEEP_GRACE_SECONDS = 5
     # Seconds applied outbox rows (and their dedupe entries) are kept; must exceed JOB_TIMEOUT.
     OUTBOX_RETENTION_SECONDS = 900
+    # Seconds an accepted eventId is remembered as seen (the redelivery horizon; 0: forever).
+    # A redelivery later than this is still counted once (docs/operations.md), but answers as
+    # accepted rather than duplicate; keep it longer than any producer's retry window.
+    SEEN_EVENTS_RETENTION_SECONDS = 7 * 86_400
+    # Seconds between prunes of seen event ids older than the horizon (0: never).
+    SEEN_EVENTS_PRUNE_INTERVAL_SECONDS = 3600
     # Seconds one apply job may run before RQ stops it.
     JOB_TIMEOUT = 120
     # Seconds between scheduler ticks (outbox sweep).
@@ -177,7 +183,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> Base:
         config.DB_POOL_SIZE = parse_int("TALLY_DB_POOL_SIZE", env["TALLY_DB_POOL_SIZE"], 1)
     if "TALLY_DB_MAX_OVERFLOW" in env:
         config.DB_MAX_OVERFLOW = parse_int("TALLY_DB_MAX_OVERFLOW", env["TALLY_DB_MAX_OVERFLOW"])
-    for name in ("VERIFY_INTERVAL_SECONDS", "VERIFY_SAMPLE_SIZE"):
+    for name in ("VERIFY_INTERVAL_SECONDS", "VERIFY_SAMPLE_SIZE", "SEEN_EVENTS_RETENTION_SECONDS",
+                 "SEEN_EVENTS_PRUNE_INTERVAL_SECONDS"):
         if f"TALLY_{name}" in env:
             setattr(config, name, parse_int(f"TALLY_{name}", env[f"TALLY_{name}"]))
     if config.REDIS_CLUSTER and not config.QUEUE_URL:  # RQ cannot run on a Redis Cluster

@@ -5,7 +5,9 @@ in an outbox row of its counter group, in the same transaction as the change its
 
 A batch costs a few statements whatever its size (a 5,000-event call is not 5,000 round trips):
 
-1. claim the event ids (multi-row INSERT ... ON CONFLICT DO NOTHING: redeliveries drop out);
+1. claim the event ids (multi-row INSERT ... ON CONFLICT DO NOTHING: redeliveries drop out;
+   one later than the redelivery horizon, its id forgotten, runs again and changes nothing,
+   see forget_seen);
 2. lock and read every touched ticket and notification (SELECT ... FOR UPDATE in id order on
    PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the whole database), so "before" is exactly
    what the row held, even with concurrent ingests; except a notification that only
@@ -23,7 +25,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import Table, case, false, update
+from sqlalchemy import Table, case, delete, false, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from tally.stores.sql.locked_rows import LockedRows, Row, chunks
@@ -34,6 +36,7 @@ from tally.stores.sql.db import Database
 from tally.stores.sql.models import Notification, OutboxRow, SeenEvent, Ticket
 
 CHANGES_PER_ROW = 200  # keeps one outbox row, and so one apply, small
+FORGET_BATCH = 1000  # seen event ids deleted per transaction: a short lock, even on SQLite
 
 _notifications: Table = Notification.__table__  # type: ignore[assignment]
 _tickets: Table = Ticket.__table__  # type: ignore[assignment]
@@ -263,7 +266,8 @@ def _to_lock(events: Sequence[Event]) -> tuple[set[str], set[str]]:
 
 
 def ingest(db: Database, tenant: str, events: Sequence[Event], now_ms: int) -> IngestResult:
-    """Apply a batch of events to SQL, all or nothing; a redelivered eventId is a no-op.
+    """Apply a batch of events to SQL, all or nothing; a redelivered eventId is a no-op (a
+    duplicate within the redelivery horizon, an accepted event changing nothing after it).
 
     A transaction the database aborts to break a deadlock with a concurrent batch is run again.
     """
@@ -293,3 +297,34 @@ def _ingest_once(session: Session, tenant: str, events: Sequence[Event],
     batch.notifications.write()
     outbox_ids = _insert_outbox(session, tenant, now_ms, batch.owed())
     return IngestResult(len(new_events), len(events) - len(new_events), tuple(sorted(outbox_ids)))
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What one forget_seen call did: ids deleted, and the transactions it took."""
+
+    rows: int
+    batches: int
+
+
+def forget_seen(db: Database, before_ms: int, batch: int = FORGET_BATCH) -> Forgotten:
+    """Delete the seen event ids received before `before_ms` (past the redelivery horizon),
+    oldest first, `batch` per transaction, so no run holds a write lock for long.
+
+    A redelivery of a forgotten id is claimed again and its handler runs once more; it counts
+    nothing twice, because every handler is idempotent by the row it changes (docs/operations.md
+    "The redelivery horizon"): an upsert or delete at a version the ticket already has or passed
+    is ignored, a created notification id that exists (even deleted) is ignored, and read or
+    deleted only changes a notification that is not read or deleted yet. Tickets (tombstones
+    too) and notifications are never deleted, which is what makes forgetting ids safe.
+    """
+    oldest = select(_seen.c.tenant_id, _seen.c.event_id).where(
+        _seen.c.received_at < before_ms).order_by(_seen.c.received_at).limit(batch)
+    stmt = delete(_seen).where(tuple_(_seen.c.tenant_id, _seen.c.event_id).in_(oldest))
+    rows = batches = 0
+    while True:
+        with db.write() as session:
+            deleted = session.execute(stmt).rowcount
+        rows, batches = rows + deleted, batches + 1
+        if deleted < batch:
+            return Forgotten(rows, batches)

@@ -91,13 +91,16 @@ class Filter(Model):
 
 
 class SeenEvent(Model):
-    """Every accepted eventId, so a redelivery is a no-op."""
+    """Every eventId accepted within the redelivery horizon, so a redelivery is a duplicate
+    (SEEN_EVENTS_RETENTION_SECONDS; older ids are pruned by received_at)."""
 
     __tablename__ = "seen_events"
 
     tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     received_at: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_seen_events_received", "received_at"),)
 
 
 class OutboxRow(Model):
