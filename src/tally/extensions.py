@@ -38,7 +38,8 @@ def queue_client(url: str) -> redis.Redis:
 def init_app(app: Flask, config: Base, realms: RealmDirectory) -> Services:
     """Build the connections and caches once per app; nothing connects until first used."""
     caches = build_caches(config.CACHE_SIZES)
-    counters = RedisCounters(counter_client(config.REDIS_URL, config.REDIS_CLUSTER))
+    counters = RedisCounters(counter_client(config.REDIS_URL, config.REDIS_CLUSTER),
+                             cell_keys=caches.cell_keys)
     services = Services(
         config=config,
         db=Database(config.DATABASE_URL, config.DB_POOL_SIZE, config.DB_MAX_OVERFLOW),

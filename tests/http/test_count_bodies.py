@@ -19,6 +19,7 @@ from tally.http.schemas import common as schemas, tickets as ticket_schemas
 from tally.http.envelope import success, success_json
 from tally.http.views.notifications import count_data
 from tally.http.views.tickets import body_json
+from tally.services.container import build_caches
 
 TICKET_COUNT = "/api/v2/ticketing/ticket/count?type=agent&module=ticketing"
 MANY = settings(max_examples=80, deadline=None)
@@ -26,6 +27,7 @@ COMPACT = {"separators": (",", ":")}
 counts_n = st.integers(min_value=0, max_value=2**53)
 moments = st.none() | st.integers(min_value=0, max_value=253_402_300_799_999)  # to year 9999
 texts = st.text(max_size=12)  # any unicode: the renderers and json.dumps must escape alike
+RENDERED = build_caches({}).rendered  # the app's cache of rendered badges, as an app builds it
 
 
 def _counts(rng: random.Random, last_updated: int | None) -> NotificationCounts:
@@ -48,11 +50,25 @@ def test_count_data_is_byte_for_byte_what_its_schemas_dump(counts):
     view=minimal; and the rendered JSON loads back through the schema to the same bytes."""
     for view, schema in (("full", schemas.NotificationCountsSchema()),
                          ("minimal", schemas.MinimalCountSchema())):
-        text, etag = count_data(view, counts)
+        text, etag = count_data(view, counts, RENDERED)
         assert text == json.dumps(schema.dump(counts), sort_keys=True, **COMPACT)
         # and valid by the document (counts >= 0, known keys); lastUpdated is dump-only
         schema.load(json.loads(text), unknown=EXCLUDE)
-    assert count_data("full", counts)[1] != count_data("minimal", counts)[1]
+    assert count_data("full", counts, RENDERED)[1] != count_data("minimal", counts, RENDERED)[1]
+
+
+def test_rendered_badges_stay_at_their_bound_and_answer_right():
+    """Many distinct counts through a small `rendered` cache: it holds its size, never more,
+    and each answer is what rendering afresh gives (a hit and a miss alike)."""
+    rendered = build_caches({"rendered": 16}).rendered
+    rng = random.Random(3)
+    many = [_counts(rng, n) for n in range(200)]
+    for counts in many + many[-8:]:
+        for view in ("full", "minimal"):
+            assert count_data(view, counts, rendered) == count_data(
+                view, counts, build_caches({}).rendered)
+        assert len(rendered) <= 16
+    assert len(rendered) == 16
 
 
 def _detail(id_: str, name: str, type_: str, color: str | None) -> dict:
@@ -114,10 +130,10 @@ def test_the_etag_follows_the_values_not_the_order_they_were_counted_in():
     shuffled = NotificationCounts(counts.total, counts.unread,
                                   dict(reversed(list(counts.by_type.items()))),
                                   dict(reversed(list(counts.by_priority.items()))), None)
-    assert count_data("full", counts) == count_data("full", shuffled)
+    assert count_data("full", counts, RENDERED) == count_data("full", shuffled, RENDERED)
     changed = NotificationCounts(counts.total, counts.unread + 1, counts.by_type,
                                  counts.by_priority, None)
-    assert count_data("full", changed)[1] != count_data("full", counts)[1]
+    assert count_data("full", changed, RENDERED)[1] != count_data("full", counts, RENDERED)[1]
 
 
 def test_the_ticket_count_body_loads_with_its_documented_schema(client, headers, tenant_id):

@@ -71,6 +71,7 @@ class Realms:
         self._realms = dict(realms or {})
         self._fetch = fetch
         self._clock = clock
+        # one key set per realm of the realms file (a realm is looked up here, never made up)
         self._caches = {name: _KeyCache() for name in self._realms}
 
     @classmethod

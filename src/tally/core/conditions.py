@@ -156,7 +156,10 @@ def parse_definition(obj: Any, *, as_profile: bool = False,
     return definition.check_profile(path) if as_profile else definition
 
 
-_DAYS: dict[Any, tuple[int, int]] = {}  # per zone, the last local day worked out in it
+# Per zone, the last local day worked out in it. Bounded by something finite: a key is stored
+# only after as_zone accepted it (an IANA name, ~600 of them, or a tzinfo the code passes), and
+# the 1,024 cap below; not an app Cache because core's window maths has no app to ask.
+_DAYS: dict[Any, tuple[int, int]] = {}
 
 
 def local_day(now_ms: int, tz: str | tzinfo | None = None) -> tuple[int, int]:

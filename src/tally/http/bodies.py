@@ -113,6 +113,7 @@ class BodyParser(FlaskParser):
 
     def __init__(self) -> None:
         super().__init__()
+        # one entry per `remember` call, made at import by the views: bounded by the source
         self._remembered: dict[int, tuple[Schema, Remembered[Any]]] = {}
 
     def remember(self, schema: Schema, raw: Callable[[], bytes],

@@ -99,7 +99,8 @@ class Hub:
         self.per_process = per_process
         self.per_user = per_user
         self._lock = threading.Lock()
-        # A channel's streams in the order they opened (a dict is an ordered set).
+        # A channel's streams in the order they opened (a dict is an ordered set). Bounded by
+        # per_process streams in all: a channel goes when its last stream closes.
         self._channels: dict[str, dict[Subscription, None]] = {}
         self._hangups = Hangups()
         self._thread: threading.Thread | None = None

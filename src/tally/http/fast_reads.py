@@ -83,7 +83,7 @@ class FastReads:
             return None
         status, headers, body = badge.count_answer(
             result, query["view"], badge.COUNT_MESSAGE, self.services.config.POLL_INTERVAL,
-            environ.get("HTTP_IF_NONE_MATCH"))
+            environ.get("HTTP_IF_NONE_MATCH"), self.services.caches.rendered)
         return Answer(status, headers, body, BADGE, result.source)
 
     def ticket_count(self, environ: Environ, principal: Principal) -> Answer | None:

@@ -78,6 +78,9 @@ class Pending:
         self._reset()
 
     def _reset(self) -> None:
+        # Emptied by every fold; their keys, like the prometheus label sets they feed, are
+        # finite: route templates (or "unmatched"), METHODS (or OTHER_METHOD), the statuses
+        # the app answers with, COUNT_ROUTES and X-Count-Source's values.
         self._requests: dict[tuple[str, str, int], int] = {}
         self._latency: dict[tuple[str, str], list[float]] = {}  # bucket counts…, then the sum
         self._reads: dict[tuple[str, str], int] = {}

@@ -39,6 +39,8 @@ class Caches:
     badge_queries: Cache  # raw query string -> loaded args: pure
     count_queries: Cache  # raw query string -> loaded args: pure
     count_bodies: Cache  # (mimetype, raw body) -> loaded args: pure
+    rendered: Cache  # (view, badge counts) -> the count's `data` JSON and its ETag: pure
+    cell_keys: Cache  # (tenant, MP, bucket, timed) -> a ticket cell's Redis keys: pure
 
 
 def build_caches(sizes: dict[str, int]) -> Caches:
@@ -59,6 +61,10 @@ def build_caches(sizes: dict[str, int]) -> Caches:
         badge_queries=Cache("badge_queries", size("badge_queries", 1024)),
         count_queries=Cache("count_queries", size("count_queries", 1024)),
         count_bodies=Cache("count_bodies", size("count_bodies", 1024)),
+        # every open tab of a user polls the same counts, which change far less often
+        rendered=Cache("rendered", size("rendered", 4096)),
+        # the worker's apply names these for every touched cell of every event
+        cell_keys=Cache("cell_keys", size("cell_keys", 65_536)),
     )
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from tally.core.cells import CellDeltas, NotificationDelta, OutboxDelta
 from tally.stores import keys
+from tally.services.container import build_caches
 from tally.stores.redis import encoder
 
 T = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
@@ -128,3 +129,19 @@ def test_split_calls_count_like_one_call(counters, raw, monkeypatch, max_ops):
     assert raw.hgetall(HASH) == {"all": "11", "team:a": "5"}
     assert raw.zrange(ZSET, 0, -1, withscores=True) == [("t-1:3", 30.0)]
     assert raw.hgetall(NEG) == {}
+
+
+def test_the_cell_keys_cache_stays_at_its_bound_and_names_the_same_keys():
+    """Many distinct cells through a small `cell_keys` cache: it holds its size, never more,
+    and the calls are exactly those encoded without it."""
+    memo = build_caches({"cell_keys": 32}).cell_keys
+    deltas = [OutboxDelta(n, cells=CellDeltas(
+        {(f"mp{n % 7}", f"team:{n}"): 1},
+        {(f"mp{n % 5}", f"team:{n}"): [(f"t{n}:1", 1_700_000_000_000 + n, 1)]}))
+        for n in range(500)]
+    for part in (deltas, deltas[-10:], deltas):
+        with_memo = encoder.encode(T, part, max_ops=40, cell_keys=memo)
+        assert len(memo) <= 32
+        assert [(c.keys, c.body) for c in with_memo] == [
+            (c.keys, c.body) for c in encoder.encode(T, part, max_ops=40)]
+    assert len(memo) == 32

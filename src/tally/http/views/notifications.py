@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from functools import lru_cache
 from operator import attrgetter
 from typing import Any
 
@@ -16,6 +15,7 @@ from tally import jobs
 from tally.auth.guard import require_roles
 from tally.core.clock import epoch_ms
 from tally.services import notifications
+from tally.core.cache import Cache
 from tally.core.model import COUNT_ROLES, ROLES, CountResult, NotificationCounts
 from tally.errors import RebuildBusy, StoreUnavailable
 from tally.services import ingest, outbox
@@ -36,42 +36,43 @@ ERRORS = {400: "Invalid header, query or body", 401: "Missing, expired or invali
           404: "Unknown realm or tenant"}
 document_errors = error_docs(blp, ERRORS)
 COUNT_QUERY = schemas.CountQuerySchema()
-RENDERED_COUNTS = 4096  # distinct (view, counts) bodies remembered per process
 # Every tab polls with the same few query strings: each is validated once per app.
 load_count_query = blp.remember(COUNT_QUERY, lambda: request.query_string,
                                 attrgetter("badge_queries"))
 
 
-def count_data(view: str, counts: NotificationCounts) -> tuple[str, str]:
+def count_data(view: str, counts: NotificationCounts,
+               rendered: Cache[tuple[Any, ...], tuple[str, str]]) -> tuple[str, str]:
     """A count's `data` as JSON (byte for byte what schemas.NotificationCountsSchema, or
     MinimalCountSchema for view=minimal, dumps, sorted: tests/http/test_count_bodies.py) and its
     version: a hash of the view and that JSON, never of a timestamp (the ETag, and the SSE
     event id).
 
-    Rendered once per distinct (view, counts) in a process (a bounded memo): every open tab of
-    a user polls the same counts, which change far less often than they are read."""
-    return _render(view, counts.total, counts.unread, counts.last_updated,
-                   tuple(counts.by_type.items()), tuple(counts.by_priority.items()))
+    Rendered once per distinct (view, counts) while the app's cache `rendered` holds it: every
+    open tab of a user polls the same counts, which change far less often than they are read."""
+    key = (view, counts.total, counts.unread, counts.last_updated,
+           tuple(counts.by_type.items()), tuple(counts.by_priority.items()))
+    found = rendered.get(key)
+    return found if found is not None else rendered.put(key, _render(view, counts))
 
 
-@lru_cache(maxsize=RENDERED_COUNTS)
-def _render(view: str, total: int, unread: int, last_updated: int | None,
-            by_type: tuple[tuple[str, int], ...],
-            by_priority: tuple[tuple[str, int], ...]) -> tuple[str, str]:
+def _render(view: str, counts: NotificationCounts) -> tuple[str, str]:
     if view == "minimal":
-        data: dict[str, Any] = {"count": unread}
+        data: dict[str, Any] = {"count": counts.unread}
     else:
-        data = {"total": total, "unread": unread, "byType": dict(by_type),
-                "byPriority": dict(by_priority), "lastUpdated": schemas.iso_or_none(last_updated)}
+        data = {"total": counts.total, "unread": counts.unread, "byType": dict(counts.by_type),
+                "byPriority": dict(counts.by_priority),
+                "lastUpdated": schemas.iso_or_none(counts.last_updated)}
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return text, hashlib.sha256(f"{view}:{text}".encode()).hexdigest()[:32]
 
 
 def count_answer(result: CountResult, view: str, message: str, poll_interval: int,
-                 if_none_match: str | None) -> Rendered:
+                 if_none_match: str | None,
+                 rendered: Cache[tuple[Any, ...], tuple[str, str]]) -> Rendered:
     """The count's status, headers and body: 304 without a body when `if_none_match` (the
     If-None-Match header, None for an unconditional answer) names its ETag or `*`."""
-    data, etag = count_data(view, result.value)
+    data, etag = count_data(view, result.value, rendered)
     headers = [("ETag", f'"{etag}"'), ("X-Count-Source", result.source),
                ("Cache-Control", "private, no-cache"), ("X-Poll-Interval", str(poll_interval))]
     if if_none_match and parse_etags(if_none_match).contains_weak(etag):
@@ -82,8 +83,10 @@ def count_answer(result: CountResult, view: str, message: str, poll_interval: in
 def count_response(result: CountResult, view: str = "full", message: str = COUNT_MESSAGE,
                    conditional: bool = True) -> Response:
     """The count as a Flask response (count_answer for the current request)."""
-    return count_answer(result, view, message, services().config.POLL_INTERVAL,
-                        request.headers.get("If-None-Match") if conditional else None).response()
+    svc = services()
+    return count_answer(result, view, message, svc.config.POLL_INTERVAL,
+                        request.headers.get("If-None-Match") if conditional else None,
+                        svc.caches.rendered).response()
 
 
 def mark_read(svc: Services, tenant: str, user: str, ids: list[str] | None) -> CountResult:

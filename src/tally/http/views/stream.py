@@ -60,7 +60,7 @@ def hub(app: Flask) -> Hub:
 
 def snapshot(svc: Services, tenant: str, user: str, view: str) -> tuple[str, str]:
     """The counts as the count endpoint's `data` (JSON) and their version (the ETag)."""
-    return count_data(view, notifications.count(svc, tenant, user).value)
+    return count_data(view, notifications.count(svc, tenant, user).value, svc.caches.rendered)
 
 
 def event(version: str, data: str) -> str:

@@ -71,7 +71,9 @@ class TicketCounters:
         self._read = self.client.register_script(_script("read"))
         self._sums = self.client.register_script(_script("sums"))
         self._begin = self.client.register_script(_script("begin"))
-        self._specs = specs  # registered specs parsed once (MP ids are digests of their specs)
+        # registered specs parsed once (MP ids are digests of their specs); bounded: the app's
+        # `specs` Cache (CACHE_SIZES, 65,536 by default)
+        self._specs = specs
 
     def _run_reads(self, table: KeyTable, commands: list[list[Any]]) -> list[Any]:
         if not commands:

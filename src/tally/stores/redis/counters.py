@@ -73,9 +73,11 @@ class ApplyResult:
 class RedisCounters:
     """Counters of every tenant in one Redis (or Redis Cluster) with decode_responses=True."""
 
-    def __init__(self, client: "redis.Redis", lock_ttl_ms: int = 30_000):
+    def __init__(self, client: "redis.Redis", lock_ttl_ms: int = 30_000,
+                 cell_keys: encoder.CellKeys | None = None):
         self.client = client
         self.lock_ttl_ms = lock_ttl_ms
+        self.cell_keys = cell_keys  # the app's cache of ticket cells' key names (None: none)
         self._apply = client.register_script(_script("apply"))
         self._install = client.register_script(_script("install"))
 
@@ -93,7 +95,7 @@ class RedisCounters:
         holds its value; that call wrote nothing, the others may have applied their events, which
         a retry then counts as duplicates.
         """
-        calls = encoder.encode(tenant, deltas, guards)
+        calls = encoder.encode(tenant, deltas, guards, cell_keys=self.cell_keys)
         if len(calls) == 1:
             replies = [self._apply(keys=calls[0].keys, args=[now_ms, calls[0].body])]
         else:

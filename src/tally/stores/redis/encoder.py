@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Iterable, Sequence
 
+from tally.core.cache import Cache
 from tally.core.cells import CellDeltas, NotificationDelta, OutboxDelta
 from tally.stores import keys
 
 MAX_OPS_PER_CALL = 5000
 # apply.lua's op codes (see its header for the body's layout; 2 was a retired INCRBY).
 HINCRBY, HMAX, ZMOVE = 1, 3, 4
+CellKeys = Cache[tuple[str, str, str, bool], tuple[str, ...]]
 
 
 class KeyTable:
@@ -48,10 +49,18 @@ class ApplyCall:
     outbox_ids: list[int] = field(default_factory=list)
 
 
-@lru_cache(maxsize=65536)
-def _cell_keys(tenant: str, mp: str, bucket: str, timed: bool) -> tuple[str, ...]:
+def _cell_keys(memo: CellKeys | None, tenant: str, mp: str, bucket: str,
+               timed: bool) -> tuple[str, ...]:
     """A ticket cell's rebuild marker, snapshot set and counts hash; for a timed cell also its
-    sorted set and negatives hash (key names are checked once)."""
+    sorted set and negatives hash: named and checked once while the app's `memo` holds them."""
+    if memo is None:
+        return _name_cell_keys(tenant, mp, bucket, timed)
+    found = memo.get((tenant, mp, bucket, timed))
+    return found if found is not None else memo.put(
+        (tenant, mp, bucket, timed), _name_cell_keys(tenant, mp, bucket, timed))
+
+
+def _name_cell_keys(tenant: str, mp: str, bucket: str, timed: bool) -> tuple[str, ...]:
     group = keys.cell_group(mp, bucket)
     names = (keys.group_lock_key(tenant, group), keys.group_snapshot_key(tenant, group),
              keys.mp_counts_key(tenant, mp))
@@ -63,8 +72,10 @@ def _cell_keys(tenant: str, mp: str, bucket: str, timed: bool) -> tuple[str, ...
 class _Encoder:
     """Builds one call. A group entry is [warm key, warm field or false, snapshot set, op...]."""
 
-    def __init__(self, tenant: str, guards: Sequence[tuple[str, str]]):
+    def __init__(self, tenant: str, guards: Sequence[tuple[str, str]],
+                 cell_keys: CellKeys | None = None):
         self.tenant = tenant
+        self.cell_keys = cell_keys
         self.key = KeyTable(keys.applied_key(tenant))
         self.guards = [[self.key(name), value] for name, value in guards]
         self.locks: dict[int, None] = {}  # rebuild marker indices, in first-seen order
@@ -98,10 +109,10 @@ class _Encoder:
         batch's inner loop. A plain cell is warm while its counts hash has the bucket's field, a
         timed cell while it has z:<bucket>."""
         # The bound method: calling the table itself looks __call__ up on every key.
-        tenant, key, locks = self.tenant, self.key.__call__, self.locks
+        tenant, key, locks, memo = self.tenant, self.key.__call__, self.locks, self.cell_keys
         ops = 0
         for (mp, bucket), n in cells.plain.items():
-            lock, snapshot, counts = _cell_keys(tenant, mp, bucket, False)
+            lock, snapshot, counts = _cell_keys(memo, tenant, mp, bucket, False)
             locks[key(lock)] = None
             counts_index = key(counts)
             if n:
@@ -111,7 +122,7 @@ class _Encoder:
             else:
                 event.append([counts_index, bucket, key(snapshot)])
         for (mp, bucket), moves in cells.timed.items():
-            lock, snapshot, counts, zset, negatives = _cell_keys(tenant, mp, bucket, True)
+            lock, snapshot, counts, zset, negatives = _cell_keys(memo, tenant, mp, bucket, True)
             locks[key(lock)] = None
             entry = [key(counts), f"z:{bucket}", key(snapshot)]
             if moves:  # all of them may have netted away
@@ -128,15 +139,16 @@ class _Encoder:
 
 
 def encode(tenant: str, deltas: Iterable[OutboxDelta], guards: Sequence[tuple[str, str]] = (),
-           max_ops: int | None = None) -> list[ApplyCall]:
-    """The calls applying `deltas`, each guarded by `guards`; none when there is no delta."""
+           max_ops: int | None = None, cell_keys: CellKeys | None = None) -> list[ApplyCall]:
+    """The calls applying `deltas`, each guarded by `guards`; none when there is no delta.
+    `cell_keys`, the app's cache of cells' key names, spares naming them for every event."""
     limit = MAX_OPS_PER_CALL if max_ops is None else max_ops
     calls: list[ApplyCall] = []
-    encoder = _Encoder(tenant, guards)
+    encoder = _Encoder(tenant, guards, cell_keys)
     for delta in deltas:
         if encoder.events and encoder.ops >= limit:
             calls.append(encoder.call())
-            encoder = _Encoder(tenant, guards)
+            encoder = _Encoder(tenant, guards, cell_keys)
         encoder.add(delta)
     if encoder.events:
         calls.append(encoder.call())

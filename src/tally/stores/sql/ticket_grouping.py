@@ -3,12 +3,11 @@ values decide of a condition (the rest is tested per row), and the sums over gro
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from typing import Any, Callable, Iterable, Sequence
 
 from sqlalchemy import ColumnElement, case
 
-from tally.core.predicates import Predicate, compile_matcher, fields_read
+from tally.core.predicates import compile_matcher, fields_read
 from tally.stores.sql.models import Ticket
 from tally.stores.sql.ticket_scope import ID_COLUMNS, Bucket
 
@@ -87,11 +86,6 @@ def raw_dimensions(node: dict[str, Any], found: set[str]) -> None:
         found.add(name)
 
 
-@lru_cache(maxsize=4096)
-def _matcher(spec: str) -> Predicate:
-    return compile_matcher(json.loads(spec))
-
-
 class Groups:
     """The grouped rows of cell_counts (dimension values first, in `names` order, then the
     aggregates) and the sum of one aggregate over the groups of a bucket that pass what the
@@ -124,7 +118,8 @@ class Groups:
                                 if name in BUCKET_DIMENSIONS], what.holds)
         else:
             fields = fields_read(what)
-            matcher = _matcher(spec)
+            # compiled once per spec per read (_passing); a read is one SQL query's worth
+            matcher = compile_matcher(json.loads(spec))
             found = self._test([i for i, name in enumerate(self.names)
                                 if DIMENSION_FIELDS[name] in fields],
                                lambda values: matcher({DIMENSION_FIELDS[name]: value
