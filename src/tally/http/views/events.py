@@ -34,10 +34,12 @@ document_errors = error_docs(blp, ERRORS)
 
 
 class IngestDataSchema(Schema):
-    accepted = fields.Integer(required=True, validate=validate.Range(min=0),
-                              metadata={"description": "events applied for the first time"})
-    duplicates = fields.Integer(required=True, validate=validate.Range(min=0),
-                                metadata={"description": "redelivered eventIds (no-ops)"})
+    accepted = fields.Integer(required=True, validate=validate.Range(min=0), metadata={
+        "description": "events whose eventId was not seen within the redelivery horizon "
+                       "(7 days by default): new ones, and redeliveries later than that, which "
+                       "change nothing"})
+    duplicates = fields.Integer(required=True, validate=validate.Range(min=0), metadata={
+        "description": "eventIds redelivered within the redelivery horizon (no-ops)"})
 
 
 class IngestEnvelopeSchema(EnvelopeSchema):
