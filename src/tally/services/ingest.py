@@ -322,9 +322,8 @@ def forget_seen(db: Database, before_ms: int, batch: int = FORGET_BATCH) -> Forg
         _seen.c.received_at < before_ms).order_by(_seen.c.received_at).limit(batch)
     stmt = delete(_seen).where(tuple_(_seen.c.tenant_id, _seen.c.event_id).in_(oldest))
     rows = batches = 0
-    while True:
-        with db.write() as session:
-            deleted = session.execute(stmt).rowcount
+    while True:  # a batch that deadlocks with an ingest redelivering one of its ids runs again
+        deleted = db.write_retrying(lambda session: session.execute(stmt).rowcount)
         rows, batches = rows + deleted, batches + 1
         if deleted < batch:
             return Forgotten(rows, batches)
