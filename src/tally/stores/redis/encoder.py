@@ -49,18 +49,10 @@ class ApplyCall:
     outbox_ids: list[int] = field(default_factory=list)
 
 
-def _cell_keys(memo: CellKeys | None, tenant: str, mp: str, bucket: str,
-               timed: bool) -> tuple[str, ...]:
+def _cell_keys(tenant: str, mp: str, bucket: str, timed: bool) -> tuple[str, ...]:
     """A ticket cell's rebuild marker, snapshot set and counts hash; for a timed cell also its
-    sorted set and negatives hash: named and checked once while the app's `memo` holds them."""
-    if memo is None:
-        return _name_cell_keys(tenant, mp, bucket, timed)
-    found = memo.get((tenant, mp, bucket, timed))
-    return found if found is not None else memo.put(
-        (tenant, mp, bucket, timed), _name_cell_keys(tenant, mp, bucket, timed))
-
-
-def _name_cell_keys(tenant: str, mp: str, bucket: str, timed: bool) -> tuple[str, ...]:
+    sorted set and negatives hash (key names are checked; the app's `cell_keys` cache keeps
+    them, so each is worked out once, not once per event)."""
     group = keys.cell_group(mp, bucket)
     names = (keys.group_lock_key(tenant, group), keys.group_snapshot_key(tenant, group),
              keys.mp_counts_key(tenant, mp))
@@ -109,10 +101,12 @@ class _Encoder:
         batch's inner loop. A plain cell is warm while its counts hash has the bucket's field, a
         timed cell while it has z:<bucket>."""
         # The bound method: calling the table itself looks __call__ up on every key.
-        tenant, key, locks, memo = self.tenant, self.key.__call__, self.locks, self.cell_keys
+        tenant, key, locks = self.tenant, self.key.__call__, self.locks
+        get = self.cell_keys.get if self.cell_keys is not None else None  # a hit: one lookup
         ops = 0
         for (mp, bucket), n in cells.plain.items():
-            lock, snapshot, counts = _cell_keys(memo, tenant, mp, bucket, False)
+            cell = (tenant, mp, bucket, False)
+            lock, snapshot, counts = (get and get(cell)) or self._named(cell)
             locks[key(lock)] = None
             counts_index = key(counts)
             if n:
@@ -122,7 +116,8 @@ class _Encoder:
             else:
                 event.append([counts_index, bucket, key(snapshot)])
         for (mp, bucket), moves in cells.timed.items():
-            lock, snapshot, counts, zset, negatives = _cell_keys(memo, tenant, mp, bucket, True)
+            cell = (tenant, mp, bucket, True)
+            lock, snapshot, counts, zset, negatives = (get and get(cell)) or self._named(cell)
             locks[key(lock)] = None
             entry = [key(counts), f"z:{bucket}", key(snapshot)]
             if moves:  # all of them may have netted away
@@ -132,6 +127,11 @@ class _Encoder:
                 ops += len(moves)
             event.append(entry)
         self.ops += ops
+
+    def _named(self, cell: tuple[str, str, str, bool]) -> tuple[str, ...]:
+        """A cell's key names worked out, and kept in the app's cache when there is one."""
+        names = _cell_keys(*cell)
+        return names if self.cell_keys is None else self.cell_keys.put(cell, names)
 
     def call(self) -> ApplyCall:
         body = {"locks": list(self.locks), "guards": self.guards, "events": self.events}
