@@ -72,8 +72,9 @@ class Traffic:
         if step == "notify":
             self._serial += 1
             data = {"id": f"NTF-{self.run}-{self._serial}", "userId": DEMO_AGENT,
-                    "type": self.rng.choice(NOTIFICATION_TYPES), "priority": "medium",
-                    "createdAt": stamp}
+                    "type": self.rng.choice(NOTIFICATION_TYPES),
+                    "ticketId": self.rng.choice(list(self.tickets) or [None]),
+                    "priority": self.rng.choice(PRIORITIES), "createdAt": stamp}
             self.unread.append(data["id"])
             return _event("notification.created", stamp, data)
         ids, self.unread = self.unread[:2], self.unread[2:]
