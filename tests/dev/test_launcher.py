@@ -81,10 +81,16 @@ def test_make_run_prefixes_each_process_and_prints_the_banner_last(launcher):
     assert not any("| " in line[:11] for line in lines[banner:banner + 12])
 
 
-def test_the_banner_is_printed_again_by_the_demo_command(launcher, tmp_path):
-    process, log = launcher
-    env = {**os.environ, "TALLY_VAR_DIR": str(tmp_path / "var"), "PORT": "8123"}
-    env.pop("TALLY_ENV", None)
+def _cli_env(tmp_path, port: str) -> dict[str, str]:
+    """The environment of `tally` typed in another terminal beside the launcher's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
+    var = tmp_path / "var"
+    return {**env, "TALLY_VAR_DIR": str(var), "TALLY_DATABASE_URL": f"sqlite:///{var}/tally.db",
+            "PORT": port}
+
+
+def test_the_banner_is_printed_again_by_the_demo_command(tmp_path):
+    env = _cli_env(tmp_path, "8123")
     done = subprocess.run([sys.executable, "-c", "from tally.app import main; main()", "demo",
                            "--banner"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=60)
@@ -97,8 +103,7 @@ def test_demo_traffic_posts_events_to_the_running_server_and_stops(launcher, tmp
     process, log = launcher
     port = next(line for line in log.read_text().splitlines()
                 if line.startswith("status page")).rsplit(":", 1)[1].strip("/")
-    env = {**os.environ, "TALLY_VAR_DIR": str(tmp_path / "var"), "PORT": port}
-    env.pop("TALLY_ENV", None)
+    env = _cli_env(tmp_path, port)
     done = subprocess.run([sys.executable, "-c", "from tally.app import main; main()", "demo",
                            "--traffic", "--events", "20", "--rate", "50"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
