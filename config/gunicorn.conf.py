@@ -6,12 +6,12 @@ GUNICORN_THREADS for every other request. The app refuses a stream beyond its bo
 Retry-After) before it takes a thread for long, so GUNICORN_THREADS threads always remain for
 polls however many streams are open. Why not gevent: see docs/operations.md.
 
-Logs are JSON lines (tally.observability.logs); gunicorn's access log is off because the app's
-front door (tally.http.front) writes its own access lines, with the request id and the route
-template rather than the raw path, for errors, slow requests and a sample of the rest
-(TALLY_LOG_*). /metrics sums
-the workers through prometheus-client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR); each worker
-folds its request counts in every TALLY_METRICS_FOLD_SECONDS and once more as it exits.
+Logs are JSON lines (tally.observability.logs; text lines in development); gunicorn's access
+log is off because the app's front door (tally.http.front) writes its own access lines, with the
+request id and the route template rather than the raw path, for errors, slow requests and a
+sample of the rest (TALLY_LOG_*). /metrics sums the workers through prometheus-client's
+multiprocess mode (PROMETHEUS_MULTIPROC_DIR); each worker folds its request counts in every
+TALLY_METRICS_FOLD_SECONDS and once more as it exits.
 """
 import multiprocessing
 import os
@@ -46,9 +46,10 @@ errorlog = "-"
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"json": {"()": "tally.observability.logs.json_handler"}},
-    "root": {"level": "INFO", "handlers": ["json"]},
-    "loggers": {"gunicorn.error": {"level": "INFO", "handlers": ["json"], "propagate": False},
+    "handlers": {"stderr": {"()": "tally.observability.logs.handler",
+                            "readable": _settings.ENV == "development"}},
+    "root": {"level": "INFO", "handlers": ["stderr"]},
+    "loggers": {"gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
                 "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": False}},
 }
 # Build the app once in the master so workers share imported code (copy-on-write).

@@ -101,7 +101,7 @@ def sweep() -> dict[str, Any]:
     timeout = int(svc.config.JOB_TIMEOUT)
     token = secrets.token_hex(8)
     if not svc.queue_redis.set(SWEEP_LOCK_KEY, token, nx=True, ex=timeout):
-        log.info("job %s: another sweep holds the lock; skipped", _job_id())
+        log.debug("job %s: another sweep holds the lock; skipped", _job_id())
         return {"skipped": True}
     try:
         now = epoch_ms(svc.clock())
@@ -115,8 +115,10 @@ def sweep() -> dict[str, Any]:
                                                         attempt=attempt, job_timeout=timeout):
                 enqueued.append(tenant)
         pruned = outbox.prune(svc, now)
-        log.info("job %s: %d lagging tenants re-enqueued, %d outbox rows pruned", _job_id(),
-                 len(enqueued), pruned)
+        # Every few seconds: a line only when it did something (DEBUG otherwise).
+        log.log(logging.INFO if enqueued or pruned else logging.DEBUG,
+                "job %s: %d lagging tenants re-enqueued, %d outbox rows pruned", _job_id(),
+                len(enqueued), pruned)
         return {"skipped": False, "enqueued": enqueued, "pruned": pruned}
     finally:
         svc.queue_redis.eval(_RELEASE, 1, SWEEP_LOCK_KEY, token)
@@ -138,8 +140,10 @@ def verify_sample() -> dict[str, Any]:
                     error.message)
         return {"skipped": True}
     record_drift(svc, len(report.drifted))
-    log.info("job %s: sampling verify of %d tenants: %d groups compared, %d drifted", _job_id(),
-             report.tenants, report.sampled, len(report.drifted))
+    # Periodic: a line when it found drift (each drifted group also has its WARNING), else DEBUG.
+    log.log(logging.INFO if report.drifted else logging.DEBUG,
+            "job %s: sampling verify of %d tenants: %d groups compared, %d drifted", _job_id(),
+            report.tenants, report.sampled, len(report.drifted))
     return {"skipped": False, "tenants": report.tenants, "sampled": report.sampled,
             "drifted": len(report.drifted)}
 

@@ -46,7 +46,9 @@ def create_app(config: Base | None = None, **overrides: Any) -> Flask:
     app.request_class = LimitedRequest  # the body limit holds for chunked bodies too
     app.config.from_object(config)
     app.json.sort_keys = False  # keep the seed's field order (byType, byPriority, counts)
-    logs.configure(logging.INFO if not config.TESTING else logging.WARNING)  # JSON lines
+    # JSON lines; readable text in development (`make run`), where a person reads them.
+    logs.configure(logging.INFO if not config.TESTING else logging.WARNING,
+                   readable=config.ENV == "development")
     extensions.init_app(app, config, Realms.load(config.REALMS_FILE))
 
     # One Api per app (not a module global), so a test run can build many apps.

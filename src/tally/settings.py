@@ -114,7 +114,8 @@ class Base:
     OPENAPI_URL_PREFIX = "/"
     OPENAPI_JSON_PATH = "openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "docs"
-    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    # Swagger UI from the copy shipped in the package (static/swagger-ui/VERSION): /docs offline.
+    OPENAPI_SWAGGER_UI_URL = "/static/swagger-ui/"
     JSON_SORT_KEYS = False
 
     @property

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import pytest
 
+from tally.app import create_app
 from tally.observability import logs
+from tally.settings import CLASSES
 
 PREFIX = "/api/v2/ticketing"
 COUNT = f"{PREFIX}/ticket/notification/count"
@@ -158,4 +161,52 @@ def test_configure_installs_one_json_handler_however_often():
     logs.configure(logging.WARNING)
     logs.configure(logging.WARNING)
     root = logging.getLogger()
+    assert sum(isinstance(h.formatter, logs.JsonFormatter) for h in root.handlers) == 1
+
+
+@pytest.mark.parametrize("env, readable", [("development", True), ("production", False),
+                                           ("test", False)])
+def test_development_logs_readable_lines_and_every_other_env_json(
+        env, readable, db_url, redis_url, realms_file, var_dir, capsys):
+    app = create_app(CLASSES[env](), DATABASE_URL=db_url, REDIS_URL=redis_url,
+                     REALMS_FILE=realms_file, VAR_DIR=var_dir)
+    try:
+        capsys.readouterr()
+        logging.getLogger("tally.test").warning("queue %s is %d deep", "apply", 3,
+                                                extra={"tenant_count": 2})
+        [line] = capsys.readouterr().err.splitlines()
+    finally:
+        app.extensions["tally"].db.engine.dispose()
+        logs.configure(logging.WARNING)  # as the test config left it
+    if readable:
+        assert re.fullmatch(r"\d\d:\d\d:\d\d WARNING tally\.test: queue apply is 3 deep  "
+                            r"\(tenant_count=2\)", line), line
+    else:
+        entry = json.loads(line)
+        assert (entry["level"], entry["msg"], entry["tenant_count"]) == (
+            "WARNING", "queue apply is 3 deep", 2)
+
+
+def test_a_readable_access_line_leaves_out_what_its_message_says_and_masks_tokens():
+    record = logging.LogRecord("tally.http.request", logging.INFO, __file__, 1, "%s %s %s",
+                               ("GET", "/api/v2/ticketing/events", 202), None)
+    record.__dict__.update(method="GET", status=202, duration_ms=3.25, request_id="r1",
+                           tenant="t", route="/api/v2/ticketing/events")
+    line = logs.TextFormatter().format(record)
+    assert line.endswith("INFO    tally.http.request: GET /api/v2/ticketing/events 202  "
+                         "(duration_ms=3.25)"), line
+    secret = logging.LogRecord("tally.x", logging.ERROR, __file__, 9, "Bearer abc.def", None,
+                               None)
+    assert logs.TextFormatter().format(secret).endswith("tally.x: Bearer [redacted]")
+
+
+def test_configure_switches_its_one_handler_between_json_and_text():
+    root = logging.getLogger()
+    try:
+        logs.configure(logging.WARNING, readable=True)
+        ours = [h for h in root.handlers if isinstance(h.formatter, (logs.JsonFormatter,
+                                                                     logs.TextFormatter))]
+        assert [type(h.formatter) for h in ours] == [logs.TextFormatter]
+    finally:
+        logs.configure(logging.WARNING)
     assert sum(isinstance(h.formatter, logs.JsonFormatter) for h in root.handlers) == 1

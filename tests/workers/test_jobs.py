@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from datetime import timedelta
 
@@ -96,6 +97,22 @@ def test_sweep_prunes_rows_past_retention(make_app, queue_redis, tenant_id):
     svc.clock = lambda: utc_now() + timedelta(seconds=1)
     with app.app_context():
         assert jobs.sweep()["pruned"] == 1
+
+
+def test_a_sweep_logs_a_line_only_when_it_did_something(make_app, queue_redis, tenant_id,
+                                                        caplog):
+    app = make_app(OUTBOX_RETENTION_SECONDS=0)
+    svc = app.extensions["tally"]
+    caplog.set_level(logging.INFO, logger="workers.jobs")
+    with app.app_context():
+        assert jobs.sweep()["pruned"] == 0  # every few seconds on an idle deployment: silent
+        assert [r.getMessage() for r in caplog.records if r.name == "workers.jobs"] == []
+        post(svc, tenant_id, b.created("n-1", "ann"))
+        outbox.apply_pending(svc, tenant_id)
+        svc.clock = lambda: utc_now() + timedelta(seconds=1)
+        assert jobs.sweep()["pruned"] == 1
+    [line] = [r.getMessage() for r in caplog.records if r.name == "workers.jobs"]
+    assert line.endswith("0 lagging tenants re-enqueued, 1 outbox rows pruned")
 
 
 def test_a_second_sweep_skips_while_the_first_holds_the_lock(app, queue_redis):

@@ -22,6 +22,7 @@ from tally.stores.sql.models import Filter, OutboxRow, Ticket
 
 DEMO_TENANT = "5e1f4a2c-8b3d-4c6e-9f70-1a2b3c4d5e6f"
 DEMO_AGENT, DEMO_USER, DEMO_ADMIN = "demo-agent", "demo-user", "demo-admin"
+DEMO_SERVICE = "demo-ticket-service"  # the ticket service's token: posts events, counts nothing
 DEMO_TEAMS = ("team-blue", "team-green", "team-red")
 TICKETS, CHUNK = 1500, 250
 HOUR = 3_600_000

@@ -2,22 +2,27 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any, TextIO
 
 import redis
 
 from tally.app import create_app
 from tally.dev import keys as devkeys
-from tally.dev.demo import demo_token, provision_demo
+from tally.core.model import SERVICE_ROLE
+from tally.dev.demo import DEMO_SERVICE, DEMO_TENANT, demo_token, provision_demo
 from tally.edge import web_command
 from tally.extensions import services
 from tally.progress import terminal
@@ -127,30 +132,56 @@ EXAMPLE_FILTERS = ("all", "3745", "3747", "3749", "3746", "3748", "3750", "4195"
                    "004ce44d-b69d-4acb-becd-78c3359e0002")
 
 
-def _print_demo(token: str, tenant: str, realm: str, port: int) -> None:
-    """The lines a newcomer pastes into another terminal."""
+# A notification for the demo agent, as the ticket service posts it. Its eventId is fixed, so
+# pasting the line twice shows the dedupe: the second 202 reports it as a duplicate.
+EXAMPLE_EVENT = {"eventId": "0b5e9d1e-6c1a-4f0e-9a3b-5d2c7e8f9a01", "type": "notification.created",
+                 "occurredAt": "2025-07-10T12:00:00.000Z",
+                 "data": {"id": "NTF-banner-1", "userId": "demo-agent", "type": "mention",
+                          "ticketId": "TCK-00001", "priority": "high",
+                          "createdAt": "2025-07-10T12:00:00.000Z"}}
+
+
+def banner(agent_token: str, service_token: str, tenant: str, realm: str, port: int) -> str:
+    """The lines a newcomer pastes into another terminal (`make run`, `tally demo --banner`)."""
     base = f"http://127.0.0.1:{port}/api/v2/ticketing"
-    auth = (f"-H \"authorization: Bearer $TALLY_TOKEN\" -H 'x-tenantid: {tenant}' "
-            f"-H 'realmname: {realm}' -H 'accept: application/json'")
+    common = f"-H 'x-tenantid: {tenant}' -H 'realmname: {realm}' -H 'accept: application/json'"
+    auth = f"-H \"authorization: Bearer $TALLY_TOKEN\" {common}"
+    service = f"-H \"authorization: Bearer $TALLY_SERVICE_TOKEN\" {common}"
     body = json.dumps({"templateProfileFilterId": None, "filterIds": list(EXAMPLE_FILTERS),
                        "timezone": "Asia/Calcutta"})
-    print("\n=== tally is up ===========================================================")
-    print("demo agent 'demo-agent' (teams blue, green, red); paste into another terminal:\n")
-    print(f"export TALLY_TOKEN='{token}'\n")
-    print(f"curl -s {auth} '{base}/ticket/notification/count'")
-    print(f"curl -s {auth} '{base}/ticket/notification/count?view=minimal'")
-    print(f"curl -s {auth} '{base}/ticket/notification/list?limit=5'")
-    print(f"curl -s {auth} -H 'content-type: application/json' -X POST "
-          f"'{base}/ticket/notification/read' -d '{{\"all\": true}}'")
-    print(f"curl -s {auth} -H 'content-type: application/json' -H 'issupportrequest: false' "
-          f"-X POST '{base}/ticket/count?type=template&module=ticketing' -d '{body}'")
-    print(f"\nthe badge as Server-Sent Events (Ctrl-C ends it):\n  curl -sN {auth} "
-          f"'{base}/ticket/notification/stream'")
-    print(f"\nstatus page (live badge and sidebar of demo-agent): http://127.0.0.1:{port}/")
-    print(f"API docs: http://127.0.0.1:{port}/docs   metrics: http://127.0.0.1:{port}/metrics")
-    print("Ctrl-C stops everything.")
-    print("============================================================================\n",
-          flush=True)
+    event = json.dumps({"events": [EXAMPLE_EVENT]})
+    rule = "=" * 76
+    return "\n".join([
+        "", "=== tally is up " + rule[16:],
+        "demo agent 'demo-agent' (teams blue, green, red) and the ticket service's token;",
+        "paste into another terminal:", "",
+        f"export TALLY_TOKEN='{agent_token}'",
+        f"export TALLY_SERVICE_TOKEN='{service_token}'", "",
+        "# the agent's badge, its notifications, mark all read, the sidebar's 30 counts",
+        f"curl -s {auth} '{base}/ticket/notification/count'",
+        f"curl -s {auth} '{base}/ticket/notification/count?view=minimal'",
+        f"curl -s {auth} '{base}/ticket/notification/list?limit=5'",
+        f"curl -s {auth} -H 'content-type: application/json' -X POST "
+        f"'{base}/ticket/notification/read' -d '{{\"all\": true}}'",
+        f"curl -s {auth} -H 'content-type: application/json' -H 'issupportrequest: false' "
+        f"-X POST '{base}/ticket/count?type=template&module=ticketing' -d '{body}'",
+        "# the ticket service sends a change event (202; the same eventId again counts once)",
+        f"curl -s {service} -H 'content-type: application/json' -X POST '{base}/events' "
+        f"-d '{event}'", "",
+        "the badge as Server-Sent Events (Ctrl-C ends it):",
+        f"  curl -sN {auth} '{base}/ticket/notification/stream'",
+        "events that keep the badge and sidebar moving: .venv/bin/tally demo --traffic", "",
+        f"status page (live badge and sidebar of demo-agent): http://127.0.0.1:{port}/",
+        f"API docs: http://127.0.0.1:{port}/docs   metrics: http://127.0.0.1:{port}/metrics",
+        "this again: press Enter here, or run .venv/bin/tally demo --banner",
+        "Ctrl-C stops everything.", rule, ""])
+
+
+def demo_banner(svc: Any, port: int) -> str:
+    """The banner with fresh tokens for the demo agent and the demo's ticket service."""
+    return banner(demo_token(svc), demo_token(svc, user=DEMO_SERVICE, roles=(SERVICE_ROLE,),
+                                              teams=()),
+                  DEMO_TENANT, devkeys.DEV_REALM, port)
 
 
 def _interrupt(*_: object) -> None:
@@ -186,6 +217,53 @@ def stop_groups(children: list[subprocess.Popen], timeout: float = 15.0) -> None
                 pass
 
 
+class Prefixer:
+    """Copies each child's output to ours line by line, prefixed by the child's process name
+    (web, worker, scheduler), as foreman and honcho do, so one terminal shows who said what."""
+
+    def __init__(self, out: TextIO | None = None, width: int = 9):
+        self.out = out or sys.stdout
+        self.width = width
+        self.lock = threading.Lock()
+        self.last_line = time.monotonic()
+
+    def follow(self, name: str, stream: Any) -> threading.Thread:
+        """Copy `stream` (a child's stdout, bytes) until it closes, in a thread of its own."""
+
+        def pump() -> None:
+            for raw in iter(stream.readline, b""):
+                self.write(f"{name:<{self.width}}| {raw.decode(errors='replace').rstrip()}")
+            stream.close()
+
+        thread = threading.Thread(target=pump, name=f"tally-run-{name}", daemon=True)
+        thread.start()
+        return thread
+
+    def write(self, text: str) -> None:
+        with self.lock:
+            self.out.write(text + "\n")
+            self.out.flush()
+            self.last_line = time.monotonic()
+
+    def settle(self, quiet: float = 1.0, timeout: float = 15.0) -> None:
+        """Wait until no child has written for `quiet` seconds (their start-up lines are out),
+        `timeout` at most, so what is printed next stays at the bottom of the terminal."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and time.monotonic() - self.last_line < quiet:
+            time.sleep(0.1)
+
+
+def _enter_pressed(timeout: float) -> bool:
+    """True when a line was typed on a terminal stdin within `timeout` (else just waits)."""
+    if not sys.stdin.isatty():
+        time.sleep(timeout)
+        return False
+    ready, _, _ = select.select([sys.stdin], [], [], timeout)
+    if ready:
+        sys.stdin.readline()
+    return bool(ready)
+
+
 def main() -> None:
     """`make run`: Redis, SQLite, migrations, demo data, then web + worker + scheduler."""
     var_dir = os.path.abspath(os.environ.get("TALLY_VAR_DIR", "var"))
@@ -197,17 +275,20 @@ def main() -> None:
     env.setdefault("TALLY_REALMS_FILE", devkeys.ensure_dev_realm(var_dir))
     env.setdefault("PORT", str(DEV_PORT))
     env.setdefault("WEB_CONCURRENCY", "2")
+    env["PYTHONUNBUFFERED"] = "1"  # children's lines reach the terminal as they are written
     os.environ.update(env)
 
     redis_server = _redis_for_dev(env["TALLY_REDIS_URL"], var_dir)
     children: list[subprocess.Popen] = []
+    output = Prefixer()
     try:
         app = create_app()
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # one line below says it all
         with app.app_context():
             services().db.upgrade()
             print("migrations applied")
-            demo = provision_demo(services(), progress=terminal(print))
-            token = demo_token(services())
+            provision_demo(services(), progress=terminal(print))
+            text = demo_banner(services(), int(env["PORT"]))
         python = sys.executable
         commands = {
             "web": web_command(),  # the Procfile's: the edge (Caddy) in front of gunicorn
@@ -217,13 +298,18 @@ def main() -> None:
         for name, command in commands.items():
             # A process group each: stopping a group also reaches what the child forked (the
             # gunicorn workers, rq's scheduler process), even one forked as Ctrl-C arrived.
-            children.append(subprocess.Popen(command, env=env, process_group=0))
-            print(f"started {name}: pid {children[-1].pid}")
+            children.append(subprocess.Popen(command, env=env, process_group=0,
+                                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                             stderr=subprocess.STDOUT))
+            output.follow(name, children[-1].stdout)
+            output.write(f"started {name}: pid {children[-1].pid}")
         wait_for_port(int(env["PORT"]), timeout=30)
-        _print_demo(token, demo.tenant_id, devkeys.DEV_REALM, int(env["PORT"]))
+        output.settle()
+        output.write(text)  # last, so it stays on screen: periodic jobs log only what they did
         signal.signal(signal.SIGTERM, _interrupt)
         while all(child.poll() is None for child in children):
-            time.sleep(0.5)
+            if _enter_pressed(0.5):
+                output.write(text)
         print("a process exited; stopping the others")
     except KeyboardInterrupt:
         print("\nstopping…")

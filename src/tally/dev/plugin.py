@@ -3,14 +3,18 @@ nothing outside tally.dev imports tally.dev: the status page and bench baseline 
 (group `tally.app`), the `dev-token` and `demo` commands (group `tally.commands`)."""
 from __future__ import annotations
 
+from typing import Any
+
 import click
 from flask import Flask
 from flask.cli import with_appcontext
 
-from tally.cli import BAD_CONFIG, Failure, progress_lines, valid_id, valid_uuid
-from tally.core.model import ROLES
-from tally.dev import baseline, keys as devkeys, status
-from tally.dev.demo import provision_demo
+from tally.cli import BAD_CONFIG, BAD_INPUT, Failure, progress_lines, valid_id, valid_uuid
+from tally.core.model import ROLES, SERVICE_ROLE
+from tally.dev import baseline, keys as devkeys, launcher, status
+from tally.dev.demo import DEMO_SERVICE, DEMO_TENANT, demo_token, provision_demo
+from tally.dev.launcher import DEV_PORT
+from tally.dev.traffic import Traffic, http_post, send
 from tally.extensions import services
 
 
@@ -41,7 +45,43 @@ def dev_token(tenant: str, user: str, roles: tuple[str, ...], teams: tuple[str, 
 
 
 @click.command("demo")
+@click.option("--banner", is_flag=True, help="Print `make run`'s banner (fresh tokens, curl "
+              "lines) instead of provisioning.")
+@click.option("--traffic", is_flag=True, help="Keep posting realistic events to the running "
+              "server as the demo's ticket service, until Ctrl-C.")
+@click.option("--port", type=click.IntRange(1, 65535), envvar="PORT", default=DEV_PORT,
+              show_default=True, help="The port `make run` serves on.")
+@click.option("--rate", type=click.FloatRange(0.1, 100), default=2.0, show_default=True,
+              help="--traffic: events a second.")
+@click.option("--events", type=click.IntRange(1), default=None,
+              help="--traffic: stop after this many (default: until Ctrl-C).")
 @with_appcontext
-def demo() -> None:
-    """Provision the demo tenant and its data (what `make run` uses)."""
-    provision_demo(services(), progress=progress_lines())
+def demo(banner: bool, traffic: bool, port: int, rate: float, events: int | None) -> None:
+    """Provision the demo tenant and its data (what `make run` uses); --banner, --traffic."""
+    svc = services()
+    if svc.config.ENV == "production" and (banner or traffic):
+        raise Failure("demo --banner/--traffic are disabled when TALLY_ENV=production", BAD_CONFIG)
+    if banner:
+        click.echo(launcher.demo_banner(svc, port))
+    elif traffic:
+        _traffic(svc, port, rate, events)
+    else:
+        provision_demo(svc, progress=progress_lines())
+
+
+def _traffic(svc: Any, port: int, rate: float, events: int | None) -> None:
+    token = demo_token(svc, user=DEMO_SERVICE, roles=(SERVICE_ROLE,), teams=())
+    post = http_post(f"http://127.0.0.1:{port}", token, DEMO_TENANT, devkeys.DEV_REALM)
+    generator = Traffic()
+    click.echo(f"posting events to http://127.0.0.1:{port} at {rate:g}/s as the demo's ticket "
+               "service; watch the status page; Ctrl-C stops")
+    sent = 0
+    try:
+        sent = send(generator, post, events, rate, progress=click.echo)
+    except KeyboardInterrupt:
+        pass
+    except RuntimeError as error:  # a 4xx, or the server gone for good
+        raise Failure(str(error), BAD_INPUT) from None
+    finally:
+        click.echo(f"traffic stopped: {generator.summary()}")
+    click.echo(f"{sent} events accepted")

@@ -1,11 +1,12 @@
 """Structured logs: one JSON object per line, with the request id, tenant and route of a request.
 
-Every process (web, worker, scheduler, CLI) logs through `configure`. A request's id comes from
-its `X-Request-ID` header when that is a sane token, else it is generated (`request_id_for`); the
-front door (tally.http.front) puts it in the WSGI environ and echoes it in the response, and
-`AccessLog` decides which requests get an access line. Tokens never reach a log line: the access
-line names the route template, not the raw path or headers, and a last filter masks anything
-shaped like a bearer token or a JWT.
+Every process (web, worker, scheduler, CLI) logs through `configure`; in development
+(TALLY_ENV=development, what `make run` uses) the same records are written as readable text lines
+instead (TextFormatter). A request's id comes from its `X-Request-ID` header when that is a sane
+token, else it is generated (`request_id_for`); the front door (tally.http.front) puts it in the
+WSGI environ and echoes it in the response, and `AccessLog` decides which requests get an access
+line. Tokens never reach a log line: the access line names the route template, not the raw path or
+headers, and a last filter masks anything shaped like a bearer token or a JWT.
 """
 from __future__ import annotations
 
@@ -44,6 +45,11 @@ def redact(text: str) -> str:
     return SECRET.sub(lambda m: (m.group(1) or "") + "[redacted]", text)
 
 
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    """The fields a caller passed in `extra=` (and RequestContext added)."""
+    return {name: value for name, value in vars(record).items() if name not in _RECORD_FIELDS}
+
+
 class JsonFormatter(logging.Formatter):
     """ts, level, logger, msg, the request's id/tenant/route, then any `extra=` fields."""
 
@@ -56,15 +62,32 @@ class JsonFormatter(logging.Formatter):
         }
         for name in _CONTEXT:
             entry[name] = getattr(record, name, None)
-        for name, value in vars(record).items():
-            if name not in _RECORD_FIELDS and name not in entry:
-                entry[name] = value
+        for name, value in _extras(record).items():
+            entry.setdefault(name, value)
         if record.exc_info:
             # The type only: a traceback can quote request data, and operators get the location.
             error = record.exc_info[1]
             entry["error"] = type(error).__name__ if error is not None else None
             entry["where"] = f"{record.pathname}:{record.lineno}"
         return json.dumps(entry, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """A developer's line: local time, level, logger, message, then the `extra=` fields the
+    message does not already say, as key=value (the request id only on errors)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = redact(record.getMessage())
+        stamp = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        shown = [f"{name}={value}" for name, value in _extras(record).items()
+                 if value is not None and name not in _CONTEXT and str(value) not in message]
+        if record.levelno >= logging.WARNING and getattr(record, "request_id", None):
+            shown.append(f"request_id={record.request_id}")
+        if record.exc_info:
+            error = record.exc_info[1]
+            shown.append(f"error={type(error).__name__} at {record.pathname}:{record.lineno}")
+        tail = f"  ({redact(', '.join(shown))})" if shown else ""
+        return f"{stamp} {record.levelname:<7} {record.name}: {message}{tail}"
 
 
 class RequestContext(logging.Filter):
@@ -91,20 +114,25 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def json_handler() -> logging.Handler:
-    """A stderr handler writing JSON lines with request context (also used by gunicorn)."""
-    handler = _StderrHandler()
-    handler.setFormatter(JsonFormatter())
-    handler.addFilter(RequestContext())
-    return handler
+def handler(readable: bool = False) -> logging.Handler:
+    """A stderr handler with request context writing JSON lines, or text lines when `readable`
+    (development); gunicorn's logconfig_dict builds its handler with this too."""
+    built = _StderrHandler()
+    built.setFormatter(TextFormatter() if readable else JsonFormatter())
+    built.addFilter(RequestContext())
+    return built
 
 
-def configure(level: int = logging.INFO) -> None:
-    """Make the root logger write JSON lines to stderr; idempotent (one handler however often)."""
+def configure(level: int = logging.INFO, readable: bool = False) -> None:
+    """Make the root logger write JSON lines (text lines when `readable`) to stderr; idempotent:
+    one handler however often, in the format of the latest call (one process, one app)."""
     root = logging.getLogger()
     root.setLevel(level)
-    if not any(isinstance(handler.formatter, JsonFormatter) for handler in root.handlers):
-        root.addHandler(json_handler())
+    ours = [existing for existing in root.handlers if isinstance(existing, _StderrHandler)]
+    if ours:
+        ours[0].setFormatter(TextFormatter() if readable else JsonFormatter())
+    else:
+        root.addHandler(handler(readable))
 
 
 # -- per request -----------------------------------------------------------------------------------
