@@ -1,7 +1,8 @@
 """`python -m workers.schedule`: every SCHEDULE_INTERVAL seconds, enqueue the periodic jobs.
 
 The table is PERIODIC (fixed intervals: the outbox sweep) plus CONFIGURED, whose intervals come
-from settings (the sampling verify, every VERIFY_INTERVAL_SECONDS; 0 turns a job off).
+from settings (the sampling verify, every VERIFY_INTERVAL_SECONDS; trimming of timed cells,
+every TRIM_INTERVAL_SECONDS; 0 turns a job off).
 
 It only enqueues. Each periodic job gets a stable id per time slot (name + slot number), so two
 schedulers, or a restart within a slot, enqueue it once; a job not started within a few slots
@@ -20,7 +21,8 @@ from typing import Any
 import redis
 
 from tally.app import create_app
-from tally.jobs import MAINTENANCE_QUEUE, SWEEP, VERIFY_SAMPLE, enqueue_unique, make_job_id
+from tally.jobs import (MAINTENANCE_QUEUE, SWEEP, TRIM, VERIFY_SAMPLE, enqueue_unique,
+                        make_job_id)
 
 log = logging.getLogger("workers.schedule")
 
@@ -52,6 +54,7 @@ class Configured:
 
 CONFIGURED: tuple[Configured, ...] = (
     Configured("verify", VERIFY_SAMPLE, MAINTENANCE_QUEUE, "VERIFY_INTERVAL_SECONDS"),
+    Configured("trim", TRIM, MAINTENANCE_QUEUE, "TRIM_INTERVAL_SECONDS"),
 )
 
 

@@ -23,7 +23,8 @@ QUEUES = (MAINTENANCE_QUEUE, APPLY_QUEUE)
 APPLY_TENANT = "workers.jobs.apply_tenant"
 SWEEP = "workers.jobs.sweep"
 VERIFY_SAMPLE = "workers.jobs.verify_sample"
-JOB_PATHS = (APPLY_TENANT, SWEEP, VERIFY_SAMPLE)
+TRIM = "workers.jobs.trim_cells"
+JOB_PATHS = (APPLY_TENANT, SWEEP, VERIFY_SAMPLE, TRIM)
 
 DEFAULT_JOB_TIMEOUT = 120
 RESULT_TTL = 300  # seconds a finished job (and so its id) is kept

@@ -96,7 +96,7 @@ class _Encoder:
     def _add_cells(self, event: list[Any], cells: CellDeltas) -> None:
         """One entry per touched cell: a row's cells are nearly all distinct, so this is the
         batch's inner loop. A plain cell is warm while its counts hash has the bucket's field, a
-        timed cell while it has z:<bucket>."""
+        timed cell while it has z:<bucket> (its cutoff, which apply.lua reads from there)."""
         # The bound method: calling the table itself looks __call__ up on every key.
         tenant, key, locks = self.tenant, self.key.__call__, self.locks
         ops = 0
@@ -113,7 +113,7 @@ class _Encoder:
         for (mp, bucket), moves in cells.timed.items():
             lock, snapshot, counts, zset, negatives = _cell_keys(tenant, mp, bucket, True)
             locks[key(lock)] = None
-            entry = [key(counts), f"z:{bucket}", key(snapshot)]
+            entry = [key(counts), keys.timed_fields(bucket)[0], key(snapshot)]
             if moves:  # all of them may have netted away
                 zset_index, negatives_index = key(zset), key(negatives)
                 for member, score, n in moves:
