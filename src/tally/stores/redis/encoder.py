@@ -113,7 +113,7 @@ class _Encoder:
         for (mp, bucket), moves in cells.timed.items():
             lock, snapshot, counts, zset, negatives = _cell_keys(tenant, mp, bucket, True)
             locks[key(lock)] = None
-            entry = [key(counts), keys.timed_fields(bucket)[0], key(snapshot)]
+            entry = [key(counts), f"z:{bucket}", key(snapshot)]  # keys.timed_fields, inline
             if moves:  # all of them may have netted away
                 zset_index, negatives_index = key(zset), key(negatives)
                 for member, score, n in moves:

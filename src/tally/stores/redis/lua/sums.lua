@@ -7,7 +7,7 @@
 --   [B+2 .. 3B+1]           'z:' .. bucket (a timed MP's cutoffs, its warm markers), then
 --                           'f:' .. bucket (its floors)
 --   [3B+2 .. 4B+1]          the sign of each bucket, 1 or -1
---   [3B+2]                  E
+--   [4B+2]                  E
 --   then E pairs            hash, zset: `hash` is the KEYS index of the MP's counts hash; `zset`
 --                           is 0 for a plain MP, else the KEYS index of its first bucket's sorted
 --                           set (the others follow in bucket order)
