@@ -67,7 +67,8 @@ class World:
         apply_pending(self.services, self.tenant)
 
     def custom(self, name: str, conditions: dict) -> str:
-        response = self.client.post(FILTERS, json={"name": name, "conditions": conditions},
+        response = self.client.post(FILTERS, json={"name": name, "conditions": conditions,
+                                                   "shared": True},
                                     headers=self.headers(user="boss", roles=("ticket_admin",)))
         assert response.status_code == 201, response.get_json()
         filter_id = response.get_json()["data"]["id"]
