@@ -4,10 +4,17 @@ Run by bench/run.py once the tenant's warm ticket-count reads have been made: a 
 scheduled job's, at the bench's clock), then the tenant's memory (MEMORY USAGE of every key,
 services/stats.py) ÷ its live tickets, with what the timed cells hold to explain the figure:
 members still in sorted sets, members folded into floors, and the sorted sets' own bytes.
+
+Alone, `python -m bench.memory [--tickets N] [--db postgres]` makes just that row: seed the large
+tenant, make the bench's two ticket-count reads (cold, then warm) in-process, and measure.
 """
 from __future__ import annotations
 
+import argparse
+import sys
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -54,3 +61,44 @@ def measure(services: Any, tenant: str) -> Memory:
     return Memory(int(live or 0), stats.memory_bytes, stats.keys, len(cells),
                   sum(int(n) for n in replies[0::3]), sum(int(n or 0) for n in replies[2::3]),
                   sum(int(n or 0) for n in replies[1::3]), trimmed.folded)
+
+
+def main(argv: list[str] | None = None) -> int:
+    # load order: the bench's harness (and its tally app) only when run alone, not by bench.run
+    from bench import calls, report
+    from bench.run import LARGE_TENANT
+    from bench.seed import seed_tenant
+    from bench.stack import Stack
+    from tally.app import create_app
+    from tally.dev import keys as devkeys
+    from tally.settings import from_env
+    from tally.stores.sql.db import Database
+
+    parser = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__)
+    parser.add_argument("--tickets", type=int, default=1_000_000)
+    parser.add_argument("--db", default="postgres", choices=sorted(report.DB_NAMES))
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="tally-memory-") as workdir:
+        with Stack(args.db, Path(workdir)) as stack:
+            db = Database(stack.db_url)
+            seed_tenant(db, LARGE_TENANT, args.tickets, 0, 1, devkeys.DEV_REALM,
+                        lambda line: print(line, file=sys.stderr))
+            db.engine.dispose()
+            app = create_app(from_env(stack.env()))
+            client = app.test_client()
+            for profile in (False, True):
+                call = calls.ticket_call(str(stack.var_dir), LARGE_TENANT, profile)
+                for _ in range(2):
+                    response = client.open(call.path, method=call.method, headers=call.headers,
+                                           data=call.body)
+                    if response.status_code != 200:
+                        raise RuntimeError(f"ticket count answered {response.status_code}")
+            result = report.DbResult(args.db, memory=measure(app.extensions["tally"],
+                                                             LARGE_TENANT))
+            app.extensions["tally"].db.engine.dispose()
+    print(report.table([result]).splitlines()[2])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
