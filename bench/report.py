@@ -11,6 +11,7 @@ import platform
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.memory import Memory
 from bench.recompute import Recompute
 from bench.visibility import Visibility
 from bench.wrk import Paired
@@ -21,6 +22,7 @@ TARGET_BADGE, TARGET_NOT_MODIFIED, TARGET_TICKET = 0.9, 1.0, 0.5
 TARGET_SCALE = 0.95  # the largest tenant's ticket-count ratio ÷ the smallest's
 TARGET_VISIBLE_P99_MS = 100
 TARGET_WORKER_EVENTS = 3000  # events applied per second by one worker process
+TARGET_BYTES_PER_TICKET = 100  # issue 19: Redis bytes per live ticket of the largest tenant
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class DbResult:
     loads: list[LoadRow] = field(default_factory=list)
     scale: list[tuple[str, float]] = field(default_factory=list)  # (row, 1M ÷ 1k)
     recompute: Recompute | None = None
+    memory: Memory | None = None
     visibility: Visibility | None = None
     visibility_rate: int = 500
     worker: dict[str, Any] | str = "pending"
@@ -84,8 +87,20 @@ def table(results: list[DbResult]) -> str:
             lines.append(_row([name, db, "ratio of the ratios to the bare Flask app", "", "",
                                f"{ratio:.2f}", f"≥ {TARGET_SCALE:.2f}",
                                _met(ratio >= TARGET_SCALE)]))
-        lines += _recompute_rows(result, db) + _write_rows(result, db)
+        lines += _memory_rows(result, db) + _recompute_rows(result, db) + _write_rows(result, db)
     return "\n".join(lines)
+
+
+def _memory_rows(result: DbResult, db: str) -> list[str]:
+    m = result.memory
+    if m is None:
+        return []
+    figure = (f"{_n(m.per_ticket)} B ({m.bytes:,} B in {m.keys:,} keys); {m.cells} timed cells "
+              f"hold {m.members:,} members ({m.zset_bytes:,} B) and {m.floor:,} folded; "
+              f"this trim pass folded {m.folded:,}")
+    return [_row([f"Redis bytes per live ticket at {m.tickets:,} tickets (after the warm reads "
+                  "and a trim pass)", db, figure, "", "", "",
+                  f"≤ {TARGET_BYTES_PER_TICKET} B", _met(m.per_ticket <= TARGET_BYTES_PER_TICKET)])]
 
 
 def _recompute_rows(result: DbResult, db: str) -> list[str]:

@@ -6,7 +6,8 @@ wrk from its own process, each endpoint alternating in short rounds with a bare 
 (bench/bare.py) answering the same bytes under the same gunicorn settings, the denominator of
 every ratio (bench/loads.py); time the cold 30-filter recompute; measure event-to-visible
 latency at a steady event rate with a real worker; and run bench/worker_throughput.py for events
-applied per second.
+applied per second. After the warm reads, a trim pass and the largest tenant's Redis bytes per
+live ticket (bench/memory.py).
 Progress goes to stderr, the table to stdout (and to --output as Markdown).
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import calls, grid, loads, recompute, report, visibility, wrk
+from bench import calls, grid, loads, memory, recompute, report, visibility, wrk
 from bench.seed import SeededTenant, seed_tenant
 from bench.stack import ROOT, Stack
 from tally.settings import from_env
@@ -134,8 +135,10 @@ def bench_db(kind: str, args: argparse.Namespace, workdir: Path) -> report.DbRes
             users = list(large.notification_users)
             tenants = {SMALL_TENANT: f"{args.small_tickets:,}", LARGE_TENANT: f"{args.tickets:,}"}
             loads.measure(stack, base, tenants, users[:args.badge_users], args, result, progress)
-            progress("cold recompute")
             app = create_app(from_env(stack.env()))
+            progress("memory per live ticket (after a trim pass)")
+            result.memory = memory.measure(app.extensions["tally"], LARGE_TENANT)
+            progress("cold recompute")
             result.recompute = recompute.measure(app.extensions["tally"], base,
                                                  calls.ticket_call(var, LARGE_TENANT),
                                                  LARGE_TENANT, args.recompute_repeats)

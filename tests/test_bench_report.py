@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from bench import calls, report, wrk
+from bench.memory import Memory
 from bench.wrk import Paired, WrkResult
 
 
@@ -68,3 +69,14 @@ def test_the_in_app_baseline_row_refuses_a_size_its_route_cannot_answer():
     assert calls.baseline_calls([call], 300)[0].headers == call.headers
     with pytest.raises(ValueError):
         calls.baseline_calls([call], 0)
+
+
+def test_the_memory_row_divides_the_tenants_bytes_by_its_live_tickets():
+    result = report.DbResult("postgres")
+    result.memory = Memory(tickets=1_000_000, bytes=61_000_000, keys=900, cells=120,
+                           members=400_000, floor=600_000, zset_bytes=40_000_000, folded=0)
+    (row,) = report.table([result]).splitlines()[2:3]
+    assert row.startswith("| Redis bytes per live ticket at 1,000,000 tickets")
+    assert "| 61 B (61,000,000 B in 900 keys)" in row and row.endswith("| ≤ 100 B | yes |")
+    result.memory = Memory(1_000, 540_000, 10, 3, 5_000, 0, 500_000, 0)
+    assert report.table([result]).splitlines()[2].endswith("| ≤ 100 B | **no** |")

@@ -21,7 +21,7 @@ from tally.app import create_app
 from tally.core.clock import epoch_ms
 from tally.errors import StoreUnavailable
 from tally.extensions import services
-from tally.services import ingest, maintenance, outbox
+from tally.services import ingest, maintenance, outbox, ticket_maintenance
 from tally.services.figures import record_drift
 
 log = logging.getLogger("workers.jobs")
@@ -160,3 +160,26 @@ def forget_seen_events() -> dict[str, Any]:
     log.info("job %s: %d seen event ids past the redelivery horizon deleted in %d batches",
              _job_id(), forgotten.rows, forgotten.batches)
     return {"skipped": False, "rows": forgotten.rows, "batches": forgotten.batches}
+
+
+def trim_cells() -> dict[str, Any]:
+    """Fold what no window can reach out of every tenant's timed cells (TRIM_INTERVAL_SECONDS).
+
+    Each cell is trimmed by one atomic script that refuses while the cell is rebuilt, so two
+    overlapping runs, a rebuild or applies in between never make a count wrong.
+    """
+    svc = services()
+    now = epoch_ms(svc.clock())
+    totals = ticket_maintenance.TrimReport()
+    try:
+        for tenant in maintenance.tenants(svc):
+            report = ticket_maintenance.trim(svc, tenant, now)
+            totals.cells += report.cells
+            totals.folded += report.folded
+            totals.busy += report.busy
+    except StoreUnavailable as error:
+        log.warning("job %s: trim stopped, counter store down: %s", _job_id(), error.message)
+        return {"skipped": True}
+    log.info("job %s: trim: %d timed cells, %d members folded, %d held by a rebuild", _job_id(),
+             totals.cells, totals.folded, totals.busy)
+    return {"skipped": False, "cells": totals.cells, "folded": totals.folded, "busy": totals.busy}

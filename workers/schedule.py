@@ -2,7 +2,8 @@
 
 The table is PERIODIC (fixed intervals: the outbox sweep) plus CONFIGURED, whose intervals come
 from settings (the sampling verify, every VERIFY_INTERVAL_SECONDS; the prune of seen event ids
-past the redelivery horizon, every SEEN_EVENTS_PRUNE_INTERVAL_SECONDS; 0 turns a job off).
+past the redelivery horizon, every SEEN_EVENTS_PRUNE_INTERVAL_SECONDS; trimming of timed cells,
+every TRIM_INTERVAL_SECONDS; 0 turns a job off).
 
 It only enqueues. Each periodic job gets a stable id per time slot (name + slot number), so two
 schedulers, or a restart within a slot, enqueue it once; a job not started within a few slots
@@ -21,7 +22,7 @@ from typing import Any
 import redis
 
 from tally.app import create_app
-from tally.jobs import (FORGET_SEEN_EVENTS, MAINTENANCE_QUEUE, SWEEP, VERIFY_SAMPLE,
+from tally.jobs import (FORGET_SEEN_EVENTS, MAINTENANCE_QUEUE, SWEEP, TRIM, VERIFY_SAMPLE,
                         enqueue_unique, make_job_id)
 
 log = logging.getLogger("workers.schedule")
@@ -56,6 +57,7 @@ CONFIGURED: tuple[Configured, ...] = (
     Configured("verify", VERIFY_SAMPLE, MAINTENANCE_QUEUE, "VERIFY_INTERVAL_SECONDS"),
     Configured("forget-seen-events", FORGET_SEEN_EVENTS, MAINTENANCE_QUEUE,
                "SEEN_EVENTS_PRUNE_INTERVAL_SECONDS"),
+    Configured("trim", TRIM, MAINTENANCE_QUEUE, "TRIM_INTERVAL_SECONDS"),
 )
 
 

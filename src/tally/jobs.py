@@ -24,7 +24,8 @@ APPLY_TENANT = "workers.jobs.apply_tenant"
 SWEEP = "workers.jobs.sweep"
 VERIFY_SAMPLE = "workers.jobs.verify_sample"
 FORGET_SEEN_EVENTS = "workers.jobs.forget_seen_events"
-JOB_PATHS = (APPLY_TENANT, SWEEP, VERIFY_SAMPLE, FORGET_SEEN_EVENTS)
+TRIM = "workers.jobs.trim_cells"
+JOB_PATHS = (APPLY_TENANT, SWEEP, VERIFY_SAMPLE, FORGET_SEEN_EVENTS, TRIM)
 
 DEFAULT_JOB_TIMEOUT = 120
 RESULT_TTL = 300  # seconds a finished job (and so its id) is kept

@@ -179,6 +179,8 @@ def test_chaos_seed_counts_exact_after_faults(cluster, svc, events, var_dir, cap
                      "the outbox to drain", cluster.log("worker"))
     procs.wait_until(lambda: cluster.verify_runs() > 0, DRAIN_DEADLINE_S,
                      "a sampling verify run", cluster.log("worker"))
+    procs.wait_until(lambda: cluster.trim_runs() > 0, DRAIN_DEADLINE_S,
+                     "a trim run", cluster.log("worker"))
     sampled_drift = cluster.drift_counted + cluster.drift_metric()
     phases["drain"] = time.monotonic() - started - sum(phases.values())
     cluster.stop_background()
@@ -202,7 +204,8 @@ def test_chaos_seed_counts_exact_after_faults(cluster, svc, events, var_dir, cap
               + ", ".join(f"{kind} x{n}" for kind, n in sorted(cluster.faults.items()))
               + f"; reads during the run: {dict(readers.sources)}; warm groups verified: {warm};"
               f" drift: verify {len(drift_lines)}, sampling {sampled_drift} in "
-              f"{cluster.verify_runs()} runs (logged {logged_drift}), recount {len(mismatches)} of "
+              f"{cluster.verify_runs()} runs (logged {logged_drift}), "
+              f"{cluster.trim_runs()} trim runs, recount {len(mismatches)} of "
               f"{sum(c.checked for c in compared)}"
               f" answers {dict(sources)}; "
               + ", ".join(f"{phase} {seconds:.0f}s" for phase, seconds in phases.items()))

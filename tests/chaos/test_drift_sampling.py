@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
+from datetime import timedelta
 
 import pytest
 import redis
@@ -131,6 +132,7 @@ def test_the_schedule_enqueues_the_sampling_verify_at_its_configured_interval(qu
     config = Test()
     config.VERIFY_INTERVAL_SECONDS = 60
     config.SEEN_EVENTS_PRUNE_INTERVAL_SECONDS = 0  # tests/services/test_redelivery_horizon.py
+    config.TRIM_INTERVAL_SECONDS = 0
     table = schedule.table(config)
     assert [(p.name, p.path, p.every) for p in table] == [
         ("sweep", names.SWEEP, None), ("verify", names.VERIFY_SAMPLE, 60)]
@@ -169,3 +171,22 @@ def test_workers_take_the_sampling_verify_before_a_backlog_of_apply_jobs(
             for job_id in ["verify-now"] + [names.apply_job_id(tenant_id, h) for h in range(1, 4)]]
     assert all(job.get_status() == "finished" for job in done)
     assert done[0].ended_at <= min(job.started_at for job in done[1:])
+
+
+def test_the_schedule_runs_the_trim_job_at_its_interval_and_the_job_trims_every_tenant(
+        app, client, headers, tenant_id, raw, queue_redis):
+    config = Test()
+    config.VERIFY_INTERVAL_SECONDS, config.TRIM_INTERVAL_SECONDS = 0, 60
+    assert [(p.name, p.path, p.every) for p in schedule.table(config)][1:] == [
+        ("trim", names.TRIM, 60)]
+    assert from_env({"TALLY_ENV": "test", "TALLY_TRIM_INTERVAL_SECONDS": "0"}
+                    ).TRIM_INTERVAL_SECONDS == 0
+    assert from_env({"TALLY_ENV": "production"}).TRIM_INTERVAL_SECONDS == 3600
+    # Given warm timed cells, a day later (the clock the job reads is the app's)
+    services, _ = warm_world(app, client, headers, tenant_id)
+    later = services.clock() + timedelta(days=1)
+    services.clock = lambda: later
+    with app.app_context():
+        done = jobs.trim_cells()
+    assert done["skipped"] is False and done["cells"] > 0 and done["folded"] > 0
+    assert maintenance.verify(services, tenant_id).lines == []

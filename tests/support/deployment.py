@@ -24,6 +24,7 @@ from tests.support import processes as procs
 
 WORKERS = 2
 VERIFY_EVERY_S = 5  # the scheduler's sampling verify runs while the faults do
+TRIM_EVERY_S = 3  # and so does the trimming of timed cells
 BOOT_DEADLINE_S = 60
 CLI = Path(sys.executable).with_name("tally")
 
@@ -43,7 +44,8 @@ class Cluster:
         self.port = free_port()
         self.env = self.counters.process_env(db_url, realms_file)
         self.env.update(PORT=str(self.port), WEB_CONCURRENCY="2", GUNICORN_THREADS="4",
-                        TALLY_VERIFY_INTERVAL_SECONDS=str(VERIFY_EVERY_S))
+                        TALLY_VERIFY_INTERVAL_SECONDS=str(VERIFY_EVERY_S),
+                        TALLY_TRIM_INTERVAL_SECONDS=str(TRIM_EVERY_S))
         self.web: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
         self.scheduler: subprocess.Popen | None = None
@@ -82,6 +84,10 @@ class Cluster:
     def verify_runs(self) -> int:
         """Sampling verify jobs the workers completed so far (rq logs each)."""
         return self.log("worker").read_text().count("Successfully completed periodic verify")
+
+    def trim_runs(self) -> int:
+        """Trim jobs the workers completed so far."""
+        return self.log("worker").read_text().count("Successfully completed periodic trim")
 
     def queue_redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.queue_server.url)

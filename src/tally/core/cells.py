@@ -11,6 +11,29 @@ from tally.core.predicates import Materialized
 
 CellId = tuple[str, str]  # (materialised predicate id, bucket)
 
+# Trimming a timed cell folds its members scored below a cutoff into one count, the floor. A
+# window [lo, hi) is then answerable from the cell when lo >= cutoff (members only), or when
+# lo is -inf and hi >= cutoff (floor + members below hi); any other window treats it as cold.
+# The cutoff of a cell nothing was folded in: below any score (an exact double, as Lua has).
+UNTRIMMED = -(2 ** 53)
+# Room between the cutoff and the lowest bound a window reaches: readers' and the trimmer's
+# clocks may differ by this much before a read goes cold (never wrong) for it.
+TRIM_MARGIN_MS = 3_600_000
+
+
+def trim_cutoff(now_ms: int, reach_ms: int | None) -> int:
+    """The cutoff a timed cell may be trimmed to now, given its MP's recorded reach (None: no
+    reach recorded, nothing may be folded)."""
+    if reach_ms is None:
+        return UNTRIMMED
+    return now_ms - reach_ms - TRIM_MARGIN_MS
+
+
+def fold(members: dict[str, int], cutoff: int) -> tuple[dict[str, int], int]:
+    """A timed cell's members split at `cutoff`: those kept (score >= cutoff) and the floor."""
+    kept = {member: score for member, score in members.items() if score >= cutoff}
+    return kept, len(members) - len(kept)
+
 
 @dataclass(frozen=True)
 class Cell:

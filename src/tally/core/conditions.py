@@ -31,6 +31,9 @@ _DURATION = re.compile(r"^(\d{1,10})([smhd])$")
 MAX_DURATION_SECONDS = 3650 * 86400
 MAX_DEPTH, MAX_CONDITIONS, MAX_LIST, MAX_TEXT = 5, 100, 500, 256
 NEG_INF = float("-inf")
+# How far below now "today" can start: local midnight is under 25 h back in any zone (a DST day
+# is 25 h long); two days leave room for any zone rule.
+TODAY_REACH_MS = 2 * 86_400_000
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,17 @@ class TimeCondition:
         if self.kind == "within_last":
             return now_ms - span, now_ms
         return NEG_INF, now_ms - span  # older_than
+
+    @property
+    def reach_ms(self) -> int:
+        """How far below now this window's lowest finite bound can be (ms): with an unbounded
+        lower end, its upper end. Members scored below `now - reach` never enter it again
+        except as part of a -inf window's floor (core/cells.py `answerable`)."""
+        if self.kind == "today":
+            return TODAY_REACH_MS
+        if self.kind in ("within_last", "older_than"):
+            return (self.seconds or 0) * 1000
+        return 0  # before_now, within_next: nothing below now
 
     def matches(self, ticket: Mapping[str, Any], now_ms: int,
                 tz: str | tzinfo | None = None) -> bool:

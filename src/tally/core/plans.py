@@ -107,10 +107,13 @@ def compile_count(principal: Principal, view: CountPlan, filters: Mapping[str, A
         entry_of.append(first[pair])
     # An MP several filters share (7474 SLA Breached and 7475 SLA At Risk: one MP, two windows)
     # is registered with every one of them as origin, whichever entry's cell turns out cold.
+    # Likewise its reach is the largest of their windows' (trimming must leave every one whole).
     origins: dict[str, dict[str, None]] = {}
+    reach: dict[str, int] = {}
     for t in targets:
         origins.setdefault(t.mp.id, {}).update(dict.fromkeys(t.mp.origins))
-    mps = [replace(e.mp, origins=tuple(origins[e.mp.id])) for e in entries]
+        reach[t.mp.id] = max(reach.get(t.mp.id, 0), t.mp.reach)
+    mps = [replace(e.mp, origins=tuple(origins[e.mp.id]), reach=reach[e.mp.id]) for e in entries]
     details = {fid: f.details() for fid, f in filters.items()}
     return CompiledCount(targets, terms, tuple(entries), tuple(entry_of),
                          read_plan(mps, terms), tuple(filters),

@@ -53,6 +53,10 @@ class Materialized:
     score_field: str | None = None
     # The filter (and profile) ids this MP was built for; bookkeeping only, not part of the id.
     origins: tuple[str, ...] = field(default=(), compare=False)
+    # A timed MP: how far below now (ms) the windows it was built for reach (TimeCondition.
+    # reach_ms; the largest over the filters sharing it). Recorded when it is registered, it
+    # bounds what trimming may fold; bookkeeping only, not part of the id.
+    reach: int = field(default=0, compare=False)
 
     @cached_property
     def matcher(self) -> Predicate:
@@ -89,7 +93,7 @@ class Materialized:
         if profile is not None:
             root = {"all": [root, resolve(profile, principal)]}
         time = definition.time_condition
-        return cls(root, time.field if time else None, origins)
+        return cls(root, time.field if time else None, origins, time.reach_ms if time else 0)
 
     def matches(self, ticket: Mapping[str, Any]) -> bool:
         """True when a live ticket satisfies the static predicate (any time window aside)."""

@@ -5,13 +5,14 @@
 2. One snapshot: the counts, the members of timed cells, and the outbox rows a worker may still
    apply; those whose deltas touch a cell are recorded in its snapshot set (applies skip them).
 3. One install per cell clears its marker. A cell whose marker is held elsewhere stays cold.
+   A timed cell is installed trimmed to the cutoff its MP's recorded reach allows now.
 """
 from __future__ import annotations
 
 import logging
 from typing import Any, Sequence
 
-from tally.core.cells import Cell, CellId
+from tally.core.cells import Cell, CellId, fold, trim_cutoff
 from tally.core.deltas import ticket_deltas
 from tally.core.visibility import ticket_buckets
 from tally.stores import keys
@@ -22,14 +23,18 @@ log = logging.getLogger("tally.counting.rebuild")
 ZADD_CHUNK = 1000  # pairs per ZADD, under Lua's unpack limit
 
 
-def _timed_writes(tenant: str, cell: Cell, members: dict[str, int]) -> list[Write]:
+def _timed_writes(tenant: str, cell: Cell, members: dict[str, int], cutoff: int) -> list[Write]:
+    """Install a timed cell already trimmed to `cutoff`: members below it as its floor."""
     zset = keys.mp_zset_key(tenant, cell.mp.id, cell.bucket)
     writes = [Write("del", zset),
               Write("del", keys.mp_negatives_key(tenant, cell.mp.id, cell.bucket))]
-    pairs = [x for member, score in sorted(members.items()) for x in (score, member)]
+    kept, floor = fold(members, cutoff)
+    pairs = [x for member, score in sorted(kept.items()) for x in (score, member)]
     for start in range(0, len(pairs), 2 * ZADD_CHUNK):
         writes.append(Write("zadd", zset, tuple(pairs[start:start + 2 * ZADD_CHUNK])))
-    writes.append(Write("hset", keys.mp_counts_key(tenant, cell.mp.id), (f"z:{cell.bucket}", 1)))
+    cutoff_field, floor_field = keys.timed_fields(cell.bucket)
+    writes.append(Write("hset", keys.mp_counts_key(tenant, cell.mp.id),
+                        (cutoff_field, cutoff, floor_field, floor)))
     return writes
 
 
@@ -62,7 +67,7 @@ def rebuild_cells(services: Any, tenant: str, cells: Sequence[Cell], now_ms: int
                   answer_windows: Sequence[tuple[float, float] | None] = ()) -> list[int]:
     """Rebuild `cells`; returns the counts of `answer_cells` from the same snapshot."""
     counters = services.ticket_counters
-    token, held = counters.begin(tenant, cells)
+    token, held, reaches = counters.begin(tenant, cells)
     try:
         plain = [c for c in held if c.mp.score_field is None]
         timed = [c for c in held if c.mp.score_field is not None]
@@ -79,8 +84,11 @@ def rebuild_cells(services: Any, tenant: str, cells: Sequence[Cell], now_ms: int
         plans = [Install(keys.cell_group(*c.id), [Write("hset", keys.mp_counts_key(
                      tenant, c.mp.id), (c.bucket, n))], snaps[c.id])
                  for c, n in zip(plain, plain_values)]
-        plans += [Install(keys.cell_group(*c.id), _timed_writes(tenant, c, members[c.id]),
-                          snaps[c.id]) for c in timed]
+        # Trimmed as the trim job would now: the reach begin recorded covers every window
+        # read from the MP so far, this request's too.
+        plans += [Install(keys.cell_group(*c.id), _timed_writes(
+                      tenant, c, members[c.id], trim_cutoff(now_ms, reaches[c.mp.id])),
+                      snaps[c.id]) for c in timed]
         for plan, installed in zip(plans, services.counters.install_many(tenant, token, plans)):
             if not installed:
                 log.warning("rebuild of %s lost its marker; the cell stays cold", plan.group)

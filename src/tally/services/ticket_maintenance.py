@@ -5,6 +5,7 @@ Only warm cells are listed: a cold cell has nothing to verify and is recomputed 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tally.core.clock import epoch_ms
@@ -14,7 +15,7 @@ from tally.core.visibility import ticket_buckets
 from tally.stores import keys
 from tally.stores.sql import notification_counts as sql_counts
 from tally.stores.sql import ticket_counts as sql, ticket_members
-from tally.core.cells import Cell
+from tally.core.cells import Cell, fold
 from tally.stores.redis.cells import TimedValue
 
 if TYPE_CHECKING:
@@ -66,6 +67,31 @@ def rebuild(services: "Services", tenant: str, member: str) -> bool:
     return True
 
 
+@dataclass
+class TrimReport:
+    """What one trim pass over a tenant's warm timed cells did."""
+
+    cells: int = 0  # warm timed cells visited
+    folded: int = 0  # members folded into floors
+    busy: int = 0  # cells skipped because a rebuild held them
+
+
+def trim(services: "Services", tenant: str, now_ms: int) -> TrimReport:
+    """Fold, in every warm timed cell, the members no window of its MP can reach any more.
+
+    One atomic trim.lua call per cell (refused while the cell is rebuilt); the next pass takes
+    a skipped cell. Exact at every step: a read whose window reaches below a cell's cutoff finds
+    it cold and recomputes (core/cells.py).
+    """
+    report = TrimReport()
+    cells = [c for c in services.ticket_counters.warm_cells(tenant) if c.mp.score_field]
+    for folded in services.ticket_counters.trim(tenant, cells, now_ms):
+        report.cells += 1
+        report.folded += max(folded, 0)
+        report.busy += folded == -1
+    return report
+
+
 def _sql_members(session: Any, tenant: str, cell: Cell) -> dict[str, int]:
     """The members a timed cell should hold: live matching tickets in its bucket with a score."""
     found = {}
@@ -77,10 +103,12 @@ def _sql_members(session: Any, tenant: str, cell: Cell) -> dict[str, int]:
 
 
 def _timed_field(cached: TimedValue, truth: dict[str, int]) -> str | None:
-    """How a timed cell's members differ from SQL, or None when they agree."""
-    differing = sorted(m for m in cached.members.keys() | truth.keys()
-                       if cached.members.get(m) != truth.get(m))
-    if not differing and not cached.negatives:
+    """How a timed cell differs from SQL, or None when they agree: its members against the live
+    ones at or above its cutoff, its floor against the number below it."""
+    kept, floor = fold(truth, cached.cutoff)
+    differing = sorted(m for m in cached.members.keys() | kept.keys()
+                       if cached.members.get(m) != kept.get(m))
+    if not differing and not cached.negatives and cached.floor == floor:
         return None
     field = "members"
     if differing:
@@ -89,6 +117,8 @@ def _timed_field(cached: TimedValue, truth: dict[str, int]) -> str | None:
         field += f" (differ: {shown}{f' and {more} more' if more > 0 else ''})"
     if cached.negatives:
         field += f" (pending removals: {len(cached.negatives)})"
+    if cached.floor != floor:
+        field += f" (floor below {cached.cutoff}: {cached.floor}, SQL {floor})"
     return field
 
 
@@ -118,7 +148,7 @@ def compare(services: "Services", tenant: str, member: str) -> list[Difference]:
         services.counters.abort_rebuild(tenant, keys.cell_group(*cell.id), token)
     if isinstance(cached, TimedValue) and isinstance(truth, dict):
         field = _timed_field(cached, truth)
-        redis_value, sql_value = len(cached.members), len(truth)
+        redis_value, sql_value = len(cached.members) + cached.floor, len(truth)
     else:
         field = None if cached == truth else "count"
         redis_value, sql_value = cached, truth

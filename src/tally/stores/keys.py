@@ -76,9 +76,21 @@ def mp_version_key(tenant: str) -> str:
     return tenant_prefix(tenant) + "mpver"
 
 
+def mp_reach_key(tenant: str) -> str:
+    """Hash: timed MP id -> how far below now (ms) any window read from it reaches (the largest
+    recorded); trimming folds only members below now - reach (see core/cells.py)."""
+    return tenant_prefix(tenant) + "mpreach"
+
+
 def mp_counts_key(tenant: str, mp: str) -> str:
-    """Hash of one MP: <bucket> = count (plain MPs), z:<bucket> = warm marker (timed MPs)."""
+    """Hash of one MP: <bucket> = count (plain MPs); for timed MPs z:<bucket> = the cell's cutoff
+    (its warm marker) and f:<bucket> = its floor, the members below the cutoff folded to a count."""
     return tenant_prefix(tenant) + f"mp:{mp}"
+
+
+def timed_fields(bucket: str) -> tuple[str, str]:
+    """A timed cell's two fields in its MP's counts hash: cutoff (warm marker) and floor."""
+    return f"z:{bucket}", f"f:{bucket}"
 
 
 def mp_zset_key(tenant: str, mp: str, bucket: str) -> str:

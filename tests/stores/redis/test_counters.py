@@ -13,7 +13,7 @@ from tally.core.filters import SYSTEM_BY_ID
 from tally.services.container import build_caches
 from tally.errors import GuardChanged, RebuildBusy, StoreUnavailable
 from tally.stores import keys
-from tally.core.cells import Cell, CellDeltas, NotificationDelta, OutboxDelta
+from tally.core.cells import UNTRIMMED, Cell, CellDeltas, NotificationDelta, OutboxDelta
 from tally.stores.redis.counters import Install, RedisCounters, Write
 from tally.stores.redis.cells import Sums, TicketCounters
 
@@ -139,7 +139,8 @@ TERMS = (("b1", 1), ("b2", 1), ("b3", -1))
 def warm_sums(raw):
     """PLAIN and TIMED warm over TERMS' buckets; TIMED read twice (two windows, one MP)."""
     raw.hset(keys.mp_counts_key(T, PLAIN.id), mapping={"b1": 5, "b2": 7, "b3": 2})
-    raw.hset(keys.mp_counts_key(T, TIMED.id), mapping={"z:b1": 1, "z:b2": 1, "z:b3": 1})
+    raw.hset(keys.mp_counts_key(T, TIMED.id),
+             mapping={"z:b1": UNTRIMMED, "z:b2": UNTRIMMED, "z:b3": UNTRIMMED})
     members = {"b1": {"t:1": 10, "t:2": 150, "t:3": 250}, "b2": {"t:4": 100}, "b3": {"t:2": 150}}
     for bucket, scored in members.items():
         raw.zadd(keys.mp_zset_key(T, TIMED.id, bucket), scored)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Collection, Sequence
 
 from tally.core.cache import Cache
+from tally.core.cells import TRIM_MARGIN_MS, UNTRIMMED
 from tally.core.predicates import Materialized
 from tally.stores import keys
 from tally.stores.redis.cluster import scan_tenant
@@ -19,10 +20,13 @@ NEG_INF = float("-inf")
 
 @dataclass(frozen=True)
 class TimedValue:
-    """A warm timed cell as Redis holds it: members with scores, and removals still pending."""
+    """A warm timed cell as Redis holds it: members with scores, removals still pending, and the
+    floor: how many members scored below `cutoff` were folded into a count (core/cells.py)."""
 
     members: dict[str, int]
     negatives: dict[str, int]
+    floor: int = 0
+    cutoff: int = UNTRIMMED
 
 
 @dataclass(frozen=True)
@@ -51,8 +55,10 @@ class Sums:
                 raise AssertionError(f"the sorted sets of MP {mp.id} are not consecutive keys")
             entries += [str(counts), str(zsets[0])]
         buckets = [b for b, _ in terms]
-        head = (str(len(terms)), *buckets, *(f"z:{b}" for b in buckets),
-                *(str(sign) for _, sign in terms), str(len(mps)), *entries)
+        fields = [keys.timed_fields(b) for b in buckets]
+        head = (str(len(terms)), *buckets, *(cutoff for cutoff, _ in fields),
+                *(floor for _, floor in fields), *(str(sign) for _, sign in terms),
+                str(len(mps)), *entries)
         return cls(table.keys, head, tuple(Cell(mp, b) for mp in mps for b, _ in terms))
 
 
@@ -74,6 +80,7 @@ class TicketCounters:
         # registered specs parsed once (MP ids are digests of their specs); bounded: the app's
         # `specs` Cache (CACHE_SIZES, 65,536 by default)
         self._specs = specs
+        self._trim = self.client.register_script(_script("trim"))
 
     def _run_reads(self, table: KeyTable, commands: list[list[Any]]) -> list[Any]:
         if not commands:
@@ -89,7 +96,7 @@ class TicketCounters:
         """
         args = list(sums.head)
         for lo, hi in windows:
-            args += ["-inf" if lo == NEG_INF else str(int(lo)), f"({int(hi)}"]
+            args += ["-inf" if lo == NEG_INF else str(int(lo)), str(int(hi))]
         reply = self._sums(keys=sums.keys, args=args)
         if reply[0] == 0:
             return reply[1:]
@@ -108,19 +115,42 @@ class TicketCounters:
         return Registry(version or "", mps)
 
     @wrap_errors
-    def begin(self, tenant: str, cells: Sequence[Cell]) -> tuple[str, list[Cell]]:
-        """Register the cells' MPs and set their markers; the token and the cells it holds."""
+    def begin(self, tenant: str, cells: Sequence[Cell]
+              ) -> tuple[str, list[Cell], dict[str, int | None]]:
+        """Register the cells' MPs (raising timed MPs' recorded reach to theirs) and set their
+        markers; the token, the cells it holds, and per MP id the reach now recorded (None for
+        a plain MP)."""
         token = secrets.token_hex(8)
-        table = KeyTable(keys.mp_registry_key(tenant), keys.mp_version_key(tenant))
+        table = KeyTable(keys.mp_registry_key(tenant), keys.mp_version_key(tenant),
+                         keys.mp_reach_key(tenant))
         mps = {cell.mp.id: cell.mp for cell in cells}
         plan = {"mps": [[mp.id, mp.spec, [table(keys.filter_mps_key(tenant, origin))
-                                          for origin in mp.origins]]
+                                          for origin in mp.origins],
+                         mp.reach if mp.score_field is not None else False]
                         for mp in mps.values()],
                 "locks": [table(keys.group_lock_key(tenant, keys.cell_group(*cell.id)))
                           for cell in cells]}
-        flags = self._begin(keys=table.keys,
-                            args=[self.counters.lock_ttl_ms, token, json.dumps(plan)])
-        return token, [cell for cell, flag in zip(cells, flags) if int(flag) == 1]
+        flags, reaches = self._begin(keys=table.keys,
+                                     args=[self.counters.lock_ttl_ms, token, json.dumps(plan)])
+        recorded = {mp_id: (None if mps[mp_id].score_field is None else int(reach))
+                    for mp_id, reach in zip(mps, reaches)}
+        return token, [cell for cell, flag in zip(cells, flags) if int(flag) == 1], recorded
+
+    @wrap_errors
+    def trim(self, tenant: str, cells: Sequence[Cell], now_ms: int) -> list[int]:
+        """Fold what no recorded window can reach in each warm timed cell (trim.lua: one atomic
+        call per cell, so Redis is never held for more than one cell); per cell the members
+        folded, -1 while it is rebuilt, -2 when cold or its MP has no recorded reach."""
+        reach = keys.mp_reach_key(tenant)
+        folded = []
+        for cell in cells:
+            cutoff, floor = keys.timed_fields(cell.bucket)
+            folded.append(int(self._trim(
+                keys=[keys.group_lock_key(tenant, keys.cell_group(*cell.id)),
+                      keys.mp_counts_key(tenant, cell.mp.id),
+                      keys.mp_zset_key(tenant, cell.mp.id, cell.bucket), reach],
+                args=[cell.mp.id, cutoff, floor, now_ms, TRIM_MARGIN_MS])))
+        return folded
 
     # -- operator maintenance (see counting/ticket_maintenance.py) -------------------------------
     @wrap_errors
@@ -164,14 +194,15 @@ class TicketCounters:
             raw = self.client.hget(counts, cell.bucket)
             return None if raw is None else int(raw)
         pipe = self.client.pipeline(transaction=False)
-        pipe.hexists(counts, f"z:{cell.bucket}")
+        pipe.hmget(counts, *keys.timed_fields(cell.bucket))
         pipe.zrange(keys.mp_zset_key(tenant, cell.mp.id, cell.bucket), 0, -1, withscores=True)
         pipe.hgetall(keys.mp_negatives_key(tenant, cell.mp.id, cell.bucket))
-        warm, members, negatives = pipe.execute()
-        if not warm:
+        (cutoff, floor), members, negatives = pipe.execute()
+        if cutoff is None:
             return None
         return TimedValue({m: int(s) for m, s in members},
-                          {m: int(n) for m, n in negatives.items()})
+                          {m: int(n) for m, n in negatives.items()}, int(floor or 0),
+                          int(cutoff))
 
     @wrap_errors
     def origins(self, tenant: str, mp_id: str) -> list[str]:
@@ -205,6 +236,7 @@ class TicketCounters:
         removed = int(self.client.delete(*counts)) if counts else 0
         if ids:
             self.client.hdel(registry, *ids)
+            self.client.hdel(keys.mp_reach_key(tenant), *ids)
         if ids and filter_id is not None:
             self.client.srem(keys.filter_mps_key(tenant, filter_id), *ids)
         wanted, batch = set(ids), []

@@ -99,7 +99,7 @@ class _Encoder:
     def _add_cells(self, event: list[Any], cells: CellDeltas) -> None:
         """One entry per touched cell: a row's cells are nearly all distinct, so this is the
         batch's inner loop. A plain cell is warm while its counts hash has the bucket's field, a
-        timed cell while it has z:<bucket>."""
+        timed cell while it has z:<bucket> (its cutoff, which apply.lua reads from there)."""
         # The bound method: calling the table itself looks __call__ up on every key.
         tenant, key, locks = self.tenant, self.key.__call__, self.locks
         get = self.cell_keys.get if self.cell_keys is not None else None  # a hit: one lookup
@@ -119,7 +119,7 @@ class _Encoder:
             cell = (tenant, mp, bucket, True)
             lock, snapshot, counts, zset, negatives = (get and get(cell)) or self._named(cell)
             locks[key(lock)] = None
-            entry = [key(counts), f"z:{bucket}", key(snapshot)]
+            entry = [key(counts), f"z:{bucket}", key(snapshot)]  # keys.timed_fields, inline
             if moves:  # all of them may have netted away
                 zset_index, negatives_index = key(zset), key(negatives)
                 for member, score, n in moves:

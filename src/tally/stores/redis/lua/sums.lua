@@ -4,14 +4,17 @@
 -- ARGV        flat (no JSON to decode on every read), B = number of buckets, E = of entries:
 --   [1]                     B
 --   [2 .. B+1]              the bucket names (a plain MP's fields)
---   [B+2 .. 2B+1]           'z:' .. bucket (a timed MP's warm markers)
---   [2B+2 .. 3B+1]          the sign of each bucket, 1 or -1
---   [3B+2]                  E
+--   [B+2 .. 3B+1]           'z:' .. bucket (a timed MP's cutoffs, its warm markers), then
+--                           'f:' .. bucket (its floors)
+--   [3B+2 .. 4B+1]          the sign of each bucket, 1 or -1
+--   [4B+2]                  E
 --   then E pairs            hash, zset: `hash` is the KEYS index of the MP's counts hash; `zset`
 --                           is 0 for a plain MP, else the KEYS index of its first bucket's sorted
 --                           set (the others follow in bucket order)
---   then a pair per timed entry, in entry order: its ZCOUNT min and max
+--   then a pair per timed entry, in entry order: its window [lo, hi) in ms, lo maybe '-inf'
 -- Entries that share a counts hash (one timed MP, several windows) read it with one HMGET.
+-- A trimmed cell answers a window from -inf as floor + members below hi when hi >= its cutoff,
+-- any other window when lo >= its cutoff; a window reaching lower finds the cell cold.
 -- Returns {0, count1, count2, ...} when every cell is warm, else {1, p1, p2, ...}: the 0-based
 -- positions of the cold cells (entry * B + bucket).
 local nb = tonumber(ARGV[1])
@@ -19,9 +22,10 @@ local buckets, markers, signs = {}, {}, {}
 for i = 1, nb do
   buckets[i] = ARGV[1 + i]
   markers[i] = ARGV[1 + nb + i]
-  signs[i] = tonumber(ARGV[1 + 2 * nb + i])
+  markers[nb + i] = ARGV[1 + 2 * nb + i]
+  signs[i] = tonumber(ARGV[1 + 3 * nb + i])
 end
-local at = 2 + 3 * nb
+local at = 2 + 4 * nb
 local ne = tonumber(ARGV[at])
 local window = at + 2 * ne + 1
 local call = redis.call
@@ -45,11 +49,17 @@ for n = 1, ne do
       end
     end
   else
-    local lo, hi = ARGV[window], ARGV[window + 1]
+    local lo, hi = ARGV[window], tonumber(ARGV[window + 1])
     window = window + 2
+    local from = lo ~= '-inf' and tonumber(lo)
+    local below = '(' .. ARGV[window - 1]
     for i = 1, nb do
-      if values[i] then
-        total = total + signs[i] * call('ZCOUNT', KEYS[first + i - 1], lo, hi)
+      local cutoff = values[i] and tonumber(values[i])
+      if cutoff and from and from >= cutoff then
+        total = total + signs[i] * call('ZCOUNT', KEYS[first + i - 1], lo, below)
+      elseif cutoff and not from and hi >= cutoff then
+        total = total + signs[i] * (call('ZCOUNT', KEYS[first + i - 1], lo, below)
+                                    + tonumber(values[nb + i] or '0'))
       else
         cold[#cold + 1] = (n - 1) * nb + i - 1
       end
