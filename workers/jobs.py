@@ -162,6 +162,7 @@ def forget_seen_events() -> dict[str, Any]:
     return {"skipped": False, "rows": forgotten.rows, "batches": forgotten.batches}
 
 
+@job
 def trim_cells() -> dict[str, Any]:
     """Fold what no window can reach out of every tenant's timed cells (TRIM_INTERVAL_SECONDS).
 
