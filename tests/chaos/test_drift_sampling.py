@@ -177,8 +177,7 @@ def test_the_schedule_runs_the_trim_job_at_its_interval_and_the_job_trims_every_
         app, client, headers, tenant_id, raw, queue_redis):
     config = Test()
     config.VERIFY_INTERVAL_SECONDS, config.TRIM_INTERVAL_SECONDS = 0, 60
-    assert [(p.name, p.path, p.every) for p in schedule.table(config)][1:] == [
-        ("trim", names.TRIM, 60)]
+    assert ("trim", names.TRIM, 60) in [(p.name, p.path, p.every) for p in schedule.table(config)]
     assert from_env({"TALLY_ENV": "test", "TALLY_TRIM_INTERVAL_SECONDS": "0"}
                     ).TRIM_INTERVAL_SECONDS == 0
     assert from_env({"TALLY_ENV": "production"}).TRIM_INTERVAL_SECONDS == 3600
