@@ -21,7 +21,7 @@ from tally.app import create_app
 from tally.core.clock import epoch_ms
 from tally.errors import StoreUnavailable
 from tally.extensions import services
-from tally.services import maintenance, outbox
+from tally.services import maintenance, outbox, ticket_maintenance
 from tally.services.figures import record_drift
 
 log = logging.getLogger("workers.jobs")
@@ -142,3 +142,29 @@ def verify_sample() -> dict[str, Any]:
              report.tenants, report.sampled, len(report.drifted))
     return {"skipped": False, "tenants": report.tenants, "sampled": report.sampled,
             "drifted": len(report.drifted)}
+
+
+@job
+def drop_idle() -> dict[str, Any]:
+    """Drop, in every tenant, the MPs nobody has read for MP_IDLE_SECONDS (0: none), "now" being
+    the services' clock; the next read of one recomputes it."""
+    svc = services()
+    idle_s = int(svc.config.MP_IDLE_SECONDS)
+    if idle_s <= 0:
+        return {"skipped": True}
+    now = epoch_ms(svc.clock())
+    totals: dict[str, int] = {"tenants": 0, "registered": 0}
+    try:
+        for tenant in maintenance.tenants(svc):
+            report = ticket_maintenance.drop_idle(svc, tenant, now, idle_s * 1000)
+            totals["tenants"] += 1
+            totals["registered"] += report.registered
+            for outcome, n in report.outcomes.items():
+                totals[outcome] = totals.get(outcome, 0) + n
+    except StoreUnavailable as error:
+        log.warning("job %s: idle MP drop stopped, counter store down: %s", _job_id(),
+                    error.message)
+        return {"skipped": True, **totals}
+    log.info("job %s: idle MP drop over %d tenants: %d of %d MPs dropped", _job_id(),
+             totals["tenants"], totals.get("dropped", 0), totals["registered"])
+    return {"skipped": False, **totals}

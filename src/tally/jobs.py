@@ -23,7 +23,8 @@ QUEUES = (MAINTENANCE_QUEUE, APPLY_QUEUE)
 APPLY_TENANT = "workers.jobs.apply_tenant"
 SWEEP = "workers.jobs.sweep"
 VERIFY_SAMPLE = "workers.jobs.verify_sample"
-JOB_PATHS = (APPLY_TENANT, SWEEP, VERIFY_SAMPLE)
+DROP_IDLE = "workers.jobs.drop_idle"
+JOB_PATHS = (APPLY_TENANT, SWEEP, VERIFY_SAMPLE, DROP_IDLE)
 
 DEFAULT_JOB_TIMEOUT = 120
 RESULT_TTL = 300  # seconds a finished job (and so its id) is kept

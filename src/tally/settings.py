@@ -78,6 +78,9 @@ class Base:
     VERIFY_INTERVAL_SECONDS = 300
     # Warm counter groups (user hashes, ticket cells) one sampling verify compares per tenant.
     VERIFY_SAMPLE_SIZE = 20
+    # Seconds a materialised predicate may go unread before it and its cells are dropped (the
+    # next read recomputes them); the drop job runs every 1/24 of it (0: never drop).
+    MP_IDLE_SECONDS = 7 * 86_400
     # True: serve /bench/baseline, the constant-body yardstick of `make bench` (not in production).
     BENCH_BASELINE = False
     # Notification streams (SSE) one web process holds; gunicorn gets this many threads on top
@@ -177,7 +180,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> Base:
         config.DB_POOL_SIZE = parse_int("TALLY_DB_POOL_SIZE", env["TALLY_DB_POOL_SIZE"], 1)
     if "TALLY_DB_MAX_OVERFLOW" in env:
         config.DB_MAX_OVERFLOW = parse_int("TALLY_DB_MAX_OVERFLOW", env["TALLY_DB_MAX_OVERFLOW"])
-    for name in ("VERIFY_INTERVAL_SECONDS", "VERIFY_SAMPLE_SIZE"):
+    for name in ("VERIFY_INTERVAL_SECONDS", "VERIFY_SAMPLE_SIZE", "MP_IDLE_SECONDS"):
         if f"TALLY_{name}" in env:
             setattr(config, name, parse_int(f"TALLY_{name}", env[f"TALLY_{name}"]))
     if config.REDIS_CLUSTER and not config.QUEUE_URL:  # RQ cannot run on a Redis Cluster

@@ -130,6 +130,7 @@ def test_with_the_counter_store_down_the_job_skips_and_counts_nothing(make_app, 
 def test_the_schedule_enqueues_the_sampling_verify_at_its_configured_interval(queue_redis):
     config = Test()
     config.VERIFY_INTERVAL_SECONDS = 60
+    config.MP_IDLE_SECONDS = 0
     table = schedule.table(config)
     assert [(p.name, p.path, p.every) for p in table] == [
         ("sweep", names.SWEEP, None), ("verify", names.VERIFY_SAMPLE, 60)]

@@ -1,6 +1,7 @@
 -- Read many counts atomically, each a signed sum over the same buckets of one MP, so one answer
 -- sees one state and the reply is one integer per count (not one per cell).
--- KEYS        the MPs' counts hashes and their timed cells' sorted sets (see the entries)
+-- KEYS        the MPs' counts hashes and their timed cells' sorted sets (see the entries); the
+--             last, the MPs' last-read hash
 -- ARGV        flat (no JSON to decode on every read), B = number of buckets, E = of entries:
 --   [1]                     B
 --   [2 .. B+1]              the bucket names (a plain MP's fields)
@@ -11,6 +12,9 @@
 --                           is 0 for a plain MP, else the KEYS index of its first bucket's sorted
 --                           set (the others follow in bucket order)
 --   then a pair per timed entry, in entry order: its ZCOUNT min and max
+--   then, only when the caller records this read: now (epoch ms, to the minute) and every MP id;
+--                           when all is warm each MP's last read becomes now (written only if
+--                           it changed: once a minute per MP, however many plans read it)
 -- Entries that share a counts hash (one timed MP, several windows) read it with one HMGET.
 -- Returns {0, count1, count2, ...} when every cell is warm, else {1, p1, p2, ...}: the 0-based
 -- positions of the cold cells (entry * B + bucket).
@@ -58,4 +62,11 @@ for n = 1, ne do
   sums[n + 1] = total
 end
 if #cold > 1 then return cold end
+local now = ARGV[window]
+if now then
+  local reads = KEYS[#KEYS]
+  for k = window + 1, #ARGV do
+    if call('HGET', reads, ARGV[k]) ~= now then call('HSET', reads, ARGV[k], now) end
+  end
+end
 return sums
