@@ -153,18 +153,18 @@ def drop_idle() -> dict[str, Any]:
     if idle_s <= 0:
         return {"skipped": True}
     now = epoch_ms(svc.clock())
-    totals: dict[str, int] = {"tenants": 0, "registered": 0}
+    totals = dict.fromkeys(("tenants", "registered", *ticket_maintenance.DROP_OUTCOMES.values()), 0)
     try:
         for tenant in maintenance.tenants(svc):
             report = ticket_maintenance.drop_idle(svc, tenant, now, idle_s * 1000)
             totals["tenants"] += 1
             totals["registered"] += report.registered
             for outcome, n in report.outcomes.items():
-                totals[outcome] = totals.get(outcome, 0) + n
+                totals[outcome] += n
     except StoreUnavailable as error:
         log.warning("job %s: idle MP drop stopped, counter store down: %s", _job_id(),
                     error.message)
         return {"skipped": True, **totals}
     log.info("job %s: idle MP drop over %d tenants: %d of %d MPs dropped", _job_id(),
-             totals["tenants"], totals.get("dropped", 0), totals["registered"])
+             totals["tenants"], totals["dropped"], totals["registered"])
     return {"skipped": False, **totals}

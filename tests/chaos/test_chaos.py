@@ -2,18 +2,19 @@
 
 A real deployment (gunicorn, two RQ workers, the scheduler, a counter Redis and a queue Redis, a
 database) takes a few thousand seeded ticket and notification events from concurrent producers
-(duplicates and stale versions included) while readers warm counts; at seeded points in the
-stream a worker is SIGKILLed (and replaced), the queue Redis restarted, the counter Redis
-FLUSHALLed, or `tally cache rebuild` started alongside the writes. After the outbox drains,
-`tally cache verify` must find no drift in any tenant, the sampling verify must have counted
-none, and fresh answers over HTTP must equal a recount of the SQL rows. It runs on SQLite and on
-PostgreSQL (about a minute each): PostgreSQL is production's (row locks, REPEATABLE READ
-snapshots, outbox ids committed out of order), SQLite is `make run`'s (one writer at a time).
+(duplicates and stale versions included) while readers warm counts; at seeded points in the stream a
+worker is SIGKILLed (and replaced), the queue Redis restarted, the counter Redis FLUSHALLed, or
+`tally cache rebuild` or `tally cache forget-idle` (dropping the MPs not read in the last second)
+started alongside the writes; the scheduled idle-MP drop runs throughout. After the outbox drains,
+`tally cache verify` must find no drift in any tenant, the sampling verify must have counted none,
+and fresh answers over HTTP must equal a recount of the SQL rows. It runs on SQLite and on
+PostgreSQL (about a minute each): PostgreSQL is production's (row locks, REPEATABLE READ snapshots,
+outbox ids committed out of order), SQLite is `make run`'s (one writer at a time).
 
 One seed, both databases (one line of results each):
     TALLY_CHAOS_SEED=7 .venv/bin/python -m pytest tests/chaos -k chaos_seed
 add `and postgres` (or `and sqlite`) to -k for one database; TALLY_CHAOS_FAULTS=kill,flush (kinds:
-kill, queue, flush, rebuild; empty for none) narrows the faults when hunting a failure.
+kill, queue, flush, rebuild, drop; empty for none) narrows the faults when hunting a failure.
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ PRODUCERS = 4
 READERS = 2
 FAULTS_BETWEEN = (0.05, 0.75)  # fractions of the stream where faults fall
 HOLD_AT = 0.85  # the stream waits here for the faults and a warm pass; the rest hits warm groups
-FAULT_KINDS = ("kill", "kill", "queue", "flush", "rebuild", "rebuild")
+FAULT_KINDS = ("kill", "kill", "queue", "flush", "rebuild", "rebuild", "drop", "drop")
 DRAIN_DEADLINE_S = 240
 DRIFT_LINE = "drift found by the sampling verify"
 MIN_WARM_GROUPS = 100  # per tenant at the end: the warm pass after the last fault makes ~400
@@ -63,7 +64,7 @@ def fault_plan(seed: int, total: int, only: str | None = None) -> list[tuple[int
     find which fault a failure needs.
     """
     rng = random.Random(f"{seed}/faults")
-    kinds = list(FAULT_KINDS) + rng.choices(("kill", "queue", "flush", "rebuild"), k=4)
+    kinds = list(FAULT_KINDS) + rng.choices(("kill", "queue", "flush", "rebuild", "drop"), k=4)
     rng.shuffle(kinds)
     if only is not None:
         kinds = [kind for kind in kinds if kind in only.split(",")]
@@ -96,6 +97,8 @@ def _inject(cluster: Cluster, plan: list[tuple[int, str]], budget: Budget,
             cluster.restart_queue()
         elif kind == "flush":
             cluster.flush_counters()
+        elif kind == "drop":
+            cluster.start_forget()
         else:
             cluster.start_rebuild()
 

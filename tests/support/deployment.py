@@ -24,6 +24,7 @@ from tests.support import processes as procs
 
 WORKERS = 2
 VERIFY_EVERY_S = 5  # the scheduler's sampling verify runs while the faults do
+MP_IDLE_S = 120  # the scheduler's idle-MP drop runs every 5 s (the forget-idle fault drops more)
 BOOT_DEADLINE_S = 60
 CLI = Path(sys.executable).with_name("tally")
 
@@ -43,7 +44,8 @@ class Cluster:
         self.port = free_port()
         self.env = self.counters.process_env(db_url, realms_file)
         self.env.update(PORT=str(self.port), WEB_CONCURRENCY="2", GUNICORN_THREADS="4",
-                        TALLY_VERIFY_INTERVAL_SECONDS=str(VERIFY_EVERY_S))
+                        TALLY_VERIFY_INTERVAL_SECONDS=str(VERIFY_EVERY_S),
+                        TALLY_MP_IDLE_SECONDS=str(MP_IDLE_S))
         self.web: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
         self.scheduler: subprocess.Popen | None = None
@@ -126,20 +128,30 @@ class Cluster:
 
     def start_rebuild(self) -> None:
         """`tally cache rebuild` over every tenant, in the background, while writes go on."""
+        self._background("concurrent rebuild", "cache", "rebuild")
+
+    def start_forget(self) -> None:
+        """`tally cache forget-idle` of every MP not read this very second, in the background,
+        while writes and reads go on (the scheduled drop forgets only what is idle for long)."""
+        self._background("concurrent idle drop", "cache", "forget-idle", "--idle-seconds", "1")
+
+    def _background(self, fault: str, *args: str) -> None:
         self.reap_rebuilds()
         with open(self.log("cli"), "ab") as out:
-            self.rebuilds.append(subprocess.Popen([str(CLI), "cache", "rebuild"], cwd=procs.ROOT,
+            self.rebuilds.append(subprocess.Popen([str(CLI), *args], cwd=procs.ROOT,
                                                   env=self.env, stdout=out,
                                                   stderr=subprocess.STDOUT))
-        self.faults["concurrent rebuild"] += 1
+        self.faults[fault] += 1
 
     def reap_rebuilds(self, timeout: float = 0) -> None:
-        """Collect finished rebuilds (waiting up to `timeout` s each); a failure fails the run."""
+        """Collect finished background commands (rebuilds, idle drops; waiting up to `timeout` s
+        each); a failure fails the run."""
         for process in list(self.rebuilds):
             try:
                 code = process.wait(timeout) if timeout else process.poll()
             except subprocess.TimeoutExpired:
-                raise AssertionError("a `tally cache rebuild` did not finish in time") from None
+                raise AssertionError(f"`{' '.join(process.args[1:])}` did not finish in time"
+                                     ) from None
             if code is not None:
                 assert code == 0, self.log("cli").read_text()[-3000:]
                 self.rebuilds.remove(process)

@@ -68,6 +68,13 @@ class DropReport:
     def dropped(self) -> int:
         return self.outcomes["dropped"]
 
+    @property
+    def line(self) -> str:
+        kept = ", ".join(f"{n} {outcome}" for outcome, n in sorted(self.outcomes.items())
+                         if outcome != "dropped")
+        return (f"{self.dropped} of {self.registered} predicates dropped"
+                + (f" (kept: {kept})" if kept else ""))
+
 
 def drop_idle(services: "Services", tenant: str, now_ms: int, idle_ms: int) -> DropReport:
     """Drop every MP of `tenant` not read since `now_ms - idle_ms`, with all its cells.

@@ -169,7 +169,8 @@ def test_a_warm_read_records_its_mps_once_a_minute_per_plan(raw, warm_sums):
     reader = TicketCounters(RedisCounters(raw), build_caches({}).specs)
     reads = keys.mp_reads_key(T)
     reader.read_sums(warm_sums, [(0, 1), (0, 1)], READ_AT + 59_999)
-    assert raw.hgetall(reads) == {PLAIN.id: str(READ_AT), TIMED.id: str(READ_AT)}
+    end = READ_AT + 60_000  # the end of the minute read in
+    assert raw.hgetall(reads) == {PLAIN.id: str(end), TIMED.id: str(end)}
     raw.config_resetstat()
     reader.read_sums(warm_sums, [(0, 1), (0, 1)], READ_AT + 1)  # same minute: not recorded
     other = Sums.of(T, [PLAIN, TIMED, TIMED], TERMS)  # another plan (or process), same minute
@@ -177,7 +178,7 @@ def test_a_warm_read_records_its_mps_once_a_minute_per_plan(raw, warm_sums):
     stats = raw.info("commandstats")
     assert stats["cmdstat_hget"]["calls"] == 2 and "cmdstat_hset" not in stats
     reader.read_sums(warm_sums, [(0, 1), (0, 1)], READ_AT + 60_000)  # the next minute
-    assert set(raw.hvals(reads)) == {str(READ_AT + 60_000)}
+    assert set(raw.hvals(reads)) == {str(end + 60_000)}
 
 
 def test_a_cold_read_records_nothing(raw, warm_sums):

@@ -16,14 +16,15 @@ from tally.stores.redis.encoder import KeyTable
 
 NEG_INF = float("-inf")
 # Reads are recorded per MP to the minute, and by one plan of one process at most once a minute
-# (see Sums.recorded), so the warm read costs no Redis write in between; the idle drop is exact
-# to within this.
+# (see Sums.recorded), so the warm read costs no Redis write in between. The value recorded is
+# the END of the read's minute: an MP is never dropped sooner than the setting after its last
+# read, and at most a minute later.
 READ_STAMP_MS = 60_000
 
 
 def read_stamp(now_ms: int) -> int:
-    """`now_ms` to the minute: the last-read value recorded for an MP."""
-    return now_ms - now_ms % READ_STAMP_MS
+    """The last-read value recorded for an MP read at `now_ms`: the end of its minute."""
+    return now_ms - now_ms % READ_STAMP_MS + READ_STAMP_MS
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@
 --              index from ARGV[4]
 -- ARGV[1]      marker time to live, ms
 -- ARGV[2]      the marker token
--- ARGV[3]      now (epoch ms, to the minute): each MP's last read
+-- ARGV[3]      the read stamp (epoch ms, cells.read_stamp): each MP's last read
 -- ARGV[4]      JSON: {"mps": [["<mp id>", "<spec>", [origin set i, ...], parts i,
 --                              ["o:<filter>" | "c:<bucket>", ...]], ...],
 --                     "locks": [i, ...]}

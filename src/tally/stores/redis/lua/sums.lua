@@ -12,9 +12,10 @@
 --                           is 0 for a plain MP, else the KEYS index of its first bucket's sorted
 --                           set (the others follow in bucket order)
 --   then a pair per timed entry, in entry order: its ZCOUNT min and max
---   then, only when the caller records this read: now (epoch ms, to the minute) and every MP id;
---                           when all is warm each MP's last read becomes now (written only if
---                           it changed: once a minute per MP, however many plans read it)
+--   then, only when the caller records this read: the read stamp (cells.read_stamp) and every
+--                           MP id; when all is warm each MP's last read becomes the stamp
+--                           (written only if it changed: once a minute per MP, however many
+--                           plans read it)
 -- Entries that share a counts hash (one timed MP, several windows) read it with one HMGET.
 -- Returns {0, count1, count2, ...} when every cell is warm, else {1, p1, p2, ...}: the 0-based
 -- positions of the cold cells (entry * B + bucket).
@@ -62,11 +63,11 @@ for n = 1, ne do
   sums[n + 1] = total
 end
 if #cold > 1 then return cold end
-local now = ARGV[window]
-if now then
+local stamp = ARGV[window]
+if stamp then
   local reads = KEYS[#KEYS]
   for k = window + 1, #ARGV do
-    if call('HGET', reads, ARGV[k]) ~= now then call('HSET', reads, ARGV[k], now) end
+    if call('HGET', reads, ARGV[k]) ~= stamp then call('HSET', reads, ARGV[k], stamp) end
   end
 end
 return sums
