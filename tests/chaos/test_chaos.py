@@ -4,12 +4,12 @@ A real deployment (gunicorn, two RQ workers, the scheduler, a counter Redis and 
 database) takes a few thousand seeded ticket and notification events from concurrent producers
 (duplicates and stale versions included) while readers warm counts; at seeded points in the stream a
 worker is SIGKILLed (and replaced), the queue Redis restarted, the counter Redis FLUSHALLed, or
-`tally cache rebuild` or `tally cache forget-idle` (dropping the MPs not read in the last second)
-started alongside the writes; the scheduled idle-MP drop runs throughout. After the outbox drains,
-`tally cache verify` must find no drift in any tenant, the sampling verify must have counted none,
-and fresh answers over HTTP must equal a recount of the SQL rows. It runs on SQLite and on
-PostgreSQL (about a minute each): PostgreSQL is production's (row locks, REPEATABLE READ snapshots,
-outbox ids committed out of order), SQLite is `make run`'s (one writer at a time).
+`tally cache rebuild` or `tally cache forget-idle` (dropping every MP not read this minute) started
+alongside the writes; the scheduled idle-MP drop runs throughout. After the outbox drains, `tally
+cache verify` must find no drift in any tenant, the sampling verify must have counted none, and
+fresh answers over HTTP must equal a recount of the SQL rows. It runs on SQLite and on PostgreSQL
+(about a minute each): PostgreSQL is production's (row locks, REPEATABLE READ snapshots, outbox ids
+committed out of order), SQLite is `make run`'s (one writer at a time).
 
 One seed, both databases (one line of results each):
     TALLY_CHAOS_SEED=7 .venv/bin/python -m pytest tests/chaos -k chaos_seed

@@ -131,8 +131,8 @@ class Cluster:
         self._background("concurrent rebuild", "cache", "rebuild")
 
     def start_forget(self) -> None:
-        """`tally cache forget-idle` of every MP not read this very second, in the background,
-        while writes and reads go on (the scheduled drop forgets only what is idle for long)."""
+        """`tally cache forget-idle` of every MP not read this minute, in the background, while
+        writes and reads go on (the scheduled drop forgets only what is idle for long)."""
         self._background("concurrent idle drop", "cache", "forget-idle", "--idle-seconds", "1")
 
     def _background(self, fault: str, *args: str) -> None:
