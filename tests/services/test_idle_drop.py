@@ -230,8 +230,11 @@ def test_a_read_next_to_a_drop_answers_from_all_cells_or_recomputes(
     assert drops[0] > 0
     assert sources(first[:1]) == {"recomputed" if when == "before" else "cache"}
     assert values(first) == truth(tickets)
-    second = ask(client, headers)
-    assert values(second) == truth(tickets) and sources(second) == {"cache"}
+    second = ask(client, headers)  # after: the admin's cells were dropped behind its answer
+    assert values(second) == truth(tickets)
+    assert sources(second) == {"cache"} if when == "before" else sources(second[:1]) == {
+        "recomputed"}
+    assert sources(ask(client, headers)) == {"cache"}
     assert maintenance.verify(services, tenant_id).lines == []
 
 
