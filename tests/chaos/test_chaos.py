@@ -4,12 +4,12 @@ A real deployment (gunicorn, two RQ workers, the scheduler, a counter Redis and 
 database) takes a few thousand seeded ticket and notification events from concurrent producers
 (duplicates and stale versions included) while readers warm counts; at seeded points in the stream a
 worker is SIGKILLed (and replaced), the queue Redis restarted, the counter Redis FLUSHALLed, or
-`tally cache rebuild` or `tally cache forget-idle` (dropping every MP not read this minute) started
-alongside the writes; the scheduled idle-MP drop runs throughout. After the outbox drains, `tally
-cache verify` must find no drift in any tenant, the sampling verify must have counted none, and
-fresh answers over HTTP must equal a recount of the SQL rows. It runs on SQLite and on PostgreSQL
-(about a minute each): PostgreSQL is production's (row locks, REPEATABLE READ snapshots, outbox ids
-committed out of order), SQLite is `make run`'s (one writer at a time).
+`tally cache rebuild` started alongside the writes, or every ticket predicate (MP) dropped as if
+idle (the idle drop with its clock far ahead); the scheduled idle drop runs throughout. After the
+outbox drains, `tally cache verify` must find no drift in any tenant, the sampling verify must have
+counted none, and fresh answers over HTTP must equal a recount of the SQL rows. It runs on SQLite
+and on PostgreSQL (about a minute each): PostgreSQL is production's (row locks, REPEATABLE READ
+snapshots, outbox ids committed out of order), SQLite is `make run`'s (one writer at a time).
 
 One seed, both databases (one line of results each):
     TALLY_CHAOS_SEED=7 .venv/bin/python -m pytest tests/chaos -k chaos_seed
@@ -33,7 +33,7 @@ from tally.app import create_app
 from tally.core.clock import epoch_ms, utc_now
 from tally.services import maintenance
 from tally.core.filters import SYSTEM_FILTERS
-from tally.services import outbox
+from tally.services import outbox, ticket_maintenance
 from tally.services.tenants import create_tenant
 from tally.stores import keys
 from tests.support import recount
@@ -73,18 +73,19 @@ def fault_plan(seed: int, total: int, only: str | None = None) -> list[tuple[int
 
 
 def inject(cluster: Cluster, plan: list[tuple[int, str]], budget: Budget,
-           producing: threading.Event, seed: int, warm: Callable[[], None]) -> None:
+           producing: threading.Event, seed: int, warm: Callable[[], None],
+           forget: Callable[[], None]) -> None:
     """Fire each fault once the stream reaches its point (or the producers have stopped), then
     warm every counter group before the held back rest of the stream flows."""
     try:
-        _inject(cluster, plan, budget, producing, random.Random(f"{seed}/victims"))
+        _inject(cluster, plan, budget, producing, random.Random(f"{seed}/victims"), forget)
         warm()
     finally:
         budget.released.set()
 
 
 def _inject(cluster: Cluster, plan: list[tuple[int, str]], budget: Budget,
-            producing: threading.Event, rng: random.Random) -> None:
+            producing: threading.Event, rng: random.Random, forget: Callable[[], None]) -> None:
     """Fire each fault of the plan at its point in the stream."""
     for point, kind in plan:
         while budget.sent < point and producing.is_set():
@@ -98,7 +99,8 @@ def _inject(cluster: Cluster, plan: list[tuple[int, str]], budget: Budget,
         elif kind == "flush":
             cluster.flush_counters()
         elif kind == "drop":
-            cluster.start_forget()
+            forget()
+            cluster.faults["every MP dropped as idle"] += 1
         else:
             cluster.start_rebuild()
 
@@ -160,7 +162,13 @@ def test_chaos_seed_counts_exact_after_faults(cluster, svc, events, var_dir, cap
     def warm() -> None:
         warming.extend(f for tenant in tenants for f in warm_everything(api, tenant))
 
-    faults = threading.Thread(target=inject, args=(cluster, plan, budget, producing, SEED, warm))
+    def forget() -> None:  # every MP's last read is before a cutoff an hour ahead: all idle
+        ahead = epoch_ms(utc_now()) + 7_200_000
+        for tenant in tenants:
+            ticket_maintenance.drop_idle(svc, tenant.id, ahead, 3_600_000)
+
+    faults = threading.Thread(target=inject,
+                              args=(cluster, plan, budget, producing, SEED, warm, forget))
     for thread in (*producers, faults):
         thread.start()
     try:
