@@ -162,10 +162,12 @@ def test_chaos_seed_counts_exact_after_faults(cluster, svc, events, var_dir, cap
     def warm() -> None:
         warming.extend(f for tenant in tenants for f in warm_everything(api, tenant))
 
+    forgotten: list[int] = []
+
     def forget() -> None:  # every MP's last read is before a cutoff an hour ahead: all idle
         ahead = epoch_ms(utc_now()) + 7_200_000
-        for tenant in tenants:
-            ticket_maintenance.drop_idle(svc, tenant.id, ahead, 3_600_000)
+        forgotten.extend(ticket_maintenance.drop_idle(svc, tenant.id, ahead, 3_600_000).dropped
+                         for tenant in tenants)
 
     faults = threading.Thread(target=inject,
                               args=(cluster, plan, budget, producing, SEED, warm, forget))
@@ -211,7 +213,8 @@ def test_chaos_seed_counts_exact_after_faults(cluster, svc, events, var_dir, cap
               f"in {budget.batches} batches ({budget.duplicates} redelivered, "
               f"{len(budget.retried)} answered 503 and retried); faults: "
               + ", ".join(f"{kind} x{n}" for kind, n in sorted(cluster.faults.items()))
-              + f"; reads during the run: {dict(readers.sources)}; warm groups verified: {warm};"
+              + f"; MPs dropped by them: {sum(forgotten)}"
+              f"; reads during the run: {dict(readers.sources)}; warm groups verified: {warm};"
               f" drift: verify {len(drift_lines)}, sampling {sampled_drift} in "
               f"{cluster.verify_runs()} runs (logged {logged_drift}), recount {len(mismatches)} of "
               f"{sum(c.checked for c in compared)}"
