@@ -84,7 +84,8 @@ def mp_reads_key(tenant: str) -> str:
 
 
 def mp_parts_key(tenant: str, mp: str) -> str:
-    """Set of what an MP was ever begun with: 'c:<bucket>' per cell, 'o:<filter>' per origin."""
+    """Hash of what an MP was ever begun with, as fields: 'c:<bucket>' per cell, 'o:<filter>'
+    per origin (a hash, not a set: small hashes are packed, ~20 B a field against ~70)."""
     return tenant_prefix(tenant) + f"mpp:{mp}"
 
 
@@ -109,7 +110,7 @@ def cell_group(mp: str, bucket: str) -> str:
 
 def mp_data_keys(tenant: str, mp: str, buckets: Iterable[str]) -> list[str]:
     """Every key holding an MP's data but its cells' rebuild markers: its counts hash, its parts
-    set and, per bucket, the sorted set, negatives and snapshot set. A new per-MP or per-cell key
+    hash and, per bucket, the sorted set, negatives and snapshot set. A new per-MP or per-cell key
     belongs here too: the idle drop deletes exactly these (with the markers, if none is set)."""
     found = [mp_counts_key(tenant, mp), mp_parts_key(tenant, mp)]
     for bucket in buckets:

@@ -183,10 +183,10 @@ class TicketCounters:
         0 dropped, 1 read since, 2 a cell is being rebuilt, 3 not registered, 4 changed while
         listing its keys (only after a retry)."""
         code = 4
-        for _ in range(2):  # the parts set grows only while a rebuild begins: list once more
+        for _ in range(2):  # the parts hash grows only while a rebuild begins: list once more
             parts_key = keys.mp_parts_key(tenant, mp_id)
             pipe = self.client.pipeline(transaction=False)
-            pipe.smembers(parts_key)
+            pipe.hkeys(parts_key)
             pipe.hkeys(keys.mp_counts_key(tenant, mp_id))
             parts, fields = pipe.execute()
             # MPs registered before parts were recorded: their warm cells name the buckets

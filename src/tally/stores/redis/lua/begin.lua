@@ -3,7 +3,7 @@
 -- KEYS[1]      the MP registry hash
 -- KEYS[2]      the registry version
 -- KEYS[3]      the MPs' last-read hash (the idle drop's clock)
--- KEYS[4..n]   origin sets, the MPs' parts sets and the cells' rebuild markers, referred to by
+-- KEYS[4..n]   origin sets, the MPs' parts hashes and the cells' rebuild markers, referred to by
 --              index from ARGV[4]
 -- ARGV[1]      marker time to live, ms
 -- ARGV[2]      the marker token
@@ -12,14 +12,14 @@
 --                              ["o:<filter>" | "c:<bucket>", ...]], ...],
 --                     "locks": [i, ...]}
 --   Each MP is registered when absent and its id added to the origin sets (filter id -> MPs); its
---   parts set records the origins and buckets begun, so the idle drop knows every key it owns.
+--   parts hash records the origins and buckets begun, so the idle drop knows every key it owns.
 -- Returns one flag per lock: 1 set by this call, 0 held by another rebuild.
 local plan = cjson.decode(ARGV[4])
 local added = 0
 for _, mp in ipairs(plan.mps) do
   added = added + redis.call('HSETNX', KEYS[1], mp[1], mp[2])
   for _, i in ipairs(mp[3]) do redis.call('SADD', KEYS[i], mp[1]) end
-  redis.call('SADD', KEYS[mp[4]], unpack(mp[5]))
+  for _, part in ipairs(mp[5]) do redis.call('HSET', KEYS[mp[4]], part, 1) end
   redis.call('HSET', KEYS[3], mp[1], ARGV[3])
 end
 if added > 0 then redis.call('INCR', KEYS[2]) end
