@@ -184,3 +184,29 @@ def trim_cells() -> dict[str, Any]:
     log.info("job %s: trim: %d timed cells, %d members folded, %d held by a rebuild", _job_id(),
              totals.cells, totals.folded, totals.busy)
     return {"skipped": False, "cells": totals.cells, "folded": totals.folded, "busy": totals.busy}
+
+
+@job
+def drop_idle() -> dict[str, Any]:
+    """Drop, in every tenant, the MPs nobody has read for MP_IDLE_SECONDS (0: none), "now" being
+    the services' clock; the next read of one recomputes it."""
+    svc = services()
+    idle_s = int(svc.config.MP_IDLE_SECONDS)
+    if idle_s <= 0:
+        return {"skipped": True}
+    now = epoch_ms(svc.clock())
+    totals = dict.fromkeys(("tenants", "registered", *ticket_maintenance.DROP_OUTCOMES.values()), 0)
+    try:
+        for tenant in maintenance.tenants(svc):
+            report = ticket_maintenance.drop_idle(svc, tenant, now, idle_s * 1000)
+            totals["tenants"] += 1
+            totals["registered"] += report.registered
+            for outcome, n in report.outcomes.items():
+                totals[outcome] += n
+    except StoreUnavailable as error:
+        log.warning("job %s: idle MP drop stopped, counter store down: %s", _job_id(),
+                    error.message)
+        return {"skipped": True, **totals}
+    log.info("job %s: idle MP drop over %d tenants: %d of %d MPs dropped", _job_id(),
+             totals["tenants"], totals["dropped"], totals["registered"])
+    return {"skipped": False, **totals}

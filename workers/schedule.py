@@ -3,7 +3,8 @@
 The table is PERIODIC (fixed intervals: the outbox sweep) plus CONFIGURED, whose intervals come
 from settings (the sampling verify, every VERIFY_INTERVAL_SECONDS; the prune of seen event ids
 past the redelivery horizon, every SEEN_EVENTS_PRUNE_INTERVAL_SECONDS; trimming of timed cells,
-every TRIM_INTERVAL_SECONDS; 0 turns a job off).
+every TRIM_INTERVAL_SECONDS; the idle-MP drop, 24 times per MP_IDLE_SECONDS; 0 turns a job
+off).
 
 It only enqueues. Each periodic job gets a stable id per time slot (name + slot number), so two
 schedulers, or a restart within a slot, enqueue it once; a job not started within a few slots
@@ -22,8 +23,8 @@ from typing import Any
 import redis
 
 from tally.app import create_app
-from tally.jobs import (FORGET_SEEN_EVENTS, MAINTENANCE_QUEUE, SWEEP, TRIM, VERIFY_SAMPLE,
-                        enqueue_unique, make_job_id)
+from tally.jobs import (DROP_IDLE, FORGET_SEEN_EVENTS, MAINTENANCE_QUEUE, SWEEP, TRIM,
+                        VERIFY_SAMPLE, enqueue_unique, make_job_id)
 
 log = logging.getLogger("workers.schedule")
 
@@ -51,6 +52,7 @@ class Configured:
     path: str
     queue: str
     setting: str
+    per: int = 1  # runs this many times per the setting's seconds
 
 
 CONFIGURED: tuple[Configured, ...] = (
@@ -58,14 +60,17 @@ CONFIGURED: tuple[Configured, ...] = (
     Configured("forget-seen-events", FORGET_SEEN_EVENTS, MAINTENANCE_QUEUE,
                "SEEN_EVENTS_PRUNE_INTERVAL_SECONDS"),
     Configured("trim", TRIM, MAINTENANCE_QUEUE, "TRIM_INTERVAL_SECONDS"),
+    # An MP unread for MP_IDLE_SECONDS goes within 1/24 more (plus the minute reads are kept to).
+    Configured("drop-idle", DROP_IDLE, MAINTENANCE_QUEUE, "MP_IDLE_SECONDS", per=24),
 )
 
 
 def table(config: Any) -> tuple[Periodic, ...]:
     """PERIODIC plus every CONFIGURED job that `config` turns on, at its configured interval."""
-    every = {job.name: int(getattr(config, job.setting)) for job in CONFIGURED}
-    return PERIODIC + tuple(Periodic(job.name, job.path, job.queue, every[job.name])
-                            for job in CONFIGURED if every[job.name] > 0)
+    seconds = {job.name: int(getattr(config, job.setting)) for job in CONFIGURED}
+    return PERIODIC + tuple(Periodic(job.name, job.path, job.queue,
+                                     max(1, seconds[job.name] // job.per))
+                            for job in CONFIGURED if seconds[job.name] > 0)
 
 
 def tick(queue_redis: redis.Redis, now_s: float, interval: int, job_timeout: int,

@@ -27,7 +27,8 @@ from tally.core.model import ID_PATTERN, canonical_uuid
 from tally.errors import DatabaseUnavailable, StoreUnavailable, TallyError
 from tally.extensions import services
 from tally.progress import Progress
-from tally.services import maintenance, stats
+from tally.core.clock import epoch_ms
+from tally.services import maintenance, stats, ticket_maintenance
 from tally.services.catalog import well_formed
 from tally.services.outages import describe, is_unavailable
 from tally.services.outbox import backlog
@@ -233,6 +234,23 @@ def cache_rebuild(tenant: str | None) -> None:
             advance()
     if tenant is None:
         click.echo(f"{len(chosen)} tenant(s) rebuilt")
+
+
+@cache_group.command("forget-idle")
+@click.option("--tenant", default=None, callback=valid_uuid, help=EVERY_TENANT)
+@click.option("--idle-seconds", type=click.IntRange(min=1), default=None,
+              help="Unread for this long (default: MP_IDLE_SECONDS).")
+def cache_forget_idle(tenant: str | None, idle_seconds: int | None) -> None:
+    """Drop now the ticket predicates nobody has read for a while (as the scheduled job does);
+    the next read of one recomputes it."""
+    svc = services()
+    idle = idle_seconds or int(svc.config.MP_IDLE_SECONDS)
+    if idle <= 0:
+        raise Failure("MP_IDLE_SECONDS is 0 (never drop): pass --idle-seconds", BAD_INPUT)
+    now = epoch_ms(svc.clock())
+    for name in _tenants(tenant):
+        click.echo(f"tenant {name}: "
+                   + ticket_maintenance.drop_idle(svc, name, now, idle * 1000).line)
 
 
 @cache_group.command("verify")

@@ -25,7 +25,8 @@ SWEEP = "workers.jobs.sweep"
 VERIFY_SAMPLE = "workers.jobs.verify_sample"
 FORGET_SEEN_EVENTS = "workers.jobs.forget_seen_events"
 TRIM = "workers.jobs.trim_cells"
-JOB_PATHS = (APPLY_TENANT, SWEEP, VERIFY_SAMPLE, FORGET_SEEN_EVENTS, TRIM)
+DROP_IDLE = "workers.jobs.drop_idle"
+JOB_PATHS = (APPLY_TENANT, SWEEP, VERIFY_SAMPLE, FORGET_SEEN_EVENTS, TRIM, DROP_IDLE)
 
 DEFAULT_JOB_TIMEOUT = 120
 RESULT_TTL = 300  # seconds a finished job (and so its id) is kept

@@ -87,6 +87,9 @@ class Base:
     # Seconds between trims of timed ticket cells: members no window can reach any more are
     # folded into a count (0: never; the sorted sets then keep every ticket that ever matched).
     TRIM_INTERVAL_SECONDS = 3600
+    # Seconds a materialised predicate may go unread before it and its cells are dropped (the
+    # next read recomputes them); the drop job runs every 1/24 of it (0: never drop).
+    MP_IDLE_SECONDS = 7 * 86_400
     # True: serve /bench/baseline, the constant-body yardstick of `make bench` (not in production).
     BENCH_BASELINE = False
     # Notification streams (SSE) one web process holds; gunicorn gets this many threads on top
@@ -188,7 +191,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> Base:
     if "TALLY_DB_MAX_OVERFLOW" in env:
         config.DB_MAX_OVERFLOW = parse_int("TALLY_DB_MAX_OVERFLOW", env["TALLY_DB_MAX_OVERFLOW"])
     for name in ("VERIFY_INTERVAL_SECONDS", "VERIFY_SAMPLE_SIZE", "SEEN_EVENTS_RETENTION_SECONDS",
-                 "SEEN_EVENTS_PRUNE_INTERVAL_SECONDS", "TRIM_INTERVAL_SECONDS"):
+                 "SEEN_EVENTS_PRUNE_INTERVAL_SECONDS", "TRIM_INTERVAL_SECONDS",
+                 "MP_IDLE_SECONDS"):
         if f"TALLY_{name}" in env:
             setattr(config, name, parse_int(f"TALLY_{name}", env[f"TALLY_{name}"]))
     if config.REDIS_CLUSTER and not config.QUEUE_URL:  # RQ cannot run on a Redis Cluster

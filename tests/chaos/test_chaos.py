@@ -2,18 +2,19 @@
 
 A real deployment (gunicorn, two RQ workers, the scheduler, a counter Redis and a queue Redis, a
 database) takes a few thousand seeded ticket and notification events from concurrent producers
-(duplicates and stale versions included) while readers warm counts; at seeded points in the
-stream a worker is SIGKILLed (and replaced), the queue Redis restarted, the counter Redis
-FLUSHALLed, or `tally cache rebuild` started alongside the writes. After the outbox drains,
-`tally cache verify` must find no drift in any tenant, the sampling verify must have counted
-none, and fresh answers over HTTP must equal a recount of the SQL rows. It runs on SQLite and on
-PostgreSQL (about a minute each): PostgreSQL is production's (row locks, REPEATABLE READ
+(duplicates and stale versions included) while readers warm counts; at seeded points in the stream a
+worker is SIGKILLed (and replaced), the queue Redis restarted, the counter Redis FLUSHALLed, or
+`tally cache rebuild` started alongside the writes, or every ticket predicate (MP) dropped as if
+idle (the idle drop with its clock far ahead); the scheduled idle drop runs throughout. After the
+outbox drains, `tally cache verify` must find no drift in any tenant, the sampling verify must have
+counted none, and fresh answers over HTTP must equal a recount of the SQL rows. It runs on SQLite
+and on PostgreSQL (about a minute each): PostgreSQL is production's (row locks, REPEATABLE READ
 snapshots, outbox ids committed out of order), SQLite is `make run`'s (one writer at a time).
 
 One seed, both databases (one line of results each):
     TALLY_CHAOS_SEED=7 .venv/bin/python -m pytest tests/chaos -k chaos_seed
 add `and postgres` (or `and sqlite`) to -k for one database; TALLY_CHAOS_FAULTS=kill,flush (kinds:
-kill, queue, flush, rebuild; empty for none) narrows the faults when hunting a failure.
+kill, queue, flush, rebuild, drop; empty for none) narrows the faults when hunting a failure.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from tally.app import create_app
 from tally.core.clock import epoch_ms, utc_now
 from tally.services import maintenance
 from tally.core.filters import SYSTEM_FILTERS
-from tally.services import outbox
+from tally.services import outbox, ticket_maintenance
 from tally.services.tenants import create_tenant
 from tally.stores import keys
 from tests.support import recount
@@ -50,7 +51,7 @@ PRODUCERS = 4
 READERS = 2
 FAULTS_BETWEEN = (0.05, 0.75)  # fractions of the stream where faults fall
 HOLD_AT = 0.85  # the stream waits here for the faults and a warm pass; the rest hits warm groups
-FAULT_KINDS = ("kill", "kill", "queue", "flush", "rebuild", "rebuild")
+FAULT_KINDS = ("kill", "kill", "queue", "flush", "rebuild", "rebuild", "drop", "drop")
 DRAIN_DEADLINE_S = 240
 DRIFT_LINE = "drift found by the sampling verify"
 MIN_WARM_GROUPS = 100  # per tenant at the end: the warm pass after the last fault makes ~400
@@ -63,7 +64,7 @@ def fault_plan(seed: int, total: int, only: str | None = None) -> list[tuple[int
     find which fault a failure needs.
     """
     rng = random.Random(f"{seed}/faults")
-    kinds = list(FAULT_KINDS) + rng.choices(("kill", "queue", "flush", "rebuild"), k=4)
+    kinds = list(FAULT_KINDS) + rng.choices(("kill", "queue", "flush", "rebuild", "drop"), k=4)
     rng.shuffle(kinds)
     if only is not None:
         kinds = [kind for kind in kinds if kind in only.split(",")]
@@ -72,18 +73,19 @@ def fault_plan(seed: int, total: int, only: str | None = None) -> list[tuple[int
 
 
 def inject(cluster: Cluster, plan: list[tuple[int, str]], budget: Budget,
-           producing: threading.Event, seed: int, warm: Callable[[], None]) -> None:
+           producing: threading.Event, seed: int, warm: Callable[[], None],
+           forget: Callable[[], None]) -> None:
     """Fire each fault once the stream reaches its point (or the producers have stopped), then
     warm every counter group before the held back rest of the stream flows."""
     try:
-        _inject(cluster, plan, budget, producing, random.Random(f"{seed}/victims"))
+        _inject(cluster, plan, budget, producing, random.Random(f"{seed}/victims"), forget)
         warm()
     finally:
         budget.released.set()
 
 
 def _inject(cluster: Cluster, plan: list[tuple[int, str]], budget: Budget,
-            producing: threading.Event, rng: random.Random) -> None:
+            producing: threading.Event, rng: random.Random, forget: Callable[[], None]) -> None:
     """Fire each fault of the plan at its point in the stream."""
     for point, kind in plan:
         while budget.sent < point and producing.is_set():
@@ -96,6 +98,9 @@ def _inject(cluster: Cluster, plan: list[tuple[int, str]], budget: Budget,
             cluster.restart_queue()
         elif kind == "flush":
             cluster.flush_counters()
+        elif kind == "drop":
+            forget()
+            cluster.faults["every MP dropped as idle"] += 1
         else:
             cluster.start_rebuild()
 
@@ -157,7 +162,15 @@ def test_chaos_seed_counts_exact_after_faults(cluster, svc, events, var_dir, cap
     def warm() -> None:
         warming.extend(f for tenant in tenants for f in warm_everything(api, tenant))
 
-    faults = threading.Thread(target=inject, args=(cluster, plan, budget, producing, SEED, warm))
+    forgotten: list[int] = []
+
+    def forget() -> None:  # every MP's last read is before a cutoff an hour ahead: all idle
+        ahead = epoch_ms(utc_now()) + 7_200_000
+        forgotten.extend(ticket_maintenance.drop_idle(svc, tenant.id, ahead, 3_600_000).dropped
+                         for tenant in tenants)
+
+    faults = threading.Thread(target=inject,
+                              args=(cluster, plan, budget, producing, SEED, warm, forget))
     for thread in (*producers, faults):
         thread.start()
     try:
@@ -202,7 +215,8 @@ def test_chaos_seed_counts_exact_after_faults(cluster, svc, events, var_dir, cap
               f"in {budget.batches} batches ({budget.duplicates} redelivered, "
               f"{len(budget.retried)} answered 503 and retried); faults: "
               + ", ".join(f"{kind} x{n}" for kind, n in sorted(cluster.faults.items()))
-              + f"; reads during the run: {dict(readers.sources)}; warm groups verified: {warm};"
+              + f"; MPs dropped by them: {sum(forgotten)}"
+              f"; reads during the run: {dict(readers.sources)}; warm groups verified: {warm};"
               f" drift: verify {len(drift_lines)}, sampling {sampled_drift} in "
               f"{cluster.verify_runs()} runs (logged {logged_drift}), "
               f"{cluster.trim_runs()} trim runs, recount {len(mismatches)} of "

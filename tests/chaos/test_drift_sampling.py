@@ -133,6 +133,7 @@ def test_the_schedule_enqueues_the_sampling_verify_at_its_configured_interval(qu
     config.VERIFY_INTERVAL_SECONDS = 60
     config.SEEN_EVENTS_PRUNE_INTERVAL_SECONDS = 0  # tests/services/test_redelivery_horizon.py
     config.TRIM_INTERVAL_SECONDS = 0
+    config.MP_IDLE_SECONDS = 0
     table = schedule.table(config)
     assert [(p.name, p.path, p.every) for p in table] == [
         ("sweep", names.SWEEP, None), ("verify", names.VERIFY_SAMPLE, 60)]

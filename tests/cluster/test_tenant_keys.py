@@ -142,8 +142,8 @@ def test_memory_of_a_seeded_tenant_by_kind_of_key(app, headers, tenant_id, capsy
             client.type(key), lambda _key: 1)(key)
 
     # Then every key is one of keys.py's kinds, and the report adds up
-    assert set(usage) <= {"ncount", "applied", "mpreg", "mpver", "mpreach", "mp", "mpz", "mpn",
-                          "fmps", "snap", "lock"}, set(usage)
+    assert set(usage) <= {"ncount", "applied", "mpreg", "mpver", "mpreach", "mpread", "mp", "mpz",
+                          "mpn", "mpp", "fmps", "snap", "lock"}, set(usage)
     total = sum(usage.values())
     registered = len(svc.ticket_counters.registry(tenant_id).mps)
     assert total > 0 and count["ncount"] == len(USERS) and registered > 0

@@ -148,7 +148,7 @@ def test_invalidate_a_filter_cancels_a_rebuild_begun_before_it(world, tenant_id,
     plain = only_mp(raw, tenant_id, "3745")
     mp = services.ticket_counters.mp(tenant_id, plain)
     cell = Cell(mp, "team:t4")  # cold: nobody asked for team t4
-    token, held, _ = services.ticket_counters.begin(tenant_id, [cell])
+    token, held, _ = services.ticket_counters.begin(tenant_id, [cell], NOW_MS)
     assert held == [cell]
     maintenance.invalidate(services, tenant_id, filter_id="3745")
     write = Write("hset", keys.mp_counts_key(tenant_id, plain), ("team:t4", 7))

@@ -25,6 +25,7 @@ from tests.support import processes as procs
 WORKERS = 2
 VERIFY_EVERY_S = 5  # the scheduler's sampling verify runs while the faults do
 TRIM_EVERY_S = 3  # and so does the trimming of timed cells
+MP_IDLE_S = 120  # the scheduler's idle-MP drop runs every 5 s (the drop fault forgets more)
 BOOT_DEADLINE_S = 60
 CLI = Path(sys.executable).with_name("tally")
 
@@ -45,7 +46,8 @@ class Cluster:
         self.env = self.counters.process_env(db_url, realms_file)
         self.env.update(PORT=str(self.port), WEB_CONCURRENCY="2", GUNICORN_THREADS="4",
                         TALLY_VERIFY_INTERVAL_SECONDS=str(VERIFY_EVERY_S),
-                        TALLY_TRIM_INTERVAL_SECONDS=str(TRIM_EVERY_S))
+                        TALLY_TRIM_INTERVAL_SECONDS=str(TRIM_EVERY_S),
+                        TALLY_MP_IDLE_SECONDS=str(MP_IDLE_S))
         self.web: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
         self.scheduler: subprocess.Popen | None = None

@@ -1,7 +1,8 @@
 """Rebuild ticket cells from one SQL snapshot without losing or doubling a concurrent delta.
 
 1. `begin` registers the cells' MPs (bumping the registry version, so an apply computed without
-   them is refused and recomputed) and sets each cell's rebuild marker (applies touching it wait).
+   them is refused and recomputed), records them as read (so the idle drop leaves them alone) and
+   sets each cell's rebuild marker (applies touching it wait).
 2. One snapshot: the counts, the members of timed cells, and the outbox rows a worker may still
    apply; those whose deltas touch a cell are recorded in its snapshot set (applies skip them).
 3. One install per cell clears its marker. A cell whose marker is held elsewhere stays cold.
@@ -67,7 +68,7 @@ def rebuild_cells(services: Any, tenant: str, cells: Sequence[Cell], now_ms: int
                   answer_windows: Sequence[tuple[float, float] | None] = ()) -> list[int]:
     """Rebuild `cells`; returns the counts of `answer_cells` from the same snapshot."""
     counters = services.ticket_counters
-    token, held, reaches = counters.begin(tenant, cells)
+    token, held, reaches = counters.begin(tenant, cells, now_ms)
     try:
         plain = [c for c in held if c.mp.score_field is None]
         timed = [c for c in held if c.mp.score_field is not None]

@@ -1,11 +1,13 @@
-"""Operator maintenance of ticket cells: drop, list, rebuild and compare (MP, bucket) cells.
+"""Maintenance of ticket cells: drop, list, rebuild and compare (MP, bucket) cells, and forget
+the MPs nobody reads.
 
 A member is one warm cell, spelled `<mp id>:<bucket>` (MP ids are hex, so the first ':' splits).
 Only warm cells are listed: a cold cell has nothing to verify and is recomputed on its next read.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import collections
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tally.core.clock import epoch_ms
@@ -49,6 +51,46 @@ def invalidate(services: "Services", tenant: str, user: str | None,
     if user is not None:  # only that user's notification counters were asked for
         return 0
     return counters.drop_mps(tenant, None)
+
+
+# drop.lua's codes, as the drop job reports them
+DROP_OUTCOMES = {0: "dropped", 1: "read", 2: "rebuilding", 3: "gone", 4: "changing"}
+
+
+@dataclass
+class DropReport:
+    """What one idle drop of a tenant did: registered MPs seen, and per outcome how many."""
+
+    registered: int = 0
+    outcomes: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    @property
+    def dropped(self) -> int:
+        return self.outcomes["dropped"]
+
+    @property
+    def line(self) -> str:
+        kept = ", ".join(f"{n} {outcome}" for outcome, n in sorted(self.outcomes.items())
+                         if outcome != "dropped")
+        return (f"{self.dropped} of {self.registered} predicates dropped"
+                + (f" (kept: {kept})" if kept else ""))
+
+
+def drop_idle(services: "Services", tenant: str, now_ms: int, idle_ms: int) -> DropReport:
+    """Drop every MP of `tenant` not read since `now_ms - idle_ms`, with all its cells.
+
+    Each drop is one atomic script that re-checks the MP's last read and skips it while a cell of
+    it is being rebuilt; it unregisters the MP and bumps the registry version, so an apply
+    computed with it is refused and recomputed without it, and the next read of it starts cold.
+    """
+    counters = services.ticket_counters
+    cutoff = now_ms - idle_ms
+    reads = counters.last_reads(tenant, now_ms)
+    report = DropReport(registered=len(reads))
+    for mp_id, read in sorted(reads.items()):
+        code = 1 if read >= cutoff else counters.drop_mp(tenant, mp_id, cutoff)
+        report.outcomes[DROP_OUTCOMES[code]] += 1
+    return report
 
 
 def members(services: "Services", tenant: str) -> list[str]:

@@ -99,8 +99,8 @@ class TicketCountService:
 
     def _read(self, compiled: CompiledCount, now: int, timezone: str) -> list[Any]:
         """One script's sums per (MP, window), or the cold cells when any is missing."""
-        return self.services.ticket_counters.read_sums(compiled.sums,
-                                                       compiled.entry_windows(now, timezone))
+        return self.services.ticket_counters.read_sums(
+            compiled.sums, compiled.entry_windows(now, timezone), now)
 
     @staticmethod
     def _cell_windows(compiled: CompiledCount,

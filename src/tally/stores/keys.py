@@ -5,6 +5,8 @@ key can escape its tenant's slot or collide with another's.
 """
 from __future__ import annotations
 
+from typing import Iterable
+
 from tally.core.model import ID_PATTERN
 
 PREFIX = "tally"
@@ -72,7 +74,7 @@ def mp_registry_key(tenant: str) -> str:
 
 
 def mp_version_key(tenant: str) -> str:
-    """Bumped whenever an MP is registered; applies are guarded by it."""
+    """Bumped whenever an MP is registered or dropped; applies are guarded by it."""
     return tenant_prefix(tenant) + "mpver"
 
 
@@ -80,6 +82,17 @@ def mp_reach_key(tenant: str) -> str:
     """Hash: timed MP id -> how far below now (ms) any window read from it reaches (the largest
     recorded); trimming folds only members below now - reach (see core/cells.py)."""
     return tenant_prefix(tenant) + "mpreach"
+
+
+def mp_reads_key(tenant: str) -> str:
+    """Hash: MP id -> when it was last read (epoch ms, to the minute); the idle drop reads it."""
+    return tenant_prefix(tenant) + "mpread"
+
+
+def mp_parts_key(tenant: str, mp: str) -> str:
+    """Hash of what an MP was ever begun with, as fields: 'c:<bucket>' per cell, 'o:<filter>'
+    per origin (a hash, not a set: small hashes are packed, ~20 B a field against ~70)."""
+    return tenant_prefix(tenant) + f"mpp:{mp}"
 
 
 def mp_counts_key(tenant: str, mp: str) -> str:
@@ -107,13 +120,24 @@ def cell_group(mp: str, bucket: str) -> str:
     return f"c:{mp}:{bucket}"
 
 
+def mp_data_keys(tenant: str, mp: str, buckets: Iterable[str]) -> list[str]:
+    """Every key holding an MP's data but its cells' rebuild markers: its counts hash, its parts
+    hash and, per bucket, the sorted set, negatives and snapshot set. A new per-MP or per-cell key
+    belongs here too: the idle drop deletes exactly these (with the markers, if none is set)."""
+    found = [mp_counts_key(tenant, mp), mp_parts_key(tenant, mp)]
+    for bucket in buckets:
+        found += [mp_zset_key(tenant, mp, bucket), mp_negatives_key(tenant, mp, bucket),
+                  group_snapshot_key(tenant, cell_group(mp, bucket))]
+    return found
+
+
 def filter_mps_key(tenant: str, filter_id: str) -> str:
     """Set of the MP ids a filter (or profile) was materialised into, for invalidation."""
     return tenant_prefix(tenant) + f"fmps:{_check(filter_id, 'filter')}"
 
 
 # Suffixes (after the tenant prefix) of every key that belongs to one MP, each followed by the id.
-_MP_KEY_HEADS = ("mp:", "mpz:", "mpn:", "snap:c:", "lock:c:")
+_MP_KEY_HEADS = ("mp:", "mpz:", "mpn:", "mpp:", "snap:c:", "lock:c:")
 _ORIGIN_HEAD = "fmps:"
 
 

@@ -133,6 +133,7 @@ AGENT = Principal("agent-1", T, "dev", frozenset({"ticket_agent"}), ("t1", "t2")
 PLAIN = Materialized.of(SYSTEM_BY_ID["3745"].definition, AGENT)  # Open: one integer per bucket
 TIMED = Materialized.of(SYSTEM_BY_ID["7474"].definition, AGENT)  # SLA Breached: scored by slaDueAt
 TERMS = (("b1", 1), ("b2", 1), ("b3", -1))
+READ_AT = 3_600_000  # epoch ms of the reads (a whole minute)
 
 
 @pytest.fixture
@@ -150,25 +151,49 @@ def warm_sums(raw):
 def test_sums_read_each_count_with_its_signs_and_window(raw, warm_sums):
     reader = TicketCounters(RedisCounters(raw), build_caches({}).specs)
     # [-inf, 100): t:1 in b1; [100, 200): t:2 in b1, t:4 in b2, minus t:2 in b3
-    assert reader.read_sums(warm_sums, [(float("-inf"), 100), (100, 200)]) == [10, 1, 1]
-    assert reader.read_sums(warm_sums, [(0, 1000), (150, 151)]) == [10, 3, 0]
+    assert reader.read_sums(warm_sums, [(float("-inf"), 100), (100, 200)], READ_AT) == [10, 1, 1]
+    assert reader.read_sums(warm_sums, [(0, 1000), (150, 151)], READ_AT) == [10, 3, 0]
 
 
 def test_sums_read_a_counts_hash_shared_by_two_entries_once(raw, warm_sums):
     reader = TicketCounters(RedisCounters(raw), build_caches({}).specs)
-    reader.read_sums(warm_sums, [(0, 1), (0, 1)])  # loads the script
+    reader.read_sums(warm_sums, [(0, 1), (0, 1)], READ_AT)  # loads the script
     raw.config_resetstat()
-    reader.read_sums(warm_sums, [(0, 1), (0, 1)])
+    reader.read_sums(warm_sums, [(0, 1), (0, 1)], READ_AT)
     stats = raw.info("commandstats")
     assert stats["cmdstat_hmget"]["calls"] == 2  # PLAIN's hash and TIMED's, not TIMED's twice
     assert stats["cmdstat_zcount"]["calls"] == 2 * len(TERMS)
+    assert "cmdstat_hget" not in stats and "cmdstat_hset" not in stats  # recorded already
+
+
+def test_a_warm_read_records_its_mps_once_a_minute_per_plan(raw, warm_sums):
+    reader = TicketCounters(RedisCounters(raw), build_caches({}).specs)
+    reads = keys.mp_reads_key(T)
+    reader.read_sums(warm_sums, [(0, 1), (0, 1)], READ_AT + 59_999)
+    end = READ_AT + 60_000  # the end of the minute read in
+    assert raw.hgetall(reads) == {PLAIN.id: str(end), TIMED.id: str(end)}
+    raw.config_resetstat()
+    reader.read_sums(warm_sums, [(0, 1), (0, 1)], READ_AT + 1)  # same minute: not recorded
+    other = Sums.of(T, [PLAIN, TIMED, TIMED], TERMS)  # another plan (or process), same minute
+    reader.read_sums(other, [(0, 1), (0, 1)], READ_AT + 2)
+    stats = raw.info("commandstats")
+    assert stats["cmdstat_hget"]["calls"] == 2 and "cmdstat_hset" not in stats
+    reader.read_sums(warm_sums, [(0, 1), (0, 1)], READ_AT + 60_000)  # the next minute
+    assert set(raw.hvals(reads)) == {str(end + 60_000)}
+
+
+def test_a_cold_read_records_nothing(raw, warm_sums):
+    raw.hdel(keys.mp_counts_key(T, PLAIN.id), "b2")
+    reader = TicketCounters(RedisCounters(raw), build_caches({}).specs)
+    assert reader.read_sums(warm_sums, [(0, 1), (0, 1)], READ_AT) == [Cell(PLAIN, "b2")]
+    assert not raw.exists(keys.mp_reads_key(T)) and warm_sums.recorded == [-1]
 
 
 def test_sums_name_every_cold_cell_of_every_entry(raw, warm_sums):
     raw.hdel(keys.mp_counts_key(T, PLAIN.id), "b2")
     raw.hdel(keys.mp_counts_key(T, TIMED.id), "z:b3")
     reader = TicketCounters(RedisCounters(raw), build_caches({}).specs)
-    cold = reader.read_sums(warm_sums, [(0, 1), (0, 1)])
+    cold = reader.read_sums(warm_sums, [(0, 1), (0, 1)], READ_AT)
     assert cold == [Cell(PLAIN, "b2"), Cell(TIMED, "b3"), Cell(TIMED, "b3")]
 
 

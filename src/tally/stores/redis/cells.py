@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Collection, Sequence
 
 from tally.core.cache import Cache
@@ -16,6 +16,16 @@ from tally.stores.redis.counters import RedisCounters, _script, wrap_errors
 from tally.stores.redis.encoder import KeyTable
 
 NEG_INF = float("-inf")
+# Reads are recorded per MP to the minute, and by one plan of one process at most once a minute
+# (see Sums.recorded), so the warm read costs no Redis write in between. The value recorded is
+# the END of the read's minute: an MP is never dropped sooner than the setting after its last
+# read, and at most a minute later.
+READ_STAMP_MS = 60_000
+
+
+def read_stamp(now_ms: int) -> int:
+    """The last-read value recorded for an MP read at `now_ms`: the end of its minute."""
+    return now_ms - now_ms % READ_STAMP_MS + READ_STAMP_MS
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,10 @@ class Sums:
     keys: list[str]
     head: tuple[str, ...]  # sums.lua's ARGV up to the windows: buckets, markers, signs, entries
     cells: tuple[Cell, ...]  # entry by entry, bucket by bucket: what a cold reply's positions name
+    mp_ids: tuple[str, ...]  # each MP once: whose last read a recorded read sets
+    # The minute this plan last recorded its read in this process (a one-slot box: the plan is
+    # shared by the requests of its shape; a lost race only records twice).
+    recorded: list[int] = field(default_factory=lambda: [-1], compare=False)
 
     @classmethod
     def of(cls, tenant: str, mps: Sequence[Materialized],
@@ -54,12 +68,14 @@ class Sums:
             if zsets != list(range(zsets[0], zsets[0] + len(zsets))):  # sums.lua relies on it
                 raise AssertionError(f"the sorted sets of MP {mp.id} are not consecutive keys")
             entries += [str(counts), str(zsets[0])]
+        table(keys.mp_reads_key(tenant))  # last, as sums.lua expects
         buckets = [b for b, _ in terms]
         fields = [keys.timed_fields(b) for b in buckets]
         head = (str(len(terms)), *buckets, *(cutoff for cutoff, _ in fields),
                 *(floor for _, floor in fields), *(str(sign) for _, sign in terms),
                 str(len(mps)), *entries)
-        return cls(table.keys, head, tuple(Cell(mp, b) for mp in mps for b, _ in terms))
+        return cls(table.keys, head, tuple(Cell(mp, b) for mp in mps for b, _ in terms),
+                   tuple(dict.fromkeys(mp.id for mp in mps)))
 
 
 @dataclass(frozen=True)
@@ -77,10 +93,11 @@ class TicketCounters:
         self._read = self.client.register_script(_script("read"))
         self._sums = self.client.register_script(_script("sums"))
         self._begin = self.client.register_script(_script("begin"))
+        self._trim = self.client.register_script(_script("trim"))
+        self._drop = self.client.register_script(_script("drop"))
         # registered specs parsed once (MP ids are digests of their specs); bounded: the app's
         # `specs` Cache (CACHE_SIZES, 65,536 by default)
         self._specs = specs
-        self._trim = self.client.register_script(_script("trim"))
 
     def _run_reads(self, table: KeyTable, commands: list[list[Any]]) -> list[Any]:
         if not commands:
@@ -88,17 +105,24 @@ class TicketCounters:
         return self._read(keys=table.keys, args=[json.dumps(commands)])
 
     @wrap_errors
-    def read_sums(self, sums: Sums,
-                  windows: Sequence[tuple[float, float]]) -> list[int] | list[Cell]:
+    def read_sums(self, sums: Sums, windows: Sequence[tuple[float, float]],
+                  now_ms: int) -> list[int] | list[Cell]:
         """Every count of `sums` in one atomic round trip (sums.lua); the cold cells, if any.
 
-        `windows[k]` is the [lo, hi) of the k-th timed entry of `sums`.
+        `windows[k]` is the [lo, hi) of the k-th timed entry of `sums`. A warm read at `now_ms`
+        also records the MPs as read, when this plan has not yet done so this minute.
         """
         args = list(sums.head)
         for lo, hi in windows:
             args += ["-inf" if lo == NEG_INF else str(int(lo)), str(int(hi))]
+        stamp = read_stamp(now_ms)
+        record = sums.recorded[0] != stamp
+        if record:
+            args += [str(stamp), *sums.mp_ids]
         reply = self._sums(keys=sums.keys, args=args)
         if reply[0] == 0:
+            if record:
+                sums.recorded[0] = stamp
             return reply[1:]
         return [sums.cells[i] for i in reply[1:]]
 
@@ -115,23 +139,28 @@ class TicketCounters:
         return Registry(version or "", mps)
 
     @wrap_errors
-    def begin(self, tenant: str, cells: Sequence[Cell]
+    def begin(self, tenant: str, cells: Sequence[Cell], now_ms: int
               ) -> tuple[str, list[Cell], dict[str, int | None]]:
-        """Register the cells' MPs (raising timed MPs' recorded reach to theirs) and set their
-        markers; the token, the cells it holds, and per MP id the reach now recorded (None for
-        a plain MP)."""
+        """Register the cells' MPs (read at `now_ms`, raising timed MPs' recorded reach to
+        theirs) and set their markers; the token, the cells it holds, and per MP id the reach now
+        recorded (None for a plain MP)."""
         token = secrets.token_hex(8)
         table = KeyTable(keys.mp_registry_key(tenant), keys.mp_version_key(tenant),
-                         keys.mp_reach_key(tenant))
+                         keys.mp_reach_key(tenant), keys.mp_reads_key(tenant))
         mps = {cell.mp.id: cell.mp for cell in cells}
+        buckets: dict[str, dict[str, None]] = {}
+        for cell in cells:
+            buckets.setdefault(cell.mp.id, {})[f"c:{cell.bucket}"] = None
         plan = {"mps": [[mp.id, mp.spec, [table(keys.filter_mps_key(tenant, origin))
                                           for origin in mp.origins],
+                         table(keys.mp_parts_key(tenant, mp.id)),
+                         [f"o:{origin}" for origin in mp.origins] + list(buckets[mp.id]),
                          mp.reach if mp.score_field is not None else False]
                         for mp in mps.values()],
                 "locks": [table(keys.group_lock_key(tenant, keys.cell_group(*cell.id)))
                           for cell in cells]}
-        flags, reaches = self._begin(keys=table.keys,
-                                     args=[self.counters.lock_ttl_ms, token, json.dumps(plan)])
+        flags, reaches = self._begin(keys=table.keys, args=[self.counters.lock_ttl_ms, token,
+                                                            read_stamp(now_ms), json.dumps(plan)])
         recorded = {mp_id: (None if mps[mp_id].score_field is None else int(reach))
                     for mp_id, reach in zip(mps, reaches)}
         return token, [cell for cell, flag in zip(cells, flags) if int(flag) == 1], recorded
@@ -151,6 +180,60 @@ class TicketCounters:
                       keys.mp_zset_key(tenant, cell.mp.id, cell.bucket), reach],
                 args=[cell.mp.id, cutoff, floor, now_ms, TRIM_MARGIN_MS])))
         return folded
+
+    # -- forgetting what nobody reads (see services/ticket_maintenance.drop_idle) ---------------
+    @wrap_errors
+    def last_reads(self, tenant: str, adopt_ms: int) -> dict[str, int]:
+        """Every registered MP's last read (epoch ms); one never recorded (registered before
+        reads were) is recorded as read at `adopt_ms` first. A record whose MP is no longer
+        registered is removed."""
+        registry, reads = keys.mp_registry_key(tenant), keys.mp_reads_key(tenant)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hkeys(registry)
+        pipe.hgetall(reads)
+        ids, raw = pipe.execute()
+        found = {mp_id: int(raw[mp_id]) for mp_id in ids if mp_id in raw}
+        unregistered = [mp_id for mp_id in raw if mp_id not in found]
+        unseen = [mp_id for mp_id in ids if mp_id not in found]
+        pipe = self.client.pipeline(transaction=False)
+        # Removing a record an MP registered meanwhile only postpones its drop (drop.lua keeps
+        # an MP without one, and the next run records it).
+        if unregistered:
+            pipe.hdel(reads, *unregistered)
+        for mp_id in unseen:
+            pipe.hsetnx(reads, mp_id, read_stamp(adopt_ms))
+        pipe.execute()
+        found.update((mp_id, read_stamp(adopt_ms)) for mp_id in unseen)
+        return found
+
+    @wrap_errors
+    def drop_mp(self, tenant: str, mp_id: str, cutoff_ms: int) -> int:
+        """Drop one MP and every key of its cells if it was last read before `cutoff_ms` and no
+        cell of it is being rebuilt (drop.lua, one atomic step). Returns drop.lua's code:
+        0 dropped, 1 read since, 2 a cell is being rebuilt, 3 not registered, 4 changed while
+        listing its keys (only after a retry)."""
+        code = 4
+        for _ in range(2):  # the parts hash grows only while a rebuild begins: list once more
+            parts_key = keys.mp_parts_key(tenant, mp_id)
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hkeys(parts_key)
+            pipe.hkeys(keys.mp_counts_key(tenant, mp_id))
+            parts, fields = pipe.execute()
+            # MPs registered before parts were recorded: their warm cells name the buckets
+            buckets = dict.fromkeys([p[2:] for p in sorted(parts) if p.startswith("c:")]
+                                    + [f[2:] if f[:2] in ("z:", "f:") else f for f in fields])
+            origins = [p[2:] for p in sorted(parts) if p.startswith("o:")]
+            locks = [keys.group_lock_key(tenant, keys.cell_group(mp_id, b)) for b in buckets]
+            data = keys.mp_data_keys(tenant, mp_id, buckets)
+            code = int(self._drop(
+                keys=[keys.mp_registry_key(tenant), keys.mp_version_key(tenant),
+                      keys.mp_reads_key(tenant), parts_key, keys.mp_reach_key(tenant),
+                      *locks, *data,
+                      *(keys.filter_mps_key(tenant, origin) for origin in origins)],
+                args=[mp_id, int(cutoff_ms), len(parts), len(locks), len(data)]))
+            if code != 4:
+                break
+        return code
 
     # -- operator maintenance (see counting/ticket_maintenance.py) -------------------------------
     @wrap_errors
@@ -237,6 +320,7 @@ class TicketCounters:
         if ids:
             self.client.hdel(registry, *ids)
             self.client.hdel(keys.mp_reach_key(tenant), *ids)
+            self.client.hdel(keys.mp_reads_key(tenant), *ids)
         if ids and filter_id is not None:
             self.client.srem(keys.filter_mps_key(tenant, filter_id), *ids)
         wanted, batch = set(ids), []
@@ -251,6 +335,8 @@ class TicketCounters:
         removed += self._delete_with_owners(tenant, batch)
         if counts:
             removed += int(self.client.delete(*counts))
+        if everything:
+            removed += int(self.client.delete(keys.mp_reads_key(tenant)))
         return removed
 
     def _delete_with_owners(self, tenant: str, batch: list[str]) -> int:

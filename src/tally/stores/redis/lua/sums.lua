@@ -1,6 +1,7 @@
 -- Read many counts atomically, each a signed sum over the same buckets of one MP, so one answer
 -- sees one state and the reply is one integer per count (not one per cell).
--- KEYS        the MPs' counts hashes and their timed cells' sorted sets (see the entries)
+-- KEYS        the MPs' counts hashes and their timed cells' sorted sets (see the entries); the
+--             last, the MPs' last-read hash
 -- ARGV        flat (no JSON to decode on every read), B = number of buckets, E = of entries:
 --   [1]                     B
 --   [2 .. B+1]              the bucket names (a plain MP's fields)
@@ -12,6 +13,10 @@
 --                           is 0 for a plain MP, else the KEYS index of its first bucket's sorted
 --                           set (the others follow in bucket order)
 --   then a pair per timed entry, in entry order: its window [lo, hi) in ms, lo maybe '-inf'
+--   then, only when the caller records this read: the read stamp (cells.read_stamp) and every
+--                           MP id; when all is warm each MP's last read becomes the stamp
+--                           (written only if it changed: once a minute per MP, however many
+--                           plans read it)
 -- Entries that share a counts hash (one timed MP, several windows) read it with one HMGET.
 -- A trimmed cell answers a window from -inf as floor + members below hi when hi >= its cutoff,
 -- any other window when lo >= its cutoff; a window reaching lower finds the cell cold.
@@ -68,4 +73,11 @@ for n = 1, ne do
   sums[n + 1] = total
 end
 if #cold > 1 then return cold end
+local stamp = ARGV[window]
+if stamp then
+  local reads = KEYS[#KEYS]
+  for k = window + 1, #ARGV do
+    if call('HGET', reads, ARGV[k]) ~= stamp then call('HSET', reads, ARGV[k], stamp) end
+  end
+end
 return sums
