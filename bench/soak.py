@@ -13,8 +13,9 @@ workers.run`, started as bench/stack.py starts it) both take "now" from it. Each
    updated, reassigned, closed, now and then deleted, with due and SLA dates that pass as the
    clock moves; notifications created, read and deleted;
 3. reads as a few agents (ticket counts with rotating system filters plus the custom filters they
-   keep, `$me`/`$myTeams` ones included, and the notification badge), so predicates get
-   materialised, read, and then abandoned when a filter is dropped or its agent leaves;
+   keep, `$me`/`$myTeams` ones included, and the notification badge), an admin and a requester,
+   so predicates get materialised, read, and then abandoned when a filter is dropped or its
+   agent leaves;
 4. waits until the worker has applied every outbox row and finished every job.
 
 Agents and requesters come and go (a share is replaced each day), and agents create custom
@@ -372,6 +373,7 @@ class Driver:
         self.var_dir = str(stack.var_dir)
         self.headers: dict[str, dict[str, str]] = {}
         self.jobs_enqueued: dict[str, int] = {}
+        self.failed = 0  # jobs the worker failed, counted before the stack stops
         self.table = schedule.table(self.svc.config)
         self.queues = [Queue(name, connection=self.svc.queue_redis) for name in QUEUES]
 
@@ -429,6 +431,12 @@ class Driver:
         self._call("POST", f"{API}/ticket/count?type=template&module=ticketing",
                    self._as("admin-1", ["ticket_admin"]),
                    {"filterIds": [*SIDEBAR, *OTHERS], "timezone": zone})
+
+    def read_as_requester(self, user: str, zone: str) -> None:
+        headers = self._as(user, ["ticket_user"])
+        self._call("POST", f"{API}/ticket/count?type=user&module=ticketing", headers,
+                   {"filterIds": ["all", "3745", "3746", "5932"], "timezone": zone})
+        self._call("GET", f"{API}/ticket/notification/count", headers)
 
     def settle(self, now_ms: int) -> None:
         """Wait until every outbox row is applied and every queue, started and scheduled job
@@ -513,14 +521,17 @@ def soak(kind: str, args: argparse.Namespace, workdir: Path,
                         driver.read(agent, teams, ids, rng.choice(ZONES))
                         events += driver.post(world.read_events(agent, end_ms - 1))
                     driver.read_as_admin(rng.choice(ZONES))
+                    requester = rng.choice(world.requesters)
+                    driver.read_as_requester(requester, rng.choice(ZONES))
+                    events += driver.post(world.read_events(requester, end_ms - 1))
                     driver.settle(end_ms)
                 cpu = cpu_seconds(worker.pid) - cpu_before
                 row = driver.measure(day, events, cpu, driver.sampled_drift() - sampled_before)
                 rows.append(row)
                 on_day(row)
-            failed = driver.failed_jobs()
-            if failed:
-                progress(f"{kind}: {failed} failed job(s): see {workdir}/logs/worker.log")
+            driver.failed = driver.failed_jobs()
+            if driver.failed:
+                progress(f"{kind}: {driver.failed} failed job(s): see {workdir}/logs/worker.log")
     return rows, driver
 
 
@@ -577,7 +588,8 @@ def report(kind: str, args: argparse.Namespace, rows: Sequence[DayRow], driver: 
                      f"(enqueued {driver.jobs_enqueued.get(p.name, 0)}×)" for p in driver.table)
     head = (f"### {kind}: {args.days} simulated days, {args.tickets_per_day} tickets/day, "
             f"{args.ticks_per_day} ticks/day, seed {args.seed}\n\n"
-            f"Scheduled jobs run (workers/schedule.py `table`): {jobs}.\n")
+            f"Scheduled jobs run (workers/schedule.py `table`): {jobs}. "
+            f"Failed jobs: {driver.failed}.\n")
     return "\n".join([head, *day_table(rows), "", *verdicts(rows), ""])
 
 

@@ -28,7 +28,7 @@ def test_a_two_day_soak_reports_each_day_and_a_verdict_per_figure(tmp_path):
     # more than OUTBOX_RETENTION_SECONDS of simulated time ago, which the wall clock never saw.
     assert set(driver.jobs_enqueued) == {job.name for job in driver.table}
     assert rows[-1].outbox_rows < rows[-1].seen_events / 2
-    assert driver.failed_jobs() == 0
+    assert driver.failed == 0
     assert "| 2 |" in text and "| verify drift | — | — | — | 0 throughout |" in text
     assert all(name in text for name, _value, _fmt in soak.FIGURES)
 
