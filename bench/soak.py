@@ -85,7 +85,7 @@ SIDEBAR = ("all", "7471", "7472", "7473", "5932", "6358", "7440", "7474", "7475"
 OTHERS = ("3745", "3747", "3749", "3746", "3748", "3750", "4195", "4196", "4197", "4362")
 BATCH = 500  # events per POST /events
 TARGET = 0.05  # growth over the last half of the run that still counts as flat
-SETTLE_TIMEOUT_S = 600.0
+SETTLE_TIMEOUT_S = float(os.environ.get("SOAK_SETTLE_TIMEOUT_S", 300))
 
 
 def progress(line: str) -> None:
@@ -446,13 +446,17 @@ class Driver:
             if self.worker.poll() is not None:
                 raise RuntimeError(f"the worker exited with {self.worker.returncode} "
                                    f"(see {self.stack.workdir}/logs/worker.log)")
+            busy = {"pending outbox rows": outbox.backlog(self.svc.db, now_ms)[0]}
+            for queue in self.queues:
+                busy.update({f"{queue.name} queued": queue.count,
+                             f"{queue.name} started": queue.started_job_registry.count,
+                             f"{queue.name} scheduled": queue.scheduled_job_registry.count})
+            waiting = {name: count for name, count in busy.items() if count}
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the worker did not settle within {SETTLE_TIMEOUT_S:.0f}s")
-            busy = outbox.backlog(self.svc.db, now_ms)[0] > 0 or any(
-                queue.count or queue.started_job_registry.count
-                or queue.scheduled_job_registry.count for queue in self.queues)
-            quiet = 0 if busy else quiet + 1
-            time.sleep(0.01 if busy else 0.02)
+                raise TimeoutError(f"the worker did not settle within {SETTLE_TIMEOUT_S:.0f}s: "
+                                   f"{waiting} (see {self.stack.workdir}/logs/worker.log)")
+            quiet = 0 if waiting else quiet + 1
+            time.sleep(0.01 if waiting else 0.02)
 
     def failed_jobs(self) -> int:
         return sum(queue.failed_job_registry.count for queue in self.queues)
