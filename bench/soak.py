@@ -97,9 +97,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
                                      description=__doc__.split("\n")[0])
     add = parser.add_argument
     add("--db", default="sqlite,postgres", help="comma-separated: sqlite, postgres")
-    add("--days", type=int, default=30, help="simulated days")
-    add("--tickets-per-day", type=int, default=300, help="tickets created per simulated day")
-    add("--ticks-per-day", type=int, default=24, help="clock steps per simulated day")
+    add("--days", type=int, default=20, help="simulated days")
+    add("--tickets-per-day", type=int, default=200, help="tickets created per simulated day")
+    add("--ticks-per-day", type=int, default=12, help="clock steps per simulated day")
     add("--agents", type=int, default=40, help="agents active at any time")
     add("--teams", type=int, default=6)
     add("--requesters", type=int, default=200, help="requesters active at any time")
@@ -110,6 +110,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--readers-per-tick", type=int, default=6, help="agents reading counts per tick")
     add("--open-days", type=float, default=3.0, help="mean days a ticket stays open")
     add("--notification-days", type=int, default=14, help="days before a notification is deleted")
+    add("--full-verify-every", type=int, default=5,
+        help="days between full verifies (also the last day); the others verify a sample")
+    add("--verify-sample", type=int, default=200, help="warm groups a sampling day compares")
     add("--seed", type=int, default=7)
     add("--output", help="also write the tables to this Markdown file")
     add("--workdir", help="keep databases, the clock file and the worker log here")
@@ -344,6 +347,7 @@ class DayRow:
     events: int
     worker_cpu_s: float
     drift: int
+    verified: str  # "full" (every warm group) or "sample" (--verify-sample random groups)
 
     @property
     def bytes_per_ticket(self) -> float:
@@ -374,6 +378,8 @@ class Driver:
         self.headers: dict[str, dict[str, str]] = {}
         self.jobs_enqueued: dict[str, int] = {}
         self.failed = 0  # jobs the worker failed, counted before the stack stops
+        self.spent: dict[str, float] = {}  # wall seconds of the driver per phase (progress)
+        self.verify_sample = 200
         self.table = schedule.table(self.svc.config)
         self.queues = [Queue(name, connection=self.svc.queue_redis) for name in QUEUES]
 
@@ -384,8 +390,19 @@ class Driver:
                                  "content-type": "application/json"}
         return self.headers[key]
 
+    def _timed(self, phase: str, began: float) -> None:
+        self.spent[phase] = self.spent.get(phase, 0.0) + time.monotonic() - began
+
     def _call(self, method: str, path: str, headers: dict[str, str], body: Any = None,
               status: int = 200) -> dict[str, Any]:
+        began = time.monotonic()
+        try:
+            return self._request(method, path, headers, body, status)
+        finally:
+            self._timed("posts" if path.endswith("/events") else "reads", began)
+
+    def _request(self, method: str, path: str, headers: dict[str, str], body: Any,
+                 status: int) -> dict[str, Any]:
         response = self.client.open(path, method=method, headers=headers,
                                     data=None if body is None else json.dumps(body))
         if response.status_code != status:
@@ -441,7 +458,8 @@ class Driver:
     def settle(self, now_ms: int) -> None:
         """Wait until every outbox row is applied and every queue, started and scheduled job
         registry is empty, twice in a row (a job moves from queue to started in two steps)."""
-        deadline, quiet = time.monotonic() + SETTLE_TIMEOUT_S, 0
+        began = time.monotonic()
+        deadline, quiet = began + SETTLE_TIMEOUT_S, 0
         while quiet < 2:
             if self.worker.poll() is not None:
                 raise RuntimeError(f"the worker exited with {self.worker.returncode} "
@@ -457,6 +475,7 @@ class Driver:
                                    f"{waiting} (see {self.stack.workdir}/logs/worker.log)")
             quiet = 0 if waiting else quiet + 1
             time.sleep(0.01 if waiting else 0.02)
+        self._timed("settle", began)
 
     def failed_jobs(self) -> int:
         return sum(queue.failed_job_registry.count for queue in self.queues)
@@ -464,7 +483,7 @@ class Driver:
     def sampled_drift(self) -> int:
         return int(self.svc.queue_redis.get(keys.DRIFT_FOUND_KEY) or 0)
 
-    def measure(self, day: int, events: int, cpu_s: float, sampled: int) -> DayRow:
+    def measure(self, day: int, events: int, cpu_s: float, sampled: int, full: bool) -> DayRow:
         svc = self.svc
         with svc.db.snapshot() as session:
             live = session.scalar(select(func.count()).select_from(Ticket).where(
@@ -473,10 +492,18 @@ class Driver:
                                   .where(SeenEvent.tenant_id == TENANT))
             rows = session.scalar(select(func.count()).select_from(OutboxRow)
                                   .where(OutboxRow.tenant_id == TENANT))
+        began = time.monotonic()
         found = stats.tenant_stats(svc, TENANT)
-        drift = maintenance.verify(svc, TENANT)
+        self._timed("stats", began)
+        began = time.monotonic()
+        if full:  # `tally cache verify`: every warm group of the tenant against SQL
+            drifted = len(maintenance.verify(svc, TENANT).differences)
+        else:  # the sampling verify's check, on more groups; a full verify costs seconds/day
+            drifted = len(maintenance.sample_verify(
+                svc, self.verify_sample, random.Random(day)).drifted)
+        self._timed("verify", began)
         return DayRow(day, int(live), found.memory_bytes, found.predicates, int(seen), int(rows),
-                      events, cpu_s, len(drift.differences) + sampled)
+                      events, cpu_s, drifted + sampled, "full" if full else "sample")
 
 
 def soak(kind: str, args: argparse.Namespace, workdir: Path,
@@ -493,6 +520,7 @@ def soak(kind: str, args: argparse.Namespace, workdir: Path,
                          TALLY_LOG_SLOW_MS="600000")
         with stack.worker(**overrides) as worker:
             driver = Driver(stack, clock_file, worker, stack.env(**overrides))
+            driver.verify_sample = args.verify_sample
             create_tenant(driver.svc.db, TENANT, "soak", devkeys.DEV_REALM)
             rows: list[DayRow] = []
             tick_ms = DAY_MS // args.ticks_per_day
@@ -530,7 +558,9 @@ def soak(kind: str, args: argparse.Namespace, workdir: Path,
                     events += driver.post(world.read_events(requester, end_ms - 1))
                     driver.settle(end_ms)
                 cpu = cpu_seconds(worker.pid) - cpu_before
-                row = driver.measure(day, events, cpu, driver.sampled_drift() - sampled_before)
+                full = day % args.full_verify_every == 0 or day == args.days
+                row = driver.measure(day, events, cpu, driver.sampled_drift() - sampled_before,
+                                     full)
                 rows.append(row)
                 on_day(row)
             driver.failed = driver.failed_jobs()
@@ -551,11 +581,11 @@ FIGURES: tuple[tuple[str, Callable[[DayRow], float], str], ...] = (
 
 def day_table(rows: Sequence[DayRow]) -> list[str]:
     lines = ["| day | live tickets | Redis B/live ticket | predicates | seen_events | outbox rows "
-             "| events | worker µs/event | drift |",
+             "| events | worker µs/event | drift (verify) |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r.day} | {r.live_tickets:,} | {r.bytes_per_ticket:,.0f} | {r.predicates:,} | "
               f"{r.seen_events:,} | {r.outbox_rows:,} | {r.events:,} | "
-              f"{r.cpu_us_per_event:,.0f} | {r.drift} |" for r in rows]
+              f"{r.cpu_us_per_event:,.0f} | {r.drift} ({r.verified}) |" for r in rows]
     return lines
 
 
@@ -624,6 +654,8 @@ def run(args: argparse.Namespace, workdir: Path) -> Iterator[str]:
                      f"({time.monotonic() - began:.0f}s)")
 
         rows, driver = soak(kind, args, workdir / kind, on_day)
+        progress(f"{kind}: done in {time.monotonic() - began:.0f}s; the driver's wall time: "
+                 + ", ".join(f"{phase} {spent:.0f}s" for phase, spent in driver.spent.items()))
         yield report(kind, args, rows, driver)
 
 
