@@ -22,15 +22,18 @@ Agents and requesters come and go (a share is replaced each day), and agents cre
 filters that live a few days. After each simulated day it prints one row: live tickets, Redis
 bytes per live ticket (`tally cache stats`' memory), registered predicates (`mpreg`), rows in
 `seen_events` and in the outbox, the events posted, the worker's CPU per event (its /proc CPU
-time over the day ÷ the day's events) and drift (`tally cache verify` over every warm group,
-plus what the worker's sampling verify recorded that day). It ends with a verdict per figure:
-growth over the last half of the run, against the 5 % target, and drift 0 throughout.
+time over the day ÷ the day's events) and drift (`tally cache verify` over every warm group
+every --full-verify-every days and on the last, the sampling verify's check of --verify-sample
+random groups on the others, plus what the worker's own sampling verify recorded that day).
+It ends with a verdict per figure: growth over the last half of the run, against the 5 %
+target, and drift 0 throughout.
 
 Reads go through the app's own front door in this process (Flask's test client), not over HTTP:
 the soak measures state and the worker's cost, not the web tier, and a gunicorn beside the worker
 would take a third of the two cores the worker's CPU figure is measured on.
 
-Progress goes to stderr, the Markdown tables to stdout (and to --output).
+Progress goes to stderr (a line per day, and where the driver's time went), the Markdown
+tables to stdout (and to --output).
 """
 from __future__ import annotations
 
