@@ -20,6 +20,7 @@ def test_a_two_day_soak_reports_each_day_and_a_verdict_per_figure(tmp_path):
     text = soak.report("sqlite", args, rows, driver)
 
     assert [row.day for row in rows] == [1, 2] and days == rows
+    assert [row.verified for row in rows] == ["sample", "full"]  # the last day: every group
     for row in rows:
         assert row.drift == 0
         assert row.events > 0 and row.live_tickets > 0 and row.predicates > 0
