@@ -7,8 +7,9 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
 BENCH_ARGS ?=
+SOAK_ARGS ?=
 
-.PHONY: install run test test-fast lint clean bench
+.PHONY: install run test test-fast lint clean bench soak
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +33,9 @@ bench: $(STAMP) ## the benchmark table of docs/benchmarks.md (BENCH_ARGS="--quic
 		apt-get install -y -qq wrk >/dev/null 2>&1 || \
 		{ apt-get update -qq && apt-get install -y -qq wrk; }; }
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+soak: $(STAMP) ## simulated days through the real worker, state per day (docs/operations.md; not in test)
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/python -m flake8 src workers tests config bench wsgi.py

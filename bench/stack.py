@@ -149,11 +149,11 @@ class Stack:
             log.close()
 
     @contextmanager
-    def worker(self) -> Iterator[subprocess.Popen]:
-        """One real worker process (`python -m workers.run`)."""
+    def worker(self, **extra: str) -> Iterator[subprocess.Popen]:
+        """One real worker process (`python -m workers.run`), in env(**extra)."""
         log = open(self._dir("logs") / "worker.log", "ab")
         process = subprocess.Popen([sys.executable, "-m", "workers.run"], cwd=ROOT,
-                                   env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+                                   env=self.env(**extra), stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)
         try:
             _wait_worker(self.redis.url, process)

@@ -16,13 +16,13 @@ import logging
 import signal
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
 from tally.app import create_app
+from tally.core.clock import Clock, utc_now
 from tally.jobs import (DROP_IDLE, FORGET_SEEN_EVENTS, MAINTENANCE_QUEUE, SWEEP, TRIM,
                         VERIFY_SAMPLE, enqueue_unique, make_job_id)
 
@@ -90,10 +90,11 @@ def tick(queue_redis: redis.Redis, now_s: float, interval: int, job_timeout: int
 
 
 def run(queue_redis: redis.Redis, interval: int, job_timeout: int, stop: threading.Event,
-        jobs: tuple[Periodic, ...] = PERIODIC) -> None:
-    """Tick until `stop` is set."""
+        jobs: tuple[Periodic, ...] = PERIODIC, clock: Clock = utc_now) -> None:
+    """Tick until `stop` is set; slots follow `clock` (the app's, so an injected clock moves
+    them), the pause between ticks the wall clock."""
     while not stop.is_set():
-        tick(queue_redis, time.time(), interval, job_timeout, jobs)
+        tick(queue_redis, clock().timestamp(), interval, job_timeout, jobs)
         stop.wait(interval)
 
 
@@ -112,7 +113,7 @@ def main() -> int:
     jobs = table(svc.config)
     log.info("scheduler: ticks every %ds: %s", interval,
              ", ".join(f"{p.name} every {p.every or interval}s" for p in jobs))
-    run(svc.queue_redis, interval, int(svc.config.JOB_TIMEOUT), stop, jobs)
+    run(svc.queue_redis, interval, int(svc.config.JOB_TIMEOUT), stop, jobs, svc.clock)
     return 0
 
 

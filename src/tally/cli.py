@@ -23,6 +23,7 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
+from tally.core.clock import epoch_ms
 from tally.core.model import ID_PATTERN, canonical_uuid
 from tally.errors import DatabaseUnavailable, StoreUnavailable, TallyError
 from tally.extensions import services
@@ -305,7 +306,7 @@ def cache_stats(tenant: str | None, as_json: bool) -> None:
         for name in chosen:
             rows.append(stats.tenant_stats(services(), name, pending))
             advance()
-    backlog_rows, oldest_ms = backlog(services().db)
+    backlog_rows, oldest_ms = backlog(services().db, epoch_ms(services().clock()))
     if as_json:
         click.echo(json.dumps({"tenants": [row.as_dict() for row in rows],
                                "outbox": {"pending": backlog_rows, "oldestAgeMs": oldest_ms},

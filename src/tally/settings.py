@@ -92,6 +92,9 @@ class Base:
     MP_IDLE_SECONDS = 7 * 86_400
     # True: serve /bench/baseline, the constant-body yardstick of `make bench` (not in production).
     BENCH_BASELINE = False
+    # Development and tests only: a file holding the epoch seconds every process of a run takes
+    # as "now" (services.clock; the soak's injected clock, set by tally.dev). Refused in production.
+    CLOCK_FILE = ""
     # Notification streams (SSE) one web process holds; gunicorn gets this many threads on top
     # of GUNICORN_THREADS, so polls never wait behind streams (config/gunicorn.conf.py).
     STREAMS_PER_PROCESS = 200
@@ -170,6 +173,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> Base:
         config.POLL_INTERVAL = parse_int("TALLY_POLL_INTERVAL", env["TALLY_POLL_INTERVAL"], 1)
     if "TALLY_BENCH_BASELINE" in env:
         config.BENCH_BASELINE = parse_bool("TALLY_BENCH_BASELINE", env["TALLY_BENCH_BASELINE"])
+    if "TALLY_CLOCK_FILE" in env:
+        config.CLOCK_FILE = env["TALLY_CLOCK_FILE"]
     for name in ("STREAMS_PER_PROCESS", "STREAMS_PER_USER"):
         if f"TALLY_{name}" in env:
             setattr(config, name, parse_int(f"TALLY_{name}", env[f"TALLY_{name}"]))

@@ -172,3 +172,15 @@ def test_prune_drops_dedupe_entries_then_old_applied_rows(svc, tenant_id):
     applied = svc.counters.client.zrange(keys.applied_key(tenant_id), 0, -1)
     assert applied == [str(recent)]
     assert outbox.prune(svc, now) == 0
+
+
+def test_pruning_every_row_keeps_the_newest_so_no_id_is_handed_out_twice(svc, tenant_id):
+    # Given every row applied longer ago than the retention
+    post(svc, tenant_id, b.created("n-1", "ann"))
+    last = post(svc, tenant_id, b.created("n-2", "ann")).high_water
+    outbox.apply_pending(svc, tenant_id)
+    later = epoch_ms(svc.clock()) + (svc.config.OUTBOX_RETENTION_SECONDS + 1) * 1000
+    # When pruning, all but the newest row go
+    assert outbox.prune(svc, later) == 1
+    # Then the next row is numbered after every row ever written (SQLite takes max(id) + 1)
+    assert post(svc, tenant_id, b.created("n-3", "ann")).high_water > last

@@ -1,11 +1,13 @@
 """The scheduler and the worker as real processes: periodic enqueues, burst runs, clean stops."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 from rq import Queue
 
 from tally import jobs as names
-from tally.core.clock import epoch_ms
+from tally.core.clock import epoch_ms, from_epoch_ms
 from tally.services import outbox
 from tally.services.ingest import ingest
 from tests.support import events as b
@@ -24,6 +26,21 @@ def test_one_tick_per_slot_enqueues_each_periodic_job_once(queue_redis):
     assert queue.count == 2
     assert {job.func_name for job in queue.jobs} == {names.SWEEP}
     assert all(job.ttl == 30 for job in queue.jobs)  # expires rather than piling up
+
+
+def test_run_takes_its_slots_from_the_given_clock(queue_redis):
+    # Given a clock far from the wall clock (an injected one), which stops the loop once read
+    stop = threading.Event()
+
+    def clock():
+        stop.set()
+        return from_epoch_ms(1_000_000)
+
+    # When the scheduler loop runs, its one tick enqueues the slot of that time
+    schedule.run(queue_redis, 5, 60, stop, clock=clock)
+
+    assert Queue(names.MAINTENANCE_QUEUE, connection=queue_redis).job_ids == [
+        names.make_job_id("sweep", 1_000 // 5)]
 
 
 def test_every_periodic_job_path_is_a_known_job():

@@ -1,6 +1,7 @@
 """The development-only parts of the app and the CLI, attached by entry point (setup.cfg), so
-nothing outside tally.dev imports tally.dev: the status page and bench baseline routes
-(group `tally.app`), the `dev-token` and `demo` commands (group `tally.commands`)."""
+nothing outside tally.dev imports tally.dev: the status page and bench baseline routes and the
+injected clock of soak runs (group `tally.app`), the `dev-token` and `demo` commands (group
+`tally.commands`)."""
 from __future__ import annotations
 
 from typing import Any
@@ -11,16 +12,18 @@ from flask.cli import with_appcontext
 
 from tally.cli import BAD_CONFIG, BAD_INPUT, Failure, progress_lines, valid_id, valid_uuid
 from tally.core.model import ROLES, SERVICE_ROLE
-from tally.dev import baseline, keys as devkeys, launcher, status
+from tally.dev import baseline, clock, keys as devkeys, launcher, status
 from tally.dev.demo import DEMO_SERVICE, DEMO_TENANT, demo_token, provision_demo
 from tally.dev.launcher import DEV_PORT
 from tally.dev.traffic import Traffic, http_post, send
-from tally.extensions import services
+from tally.extensions import EXTENSION, services
 
 
 def install(app: Flask) -> None:
-    """Add the bench baseline route (TALLY_BENCH_BASELINE) and, in development only, the status
-    page of `make run`; never elsewhere."""
+    """Add the bench baseline route (TALLY_BENCH_BASELINE), the injected clock (TALLY_CLOCK_FILE,
+    refused in production) and, in development only, the status page of `make run`."""
+    if app.config["CLOCK_FILE"]:
+        clock.install(app.extensions[EXTENSION], app.config["ENV"], app.config["CLOCK_FILE"])
     if app.config["BENCH_BASELINE"]:
         baseline.install(app)
     if app.config["ENV"] == "development":

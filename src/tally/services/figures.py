@@ -10,6 +10,7 @@ import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from rq.registry import FailedJobRegistry
 
+from tally.core.clock import epoch_ms
 from tally.jobs import QUEUES
 from tally.services.container import Services
 from tally.services.outbox import backlog
@@ -31,7 +32,7 @@ def record_drift(services: Services, drifted: int) -> None:
 
 def _outbox(services: Services) -> Iterator[Any]:
     try:
-        pending, oldest_ms = backlog(services.db)
+        pending, oldest_ms = backlog(services.db, epoch_ms(services.clock()))
     except Exception as error:  # a scrape must answer even when the database does not
         log.warning("metrics: outbox backlog unavailable: %s", type(error).__name__)
         return

@@ -247,13 +247,19 @@ def _newest_pending(session: Any, tenant: str) -> int | None:
 
 
 def prune(services: "Services", now_ms: int) -> int:
-    """Delete rows applied longer ago than the retention, dedupe entries first; returns how many."""
+    """Delete rows applied longer ago than the retention, dedupe entries first; returns how many.
+
+    The newest row of the table is always kept: SQLite numbers a new row max(id) + 1, so pruning
+    every row would hand out ids again, and an id must stay unique (the dedupe set, apply job ids).
+    """
     cutoff = now_ms - int(services.config.OUTBOX_RETENTION_SECONDS) * 1000
+    newest = select(func.max(OutboxRow.id)).scalar_subquery()
     removed = 0
     while True:
         with services.db.snapshot() as session:
             rows = session.execute(select(OutboxRow.id, OutboxRow.tenant_id).where(
-                OutboxRow.applied_at.is_not(None), OutboxRow.applied_at < cutoff)
+                OutboxRow.applied_at.is_not(None), OutboxRow.applied_at < cutoff,
+                OutboxRow.id < newest)
                 .order_by(OutboxRow.id).limit(PRUNE_CHUNK)).all()
         if not rows:
             return removed
