@@ -28,7 +28,6 @@ from tally.core.model import ID_PATTERN, canonical_uuid
 from tally.errors import DatabaseUnavailable, StoreUnavailable, TallyError
 from tally.extensions import services
 from tally.progress import Progress
-from tally.core.clock import epoch_ms
 from tally.services import maintenance, stats, ticket_maintenance
 from tally.services.catalog import well_formed
 from tally.services.outages import describe, is_unavailable

@@ -93,10 +93,11 @@ def test_sweep_prunes_rows_past_retention(make_app, queue_redis, tenant_id):
     app = make_app(OUTBOX_RETENTION_SECONDS=0)
     svc = app.extensions["tally"]
     post(svc, tenant_id, b.created("n-1", "ann"))
+    post(svc, tenant_id, b.created("n-2", "bob"))
     outbox.apply_pending(svc, tenant_id)
     svc.clock = lambda: utc_now() + timedelta(seconds=1)
     with app.app_context():
-        assert jobs.sweep()["pruned"] == 1
+        assert jobs.sweep()["pruned"] == 1  # the newest row stays (outbox.prune: ids never reused)
 
 
 def test_a_sweep_logs_a_line_only_when_it_did_something(make_app, queue_redis, tenant_id,
@@ -108,6 +109,7 @@ def test_a_sweep_logs_a_line_only_when_it_did_something(make_app, queue_redis, t
         assert jobs.sweep()["pruned"] == 0  # every few seconds on an idle deployment: silent
         assert [r.getMessage() for r in caplog.records if r.name == "workers.jobs"] == []
         post(svc, tenant_id, b.created("n-1", "ann"))
+        post(svc, tenant_id, b.created("n-2", "bob"))
         outbox.apply_pending(svc, tenant_id)
         svc.clock = lambda: utc_now() + timedelta(seconds=1)
         assert jobs.sweep()["pruned"] == 1
