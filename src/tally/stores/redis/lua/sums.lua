@@ -1,38 +1,51 @@
--- Read many counts atomically, each a signed sum over the same buckets of one MP, so one answer
--- sees one state and the reply is one integer per count (not one per cell).
+-- Read many counts atomically, each a signed sum over some buckets of one MP, so one answer sees
+-- one state and the reply is one integer per count (not one per cell).
 -- KEYS        the MPs' counts hashes and their timed cells' sorted sets (see the entries)
--- ARGV        flat (no JSON to decode on every read), B = number of buckets, E = of entries:
---   [1]                     B
---   [2 .. B+1]              the bucket names (a plain MP's fields)
---   [B+2 .. 2B+1]           'z:' .. bucket (a timed MP's warm markers)
---   [2B+2 .. 3B+1]          the sign of each bucket, 1 or -1
---   [3B+2]                  E
---   then E pairs            hash, zset: `hash` is the KEYS index of the MP's counts hash; `zset`
---                           is 0 for a plain MP, else the KEYS index of its first bucket's sorted
---                           set (the others follow in bucket order)
+-- ARGV        flat (no JSON to decode on every read); G = number of bucket lists, E = of entries:
+--   [1]                     G
+--   then G lists, each:     B, then B bucket names (a plain MP's fields), B 'z:' .. bucket (a
+--                           timed MP's warm markers), B signs (1 or -1)
+--   then                    E
+--   then E triples          hash, zset, list: `hash` is the KEYS index of the MP's counts hash;
+--                           `zset` is 0 for a plain MP, else the KEYS index of its first bucket's
+--                           sorted set (the others follow in its list's order); `list` is the
+--                           1-based bucket list the entry sums
 --   then a pair per timed entry, in entry order: its ZCOUNT min and max
--- Entries that share a counts hash (one timed MP, several windows) read it with one HMGET.
+-- Entries that share a counts hash and a bucket list (one timed MP, several windows) read it
+-- with one HMGET.
 -- Returns {0, count1, count2, ...} when every cell is warm, else {1, p1, p2, ...}: the 0-based
--- positions of the cold cells (entry * B + bucket).
-local nb = tonumber(ARGV[1])
-local buckets, markers, signs = {}, {}, {}
-for i = 1, nb do
-  buckets[i] = ARGV[1 + i]
-  markers[i] = ARGV[1 + nb + i]
-  signs[i] = tonumber(ARGV[1 + 2 * nb + i])
-end
-local at = 2 + 3 * nb
-local ne = tonumber(ARGV[at])
-local window = at + 2 * ne + 1
+-- positions of the cold cells, entry after entry, each its list's buckets in order.
 local call = redis.call
-local read = {}  -- KEYS index of a counts hash -> its HMGET reply
+local ng = tonumber(ARGV[1])
+local lists = {}  -- each: {n, buckets, markers, signs}
+local at = 2
+for g = 1, ng do
+  local nb = tonumber(ARGV[at])
+  local buckets, markers, signs = {}, {}, {}
+  for i = 1, nb do
+    buckets[i] = ARGV[at + i]
+    markers[i] = ARGV[at + nb + i]
+    signs[i] = tonumber(ARGV[at + 2 * nb + i])
+  end
+  lists[g] = {nb, buckets, markers, signs}
+  at = at + 3 * nb + 1
+end
+local ne = tonumber(ARGV[at])
+local window = at + 3 * ne + 1
+local read = {}  -- (list - 1) * #KEYS + KEYS index of a counts hash -> its HMGET reply
+local nkeys = #KEYS
 local sums, cold = {0}, {1}
+local position = 0  -- cells before this entry's
 for n = 1, ne do
-  local hash, first = tonumber(ARGV[at + 2 * n - 1]), tonumber(ARGV[at + 2 * n])
-  local values = read[hash]
+  local base = at + 3 * n - 2
+  local hash, first, g = tonumber(ARGV[base]), tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2])
+  local list = lists[g]
+  local nb, signs = list[1], list[4]
+  local slot = (g - 1) * nkeys + hash
+  local values = read[slot]
   if not values then
-    values = call('HMGET', KEYS[hash], unpack(first == 0 and buckets or markers))
-    read[hash] = values
+    values = call('HMGET', KEYS[hash], unpack(first == 0 and list[2] or list[3]))
+    read[slot] = values
   end
   local total = 0
   if first == 0 then
@@ -41,7 +54,7 @@ for n = 1, ne do
       if value then
         total = total + signs[i] * tonumber(value)
       else
-        cold[#cold + 1] = (n - 1) * nb + i - 1
+        cold[#cold + 1] = position + i - 1
       end
     end
   else
@@ -51,10 +64,11 @@ for n = 1, ne do
       if values[i] then
         total = total + signs[i] * call('ZCOUNT', KEYS[first + i - 1], lo, hi)
       else
-        cold[#cold + 1] = (n - 1) * nb + i - 1
+        cold[#cold + 1] = position + i - 1
       end
     end
   end
+  position = position + nb
   sums[n + 1] = total
 end
 if #cold > 1 then return cold end
