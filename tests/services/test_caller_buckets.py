@@ -25,6 +25,9 @@ URL = "/api/v2/ticketing/ticket/count?type={}&module=ticketing"
 FILTERS = "/api/v2/ticketing/filters"
 ZONES = ("UTC", "Asia/Calcutta", "America/New_York")
 DEAD_REDIS = "redis://127.0.0.1:1/0"  # nothing listens: the counter store is unreachable
+# Users (one with a bar in the id), agents of no, one, several and a repeated team, an admin, a
+# service token with the admin role, and a user who is an agent too.
+CALLERS = [principals()[i] for i in (0, 2, 5, 6, 7, 8, 9, 11, 12, 13)]
 
 
 def _create(client, owner, name, conditions) -> str:
@@ -46,7 +49,7 @@ def _ask(client, headers, principal, view_type, ids, profile_id, support, tz):
     return response.headers["X-Count-Source"], data["counts"], data["summary"]
 
 
-@pytest.mark.slow  # ~400 count calls per database
+@pytest.mark.slow  # ~100 count calls per database
 def test_caller_conjuncts_count_exactly_warm_recomputed_and_from_sql(
         ticket_world, client, headers, make_app, redis_url, tenant_id):
     # Given 300 random tickets, shared filters of every caller shape, and two caller profiles
@@ -63,14 +66,14 @@ def test_caller_conjuncts_count_exactly_warm_recomputed_and_from_sql(
         profiles[_create(client, owner, f"profile-{i}", conditions)] = parse_definition(
             conditions, as_profile=True)
     ids = list(definitions)
-    asks = []
-    for i, principal in enumerate(principals()):
+    asks = []  # each caller and view once; profile × support narrowing cycle through all six
+    for i, principal in enumerate(CALLERS):
         views = ["template", "user"] + (["agent"] if principal.has_any(
             "ticket_agent", "ticket_admin") else [])
         for j, view_type in enumerate(views):
-            for k, profile_id in enumerate(profiles):
-                asks.append((principal, view_type, profile_id, (i + j + k) % 2 == 1,
-                             ZONES[(i + j + k) % len(ZONES)]))
+            n = i + j
+            asks.append((principal, view_type, list(profiles)[n % 3], n % 2 == 1,
+                         ZONES[(i + 2 * j) % len(ZONES)]))
 
     def check(truth, allowed, ask_client=client):
         for principal, view_type, profile_id, support, tz in asks:
