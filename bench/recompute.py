@@ -61,7 +61,8 @@ class Recompute:
 
 def answer_cells(services: Any, tenant: str) -> tuple[list[Any], list[Any]]:
     """The cells (and windows) one cold read of the agent's sidebar counts, as
-    TicketCountService.count builds them: 35 targets × the agent's 7 buckets."""
+    TicketCountService.count builds them: 35 targets, each over the agent's 7 buckets or the
+    fewer its caller conjuncts narrow them to."""
     from tally.services.tickets import TicketCountQuery, TicketCountService
 
     agent = Principal(AGENT, tenant, "bench", frozenset({"ticket_agent"}), AGENT_TEAMS)
@@ -73,7 +74,7 @@ def answer_cells(services: Any, tenant: str) -> tuple[list[Any], list[Any]]:
                              TIMEZONE, False)
     compiled = TicketCountService(services).compiled(query)
     spans = compiled.windows(epoch_ms(utc_now()), TIMEZONE)
-    return compiled.cells, [span for span in spans for _ in compiled.terms]
+    return compiled.cells, compiled.cell_windows(spans)
 
 
 def _median_ms(action: Callable[[], Any], repeats: int) -> float:

@@ -23,6 +23,8 @@ TARGET_SCALE = 0.95  # the largest tenant's ticket-count ratio ÷ the smallest's
 TARGET_VISIBLE_P99_MS = 100
 TARGET_WORKER_EVENTS = 3000  # events applied per second by one worker process
 TARGET_BYTES_PER_TICKET = 100  # issue 19: Redis bytes per live ticket of the largest tenant
+# Issue 19: events/s with 1,000 agents who opened a $me filter ÷ with 10.
+ME_AGENTS, TARGET_ME_RATIO = (10, 1000), 0.9
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class DbResult:
     visibility: Visibility | None = None
     visibility_rate: int = 500
     worker: dict[str, Any] | str = "pending"
+    me_agents: list[tuple[int, dict[str, Any] | str]] = field(default_factory=list)
 
 
 def _n(value: float, digits: int = 0) -> str:
@@ -142,7 +145,33 @@ def _write_rows(result: DbResult, db: str) -> list[str]:
         figure, ok = worker, None
     rows.append(_row(["events applied per second, one worker process", db, figure, "", "", "",
                       f"≥ {TARGET_WORKER_EVENTS:,}/s", _met(ok)]))
+    if result.me_agents:
+        rows.append(_me_agents_row(result.me_agents, db))
     return rows
+
+
+def _me_agents_row(runs: list[tuple[int, dict[str, Any] | str]], db: str) -> str:
+    """Events/s of the worker with many agents who opened a `$me` filter ÷ with few (the last
+    run ÷ the first), and the same ratio of events per worker CPU second (steadier)."""
+    figures, measured = [], []
+    for agents, run in runs:
+        if isinstance(run, dict):
+            figures.append(f"{agents:,} agents: {_n(run['events_per_second'])} events/s "
+                           f"({_n(run['events_per_worker_cpu_second'])} per worker CPU second, "
+                           f"{run['materialised_predicates']:,} predicates)")
+            measured.append(run)
+        else:
+            figures.append(f"{agents:,} agents: {run}")
+    name = (f"events applied per second, {runs[-1][0]:,} ÷ {runs[0][0]:,} agents who opened a "
+            f"$me filter")
+    if len(measured) != len(runs) or len(runs) < 2:
+        return _row([name, db, "; ".join(figures), "", "", "", f"≥ {TARGET_ME_RATIO:.2f}",
+                     _met(None)])
+    few, many = measured[0], measured[-1]
+    ratio = many["events_per_second"] / few["events_per_second"]
+    cpu = many["events_per_worker_cpu_second"] / few["events_per_worker_cpu_second"]
+    return _row([name, db, "; ".join(figures), "", "", f"{ratio:.2f} (per CPU second {cpu:.2f})",
+                 f"≥ {TARGET_ME_RATIO:.2f}", _met(ratio >= TARGET_ME_RATIO)])
 
 
 def machine() -> str:

@@ -6,8 +6,9 @@ wrk from its own process, each endpoint alternating in short rounds with a bare 
 (bench/bare.py) answering the same bytes under the same gunicorn settings, the denominator of
 every ratio (bench/loads.py); time the cold 30-filter recompute; measure event-to-visible
 latency at a steady event rate with a real worker; and run bench/worker_throughput.py for events
-applied per second. After the warm reads, a trim pass and the largest tenant's Redis bytes per
-live ticket (bench/memory.py).
+applied per second, and again with 10 and with 1,000 agents who opened a `$me` filter
+(`--me-agents`) for the ratio of the two. After the warm reads, a trim pass and the largest
+tenant's Redis bytes per live ticket (bench/memory.py).
 Progress goes to stderr, the table to stdout (and to --output as Markdown).
 """
 from __future__ import annotations
@@ -64,6 +65,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     add("--quick", action="store_true",
         help="small sizes and short rounds, to check the harness (not for the table)")
     add("--skip-worker", action="store_true", help="skip bench/worker_throughput.py")
+    add("--me-agents", type=lambda text: [int(n) for n in text.split(",")],
+        default=list(report.ME_AGENTS), metavar="FEW,MANY",
+        help="agents who opened a $me filter in the two worker runs compared (default 10,1000)")
     add("--output", help="also write the table and its context to this Markdown file")
     add("--workdir", help="keep databases and logs here (default: a temp dir)")
     add("--grid", help="instead of the table: WORKERSxTHREADS pairs to compare, e.g. 2x4,4x4 "
@@ -90,13 +94,15 @@ def gunicorn_settings(env: dict[str, str]) -> dict[str, object]:
     return {name: conf.get(name) for name in names}
 
 
-def worker_throughput(kind: str, quick: bool) -> dict | str:
+def worker_throughput(kind: str, quick: bool, me_agents: int = 0) -> dict | str:
     script = ROOT / "bench" / "worker_throughput.py"
     if not script.exists():
         return "pending"
     command = [sys.executable, "-m", "bench.worker_throughput", "--json", "--db", kind]
     if quick:
         command += ["--events", "2000"]
+    if me_agents:
+        command += ["--me-agents", str(me_agents)]
     progress(f"worker throughput: {' '.join(command[1:])}")
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=3600)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -151,6 +157,7 @@ def bench_db(kind: str, args: argparse.Namespace, workdir: Path) -> report.DbRes
                     args.event_batch, args.event_seconds, args.ticket_share)
     if not args.skip_worker:
         result.worker = worker_throughput(kind, args.quick)
+        result.me_agents = [(n, worker_throughput(kind, args.quick, n)) for n in args.me_agents]
     return result
 
 

@@ -1,4 +1,5 @@
-"""`python -m bench.worker_throughput [--db sqlite|postgres] [--events N] [--batch B] [--json]`
+"""`python -m bench.worker_throughput [--db sqlite|postgres] [--events N] [--batch B]
+[--me-agents N] [--json]`
 
 Measures the write path: how fast the real ingest code takes events into SQL, and how many events
 ONE real worker process (`python -m workers.run`) applies to the counters per second.
@@ -7,7 +8,10 @@ ONE real worker process (`python -m workers.run`) applies to the counters per se
    temp dir; `--postgres-url` or TALLY_TEST_POSTGRES_URL to use a running server) and a
    redis-server of its own: the system filters plus the demo's custom filters, BASE_TICKETS
    tickets, every filter materialised by real POST /ticket/count reads of an admin, agents across
-   teams and requesters, and warm notification counters for every user.
+   teams and requesters, and warm notification counters for every user. `--me-agents N`: N more
+   agents (`me-agent-<i>`, one team each) then each read Assigned to Me (`assigneeId eq $me`, the
+   sidebar's "my open tickets"), as N agents who once opened a `$me` filter leave their cells
+   (and, were `$me` resolved into the predicate, N predicates) for the worker to maintain.
 2. Ingests N events (bench/worker_workload.py: new tickets, updates across statuses, teams and
    assignees, a few deletes, notifications created and read) in calls of B events through
    tally.services.ingest, enqueueing an apply job after each call as POST /events does; each call
@@ -62,6 +66,7 @@ from tally.stores.sql.models import OutboxRow
 ROOT = Path(__file__).resolve().parents[1]
 TENANT = "b3c4d5e6-0000-4000-8000-00000000be0c"
 BASE_TICKETS = 2000
+MY_OPEN_TICKETS = "7471"  # Assigned to Me: open tickets whose assigneeId is $me
 DRAIN_DEADLINE_S = 900
 FILTER_IDS = [s.id for s in SYSTEM_FILTERS] + [s.id for s in CATEGORY_FILTERS + DEMO_FILTERS]
 
@@ -96,8 +101,22 @@ def database_url(kind: str, workdir: str, stack: ExitStack, server: str | None) 
     return url
 
 
-def seed(app: Any, workload: Workload, var_dir: str) -> None:
-    """The tenant, its filters and base tickets, with every counter the reads below warm."""
+def count_as(client: Any, var_dir: str, user: str, roles: list[str], teams: list[str],
+             view: str, filter_ids: list[str]) -> None:
+    """One POST /ticket/count as `user`, materialising (and warming) what it reads."""
+    token = devkeys.dev_token(var_dir, tenant=TENANT, user=user, roles=roles, teams=teams)
+    response = client.post(f"/api/v2/ticketing/ticket/count?type={view}&module=ticketing",
+                           json={"filterIds": filter_ids, "timezone": "Europe/Berlin"},
+                           headers={"Authorization": f"Bearer {token}", "x-tenantid": TENANT,
+                                    "realmname": devkeys.DEV_REALM,
+                                    "accept": "application/json"})
+    if response.status_code != 200:
+        raise SystemExit(f"materialising counts for {user} failed: {response.get_json()}")
+
+
+def seed(app: Any, workload: Workload, var_dir: str, me_agents: int) -> int:
+    """The tenant, its filters and base tickets, with every counter the reads below warm;
+    returns the number of materialised predicates the worker will evaluate."""
     svc = app.extensions["tally"]
     create_tenant(svc.db, TENANT, "Bench Inc.", devkeys.DEV_REALM)
     with svc.db.write() as session:
@@ -114,19 +133,19 @@ def seed(app: Any, workload: Workload, var_dir: str) -> None:
                  "agent") for i, agent in enumerate(AGENTS)]
     readers += [(r, ["ticket_user"], [], "user") for r in REQUESTERS[:4]]
     for user, roles, teams, view in readers:
-        token = devkeys.dev_token(var_dir, tenant=TENANT, user=user, roles=roles, teams=teams)
-        response = client.post(f"/api/v2/ticketing/ticket/count?type={view}&module=ticketing",
-                               json={"filterIds": FILTER_IDS, "timezone": "Europe/Berlin"},
-                               headers={"Authorization": f"Bearer {token}", "x-tenantid": TENANT,
-                                        "realmname": devkeys.DEV_REALM,
-                                        "accept": "application/json"})
-        if response.status_code != 200:
-            raise SystemExit(f"materialising counts for {user} failed: {response.get_json()}")
+        count_as(client, var_dir, user, roles, teams, view, FILTER_IDS)
+    for i in range(me_agents):
+        count_as(client, var_dir, f"me-agent-{i}", ["ticket_agent"], [TEAMS[i % len(TEAMS)]],
+                 "agent", [MY_OPEN_TICKETS])
+        if (i + 1) % 200 == 0:
+            progress(f"{i + 1}/{me_agents} agents opened Assigned to Me")
     for user in USERS:
         notifications.rebuild_user(svc, TENANT, user)
     mps = len(svc.ticket_counters.registry(TENANT).mps)
     progress(f"seeded {BASE_TICKETS} tickets, {len(FILTER_IDS)} filters, {len(readers)} readers "
-             f"({mps} materialised predicates), {len(USERS)} warm notification users")
+             f"and {me_agents} agents of Assigned to Me ({mps} materialised predicates), "
+             f"{len(USERS)} warm notification users")
+    return mps
 
 
 def ingest_all(app: Any, events: list[dict[str, Any]], batch: int,
@@ -257,7 +276,7 @@ def measure(args: argparse.Namespace, workdir: str, stack: ExitStack) -> dict[st
     svc = app.extensions["tally"]
     stack.callback(svc.db.engine.dispose)
     workload = Workload(args.seed, epoch_ms(svc.clock()))
-    seed(app, workload, workdir)
+    mps = seed(app, workload, workdir, args.me_agents)
     events = list(workload.mixed(args.events))
     worker = WorkerRun(app, db_url, server.url, realms, Path(workdir) / "worker.log")
     if args.live:
@@ -286,7 +305,8 @@ def measure(args: argparse.Namespace, workdir: str, stack: ExitStack) -> dict[st
               # CPU seconds while applying: the machine may be shared, these are steadier.
               "worker_cpu_seconds": round(run["cpu"], 3),
               "events_per_worker_cpu_second": round(accepted / max(run["cpu"], 1e-3), 1),
-              "redis_cpu_seconds": round(run["redis_cpu"], 3)}
+              "redis_cpu_seconds": round(run["redis_cpu"], 3),
+              "me_agents": args.me_agents, "materialised_predicates": mps}
     if args.live:
         result["lag_ms"] = lag_ms(svc.db, started_ms)
     if not args.no_verify:
@@ -304,6 +324,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=500, help="events per ingest call (<= 5000)")
     parser.add_argument("--live", type=float, metavar="RATE",
                         help="run the worker while ingesting at RATE events/s (reports lag)")
+    parser.add_argument("--me-agents", type=int, default=0, metavar="N",
+                        help="N more agents each read Assigned to Me ($me) before the run")
     parser.add_argument("--seed", type=int, default=20250710)
     parser.add_argument("--postgres-url", help="a PostgreSQL server to use instead of a cluster")
     parser.add_argument("--no-verify", action="store_true", help="skip the drift check")
@@ -329,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{result['ingest_events_per_second']:.0f} events/s (calls of {args.batch}, "
               f"slowest {result['ingest_slowest_call_seconds']:.2f}s)"
               + (f"; lag p50 {lag['p50']:.0f} ms, p99 {lag['p99']:.0f} ms" if lag else "")
+              + f"; {result['me_agents']} agents of Assigned to Me, "
+              f"{result['materialised_predicates']} materialised predicates"
               + f"; drift {result.get('drift', 'not checked')}")
     return 0 if result.get("drift", 0) == 0 else 1
 

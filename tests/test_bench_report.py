@@ -80,3 +80,18 @@ def test_the_memory_row_divides_the_tenants_bytes_by_its_live_tickets():
     assert "| 61 B (61,000,000 B in 900 keys)" in row and row.endswith("| ≤ 100 B | yes |")
     result.memory = Memory(1_000, 540_000, 10, 3, 5_000, 0, 500_000, 0)
     assert report.table([result]).splitlines()[2].endswith("| ≤ 100 B | **no** |")
+
+
+def test_the_me_agents_row_divides_many_by_few():
+    def run(events_per_second, per_cpu, predicates):
+        return {"events_per_second": events_per_second, "events_per_worker_cpu_second": per_cpu,
+                "materialised_predicates": predicates}
+
+    result = report.DbResult("sqlite", worker="skipped")
+    result.me_agents = [(10, run(2_000, 2_500, 60)), (1_000, run(1_900, 2_000, 60))]
+    row = report.table([result]).splitlines()[-1]
+    assert row.startswith("| events applied per second, 1,000 ÷ 10 agents who opened a $me")
+    assert "1,000 agents: 1,900 events/s (2,000 per worker CPU second, 60 predicates)" in row
+    assert row.endswith("| 0.95 (per CPU second 0.80) | ≥ 0.90 | yes |")
+    result.me_agents[1] = (1_000, "failed (exit 1): boom")
+    assert report.table([result]).splitlines()[-1].endswith("| ≥ 0.90 | — |")

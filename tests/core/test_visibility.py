@@ -8,7 +8,8 @@ import pytest
 from tests.support import oracle
 from tally.core.model import Principal
 from tally.core.visibility import (
-    CountPlan, VisibilityDenied, assignee_team_bucket, plan, ticket_buckets, view_of)
+    ASSIGNEE, REQUESTER, TEAMS, CountPlan, VisibilityDenied, assignee_team_bucket, plan, scope,
+    ticket_buckets, view_of)
 from tests.support.randomdata import principals, random_tickets
 
 
@@ -119,3 +120,55 @@ def test_a_plan_is_a_function_of_the_caller_view_and_support_narrowing():
         ("sr:team:team-1", "sr:team:team-2", "sr:asg:a1"),
         ("sr:asgteam:2:a1|team-1", "sr:asgteam:2:a1|team-2"))
     assert plan(agent, "agent") != plan(agent, "agent", True)
+
+
+A, T, R = frozenset({ASSIGNEE}), frozenset({TEAMS}), frozenset({REQUESTER})
+
+
+def test_caller_conjuncts_narrow_the_view_to_the_buckets_that_say_them():
+    agent = scope(who("bob", "ticket_agent", teams=["t1", "t2", "t1"]), "agent")
+    assert agent.plan(A) == CountPlan(("asg:bob",))
+    assert agent.plan(T) == CountPlan(("team:t1", "team:t2"))
+    assert agent.plan(A | T) == CountPlan(("asgteam:3:bob|t1", "asgteam:3:bob|t2"))
+    admin = scope(who("bob", "ticket_admin", teams=["t1"]), "template", support_only=True)
+    assert admin.plan(A) == CountPlan(("sr:asg:bob",))
+    assert admin.plan(T) == CountPlan(("sr:team:t1",))
+    assert admin.plan(R) == CountPlan(("sr:req:bob",))
+    assert scope(who("bob", "ticket_user"), "template").plan(R) == CountPlan(("req:bob",))
+
+
+@pytest.mark.parametrize("roles, teams, caller", [
+    (("ticket_agent",), ["t1"], R), (("ticket_agent",), ["t1"], A | R),
+    (("ticket_admin",), ["t1"], A | R), (("ticket_admin",), ["t1"], T | R),
+    (("ticket_user",), ["t1"], A), (("ticket_user",), ["t1"], T),
+    (("ticket_agent",), [], T), (("ticket_admin",), [], A | T)])
+def test_no_bucket_sum_says_the_rest_so_the_predicate_keeps_it(roles, teams, caller):
+    assert scope(who("bob", *roles, teams=teams), "template").plan(caller) is None
+
+
+def test_narrowed_plans_equal_direct_visibility_on_random_tickets():
+    # Given 2,000 seeded tickets and every caller, view, narrowing and caller conjunct set
+    tickets = random_tickets(seed=20261207, n=2000, now_ms=0)
+    live = [t for t in tickets if not t["deleted"]]
+    buckets = Counter(name for t in live for name in ticket_buckets(t))
+    says = {ASSIGNEE: lambda t, p: t["assigneeId"] == p.user_id,
+            TEAMS: lambda t, p: t["teamId"] is not None and t["teamId"] in p.teams,
+            REQUESTER: lambda t, p: t["requesterId"] == p.user_id}
+    narrowed = 0
+    for principal in principals():
+        for view_type in ("user", "agent", "template"):
+            if view_type == "agent" and not principal.has_any("ticket_agent", "ticket_admin"):
+                continue
+            for support_only in (False, True):
+                for caller in (A, T, R, A | T, A | R, T | R, A | T | R):
+                    made = scope(principal, view_type, support_only).plan(caller)
+                    if made is None:
+                        continue
+                    # Then the narrowed sum equals counting the visible tickets that satisfy
+                    # the conjuncts, one by one
+                    direct = sum(1 for t in live if oracle.visible(t, principal, view_type)
+                                 and (t["isSupportRequest"] or not support_only)
+                                 and all(says[kind](t, principal) for kind in caller))
+                    assert made.evaluate(buckets) == direct, (principal, view_type, caller)
+                    narrowed += 1
+    assert narrowed > 60

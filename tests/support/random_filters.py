@@ -59,3 +59,52 @@ def definition(rng: random.Random, timed: bool = False) -> dict[str, Any]:
     """A random definition; `timed` adds one time condition at the top level of an `all`."""
     static = group(rng)
     return {"all": [static, time_condition(rng)]} if timed else static
+
+
+# Conditions on the caller alone: the first six are caller conjuncts at the top level of an
+# `all` (the buckets say them, core/visibility.Scope.plan); the rest must stay in the predicate.
+CALLER_SHAPES: tuple[dict[str, Any], ...] = (
+    {"field": "assigneeId", "op": "eq", "value": "$me"},
+    {"field": "assigneeId", "op": "in", "value": ["$me"]},
+    {"field": "teamId", "op": "in", "value": "$myTeams"},
+    {"field": "teamId", "op": "in", "value": ["$myTeams", "$myTeams"]},
+    {"field": "requesterId", "op": "eq", "value": "$me"},
+    {"field": "requesterId", "op": "in", "value": ["$me"]},
+    {"field": "assigneeId", "op": "ne", "value": "$me"},
+    {"field": "teamId", "op": "not_in", "value": "$myTeams"},
+    {"field": "assigneeId", "op": "in", "value": ["$me", "u1"]},
+    {"field": "teamId", "op": "in", "value": ["$myTeams", "t4"]},
+    {"any": [{"field": "assigneeId", "op": "eq", "value": "$me"},
+             {"field": "priority", "op": "in", "value": ["high", "critical"]}]},
+)
+
+
+def caller_definition(rng: random.Random, timed: bool = False) -> dict[str, Any]:
+    """An `all` of one to three CALLER_SHAPES, maybe a random group, maybe nested in an inner
+    `all`; `timed` adds a time condition at the top level."""
+    items: list[dict[str, Any]] = rng.sample(CALLER_SHAPES, rng.randint(1, 3))
+    if rng.random() < 0.6:
+        items.append(group(rng))
+    rng.shuffle(items)
+    if rng.random() < 0.3:
+        items = [{"all": items[:1]}, *items[1:]] if len(items) > 1 else [{"all": items}]
+    if timed:
+        items.append(time_condition(rng))
+    return {"all": items}
+
+
+def caller_filters(seed: int, extra: int = 6) -> dict[str, dict[str, Any]]:
+    """Named definitions covering every caller shape alone and the conjunct pairs (assignee ∧
+    teams, with the requester too), each with a random rest, then `extra` random ones (some
+    timed): the placeholder shapes a bucketed plan must count exactly."""
+    rng = random.Random(seed)
+    made: dict[str, dict[str, Any]] = {}
+    for i, shape in enumerate(CALLER_SHAPES):
+        made[f"shape-{i}"] = {"all": [shape, group(rng)] if i % 2 else [shape]}
+    a, a_in, t, t_list, r = CALLER_SHAPES[:5]
+    for name, pair in (("a-t", [a, t]), ("a-t-list", [a_in, t_list]), ("a-r", [a, r]),
+                       ("t-r", [t, r]), ("a-t-r", [a, t, r]), ("t-in-all", [{"all": [t]}, a])):
+        made[name] = {"all": pair + [condition(rng)]}
+    for i in range(extra):
+        made[f"random-{i}"] = caller_definition(rng, timed=i % 3 == 0)
+    return made

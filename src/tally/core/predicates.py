@@ -3,6 +3,11 @@
 Redis keeps per-bucket counts for each materialised predicate (MP); a plain MP keeps integers, a
 timed MP (its filter has a time condition) keeps the matching tickets scored by the condition's
 timestamp, so any window is one ZCOUNT. Callers whose resolved predicates are equal share an MP.
+
+A top-level conjunct naming only the caller (`assigneeId = $me`, `teamId ∈ $myTeams`,
+`requesterId = $me`; `caller_conjuncts`) is left out of the MP when the caller's buckets can say
+it instead (core/visibility.Scope.plan): "Assigned to Me" is then one MP for every caller, read
+in `asg:<me>`, and the worker's cost per ticket change does not grow with the callers.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from typing import Any, Callable, Mapping
 
 from tally.core.conditions import ME, MY_TEAMS, Condition, Definition, Group
 from tally.core.model import Principal
+from tally.core.visibility import ASSIGNEE, REQUESTER, TEAMS
 
 
 def _resolve_node(node: Group | Condition, principal: Principal) -> Group | Condition:
@@ -37,9 +43,44 @@ def _resolve_node(node: Group | Condition, principal: Principal) -> Group | Cond
     return Condition(node.field, node.op, tuple(dict.fromkeys(resolved)))
 
 
-def resolve(definition: Definition, principal: Principal) -> dict[str, Any]:
-    """The static part of `definition` for `principal`, as placeholder-free condition JSON."""
-    return _resolve_node(definition.root, principal).to_obj()
+def _caller_kind(node: Group | Condition) -> str | None:
+    """ASSIGNEE, TEAMS or REQUESTER when `node` says only that of the caller, else None."""
+    if not isinstance(node, Condition) or node.op not in ("eq", "in"):
+        return None  # ne/not_in with $me: the complement of a bucket within the view, not one
+    values = set(node.value) if isinstance(node.value, tuple) else {node.value}
+    if node.field == "assigneeId" and values == {ME}:
+        return ASSIGNEE
+    if node.field == "requesterId" and values == {ME}:
+        return REQUESTER
+    if node.field == "teamId" and values == {MY_TEAMS}:
+        return TEAMS
+    return None  # $me among other values (an `in`) is a union of buckets: not said here
+
+
+def _without_caller(group: Group, kinds: set[str]) -> Group:
+    """`group` less its caller conjuncts, through nested `all`s (never inside an `any`),
+    adding their kinds to `kinds`; what is left is conjoined with them, so an emptied `all`
+    (true) is right."""
+    if group.mode != "all":
+        return group
+    kept: list[Group | Condition] = []
+    for item in group.items:
+        kind = _caller_kind(item)
+        if kind is not None:
+            kinds.add(kind)
+        else:
+            kept.append(_without_caller(item, kinds) if isinstance(item, Group) else item)
+    return Group("all", tuple(kept))
+
+
+def caller_conjuncts(definition: Definition, profile: Definition | None = None
+                     ) -> frozenset[str]:
+    """The caller conjuncts of `definition` ∧ `profile` (kinds of core/visibility)."""
+    kinds: set[str] = set()
+    for part in (definition, profile):
+        if part is not None:
+            _without_caller(part.root, kinds)
+    return frozenset(kinds)
 
 
 Predicate = Callable[[Mapping[str, Any]], bool]
@@ -87,11 +128,16 @@ class Materialized:
 
     @classmethod
     def of(cls, definition: Definition, principal: Principal, profile: Definition | None = None,
-           origins: tuple[str, ...] = ()) -> "Materialized":
-        """The MP counting `definition` (within `profile`) for `principal`."""
-        root = resolve(definition, principal)
+           origins: tuple[str, ...] = (), bucketed: bool = False) -> "Materialized":
+        """The MP counting `definition` (within `profile`) for `principal`; `bucketed`: without
+        the caller conjuncts, which the buckets read then say (Scope.plan of them)."""
+        def static(part: Definition) -> dict[str, Any]:
+            root = _without_caller(part.root, set()) if bucketed else part.root
+            return _resolve_node(root, principal).to_obj()
+
+        root = static(definition)
         if profile is not None:
-            root = {"all": [root, resolve(profile, principal)]}
+            root = {"all": [root, static(profile)]}
         time = definition.time_condition
         return cls(root, time.field if time else None, origins, time.reach_ms if time else 0)
 

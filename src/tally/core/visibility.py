@@ -18,6 +18,17 @@ hold `|` (e.g. `auth0|123`). A view is then `Σ add − Σ subtract` over bucket
     user    req:me
 
 A ticket_service token counts nothing (contract §2): it holds no view.
+
+A filter conjunct that names only the caller — `assigneeId = $me` (A), `teamId ∈ $myTeams` (T),
+`requesterId = $me` (R) — is a bucket choice too (`Scope.plan`): the view ∩ the conjuncts is
+
+    admin     A: asg:me   T: Σ team:t   A∧T: Σ asgteam:me|t   R: req:me
+    agent     A: asg:me   T: Σ team:t   A∧T: Σ asgteam:me|t   (A ∪ T ⊇ each of them)
+    user      R: req:me
+
+so every caller can share one materialised predicate without them (core/predicates.py). What
+no bucket sum says exactly (an agent's or a user's R with anything else, a user's A or T, R with
+A or T, T for a caller of no team) stays in the caller's own predicate.
 """
 from __future__ import annotations
 
@@ -100,17 +111,58 @@ def view_of(principal: Principal, view_type: str) -> str:
     return "user"  # template: a ticket_user's widest view is its own tickets
 
 
+# The conjuncts a bucket sum can say for the caller (core/predicates.caller_conjuncts).
+ASSIGNEE, TEAMS, REQUESTER = "assignee", "teams", "requester"
+_NOTHING: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A caller's view as the ids its bucket plans are made of: `view` is admin, agent or user."""
+
+    view: str
+    me: str
+    teams: tuple[str, ...]
+    support_only: bool = False
+
+    def plan(self, caller: frozenset[str] = _NOTHING) -> CountPlan | None:
+        """The buckets of the view ∩ the `caller` conjuncts (ASSIGNEE, TEAMS, REQUESTER), or
+        None when no bucket sum is exactly that set (the conjuncts then stay in the predicate)."""
+        me, teams = self.me, self.teams
+        add: list[str]
+        subtract: list[str] = []
+        if not caller:
+            if self.view == "admin":
+                add = ["all"]
+            elif self.view == "user":
+                add = [requester_bucket(me)]
+            else:  # A ∪ T = A + T − A ∩ T
+                add = [team_bucket(t) for t in teams] + [assignee_bucket(me)]
+                subtract = [assignee_team_bucket(me, t) for t in teams]
+        elif REQUESTER in caller:  # no bucket names a requester with anything else
+            if caller != {REQUESTER} or self.view == "agent":
+                return None
+            add = [requester_bucket(me)]  # admin: all ∩ R; user: R ∩ R
+        elif self.view == "user" or (TEAMS in caller and not teams):
+            return None  # R ∩ A and R ∩ T have no bucket; T of no team: the predicate says 0
+        elif caller == {ASSIGNEE}:
+            add = [assignee_bucket(me)]  # admin: all ∩ A; agent: (A ∪ T) ∩ A
+        elif caller == {TEAMS}:
+            add = [team_bucket(t) for t in teams]  # team buckets are disjoint
+        else:  # A ∩ T
+            add = [assignee_team_bucket(me, t) for t in teams]
+        prefix = SUPPORT_PREFIX if self.support_only else ""
+        return CountPlan(tuple(prefix + b for b in add), tuple(prefix + b for b in subtract))
+
+
+def scope(principal: Principal, view_type: str, support_only: bool = False) -> Scope:
+    """What `principal` sees under `view_type` (and the support narrowing), as a Scope."""
+    teams = tuple(dict.fromkeys(principal.teams))  # a repeated team must not count twice
+    return Scope(view_of(principal, view_type), principal.user_id, teams, support_only)
+
+
 def plan(principal: Principal, view_type: str, support_only: bool = False) -> CountPlan:
     """The bucket plan for what `principal` sees under `view_type` (and the support narrowing)."""
-    view = view_of(principal, view_type)
-    me = principal.user_id
-    if view == "admin":
-        add, subtract = ["all"], []
-    elif view == "user":
-        add, subtract = [requester_bucket(me)], []
-    else:
-        teams = list(dict.fromkeys(principal.teams))  # a repeated team must not count twice
-        add = [team_bucket(t) for t in teams] + [assignee_bucket(me)]
-        subtract = [assignee_team_bucket(me, t) for t in teams]
-    prefix = SUPPORT_PREFIX if support_only else ""
-    return CountPlan(tuple(prefix + b for b in add), tuple(prefix + b for b in subtract))
+    made = scope(principal, view_type, support_only).plan()
+    assert made is not None  # a view alone is always a bucket sum
+    return made

@@ -19,7 +19,7 @@ from tally.core.model import Principal
 from tally.core.plans import CompiledCount, compile_count, sources
 from tally.services.rebuild import rebuild_cells
 from tally.core.filters import SUMMARY_FILTERS
-from tally.core.visibility import plan
+from tally.core.visibility import scope
 from tally.errors import StoreUnavailable
 from tally.stores.redis.cells import Sums
 from tally.stores.sql import ticket_counts as sql
@@ -64,7 +64,7 @@ class TicketCountService:
         plans = self.services.caches.plans
         compiled = plans.get(key, made_of)
         if compiled is None:
-            view = plan(principal, query.view_type, query.support_only)
+            view = scope(principal, query.view_type, query.support_only)
             compiled = plans.put(key, compile_count(
                 principal, view, query.filters, query.profile, query.profile_id,
                 functools.partial(Sums.of, principal.tenant_id)), made_of)
@@ -102,23 +102,17 @@ class TicketCountService:
         return self.services.ticket_counters.read_sums(
             compiled.sums, compiled.entry_windows(now, timezone), now)
 
-    @staticmethod
-    def _cell_windows(compiled: CompiledCount,
-                      spans: list[tuple[float, float] | None]) -> list[Any]:
-        width = len(compiled.terms)
-        return [span for span in spans for _ in range(width)]
-
     def _from_sql(self, tenant: str, compiled: CompiledCount,
                   spans: list[tuple[float, float] | None]) -> list[int]:
         with self.services.db.snapshot() as session:
             return sql.cell_counts(session, tenant, compiled.cells,
-                                   self._cell_windows(compiled, spans))
+                                   compiled.cell_windows(spans))
 
     def _recompute(self, tenant: str, cold: list[Cell], compiled: CompiledCount,
                    spans: list[tuple[float, float] | None], now: int) -> list[int]:
         try:
             return rebuild_cells(self.services, tenant, cold, now, compiled.cells,
-                                 self._cell_windows(compiled, spans))
+                                 compiled.cell_windows(spans))
         except StoreUnavailable as error:
             log.warning("ticket counts from SQL, install failed: %s", error.message)
             return self._from_sql(tenant, compiled, spans)

@@ -145,7 +145,7 @@ def warm_sums(raw):
     members = {"b1": {"t:1": 10, "t:2": 150, "t:3": 250}, "b2": {"t:4": 100}, "b3": {"t:2": 150}}
     for bucket, scored in members.items():
         raw.zadd(keys.mp_zset_key(T, TIMED.id, bucket), scored)
-    return Sums.of(T, [PLAIN, TIMED, TIMED], TERMS)
+    return Sums.of(T, [(PLAIN, TERMS), (TIMED, TERMS), (TIMED, TERMS)])
 
 
 def test_sums_read_each_count_with_its_signs_and_window(raw, warm_sums):
@@ -195,6 +195,20 @@ def test_sums_name_every_cold_cell_of_every_entry(raw, warm_sums):
     reader = TicketCounters(RedisCounters(raw), build_caches({}).specs)
     cold = reader.read_sums(warm_sums, [(0, 1), (0, 1)], READ_AT)
     assert cold == [Cell(PLAIN, "b2"), Cell(TIMED, "b3"), Cell(TIMED, "b3")]
+
+
+def test_sums_read_each_entry_over_its_own_buckets(raw, warm_sums):
+    # An entry over fewer buckets (a narrowed view: Assigned to Me reads asg:me alone), and a
+    # timed entry whose buckets were listed before in another order (a repeated KEYS block).
+    reader = TicketCounters(RedisCounters(raw), build_caches({}).specs)
+    sums = Sums.of(T, [(PLAIN, TERMS), (PLAIN, (("b2", 1),)), (TIMED, (("b3", 1), ("b1", 1))),
+                       (TIMED, TERMS)])
+    assert reader.read_sums(sums, [(100, 200), (100, 200)]) == [10, 7, 2, 1]
+    assert len(sums.cells) == 3 + 1 + 2 + 3
+    raw.hdel(keys.mp_counts_key(T, PLAIN.id), "b2")
+    raw.hdel(keys.mp_counts_key(T, TIMED.id), "z:b1")
+    assert reader.read_sums(sums, [(0, 1), (0, 1)]) == [
+        Cell(PLAIN, "b2"), Cell(PLAIN, "b2"), Cell(TIMED, "b1"), Cell(TIMED, "b1")]
 
 
 def test_a_dead_redis_raises_store_unavailable():

@@ -41,14 +41,14 @@ class TimedValue:
 
 @dataclass(frozen=True)
 class Sums:
-    """A compiled read of many counts, each Σ sign × cell over the same buckets of one MP.
+    """A compiled read of many counts, each Σ sign × cell over some buckets of one MP.
 
     Built once per request shape (core/plans.py; the app's plans cache) and reused: between
     reads only the windows of the timed entries change. Read by sums.lua.
     """
 
     keys: list[str]
-    head: tuple[str, ...]  # sums.lua's ARGV up to the windows: buckets, markers, signs, entries
+    head: tuple[str, ...]  # sums.lua's ARGV up to the windows: bucket lists, then entries
     cells: tuple[Cell, ...]  # entry by entry, bucket by bucket: what a cold reply's positions name
     mp_ids: tuple[str, ...]  # each MP once: whose last read a recorded read sets
     # The minute this plan last recorded its read in this process (a one-slot box: the plan is
@@ -56,26 +56,38 @@ class Sums:
     recorded: list[int] = field(default_factory=lambda: [-1], compare=False)
 
     @classmethod
-    def of(cls, tenant: str, mps: Sequence[Materialized],
-           terms: Sequence[tuple[str, int]]) -> "Sums":
-        """One entry per MP (repeats allowed), each summing `terms`: (bucket, sign) pairs."""
+    def of(cls, tenant: str,
+           entries: Sequence[tuple[Materialized, Sequence[tuple[str, int]]]]) -> "Sums":
+        """One count per (MP, terms) entry (repeats allowed), each summing its `terms`:
+        (bucket, sign) pairs."""
         table = KeyTable()
-        entries: list[str] = []
-        for mp in mps:
+        lists: dict[tuple[tuple[str, int], ...], int] = {}  # terms -> its 1-based list
+        triples: list[str] = []
+        for mp, terms in entries:
+            terms = tuple(terms)
+            if not terms:
+                raise ValueError(f"an entry of MP {mp.id} sums no bucket")
             counts = table(keys.mp_counts_key(tenant, mp.id))
-            zsets = [table(keys.mp_zset_key(tenant, mp.id, b)) for b, _ in terms
-                     ] if mp.score_field is not None else [0]
-            if zsets != list(range(zsets[0], zsets[0] + len(zsets))):  # sums.lua relies on it
-                raise AssertionError(f"the sorted sets of MP {mp.id} are not consecutive keys")
-            entries += [str(counts), str(zsets[0])]
+            first = 0
+            if mp.score_field is not None:  # sums.lua reads an entry's sorted sets in a row
+                zsets = [keys.mp_zset_key(tenant, mp.id, b) for b, _ in terms]
+                at = [table(zset) for zset in zsets]
+                first = at[0]
+                if at != list(range(first, first + len(at))):  # listed before in another order
+                    first = len(table.keys) + 1
+                    table.keys.extend(zsets)  # a key may repeat in KEYS
+            triples += [str(counts), str(first), str(lists.setdefault(terms, len(lists) + 1))]
         table(keys.mp_reads_key(tenant))  # last, as sums.lua expects
-        buckets = [b for b, _ in terms]
-        fields = [keys.timed_fields(b) for b in buckets]
-        head = (str(len(terms)), *buckets, *(cutoff for cutoff, _ in fields),
-                *(floor for _, floor in fields), *(str(sign) for _, sign in terms),
-                str(len(mps)), *entries)
-        return cls(table.keys, head, tuple(Cell(mp, b) for mp in mps for b, _ in terms),
-                   tuple(dict.fromkeys(mp.id for mp in mps)))
+        head: list[str] = [str(len(lists))]
+        for terms in lists:
+            buckets = [b for b, _ in terms]
+            fields = [keys.timed_fields(b) for b in buckets]
+            head += [str(len(terms)), *buckets, *(cutoff for cutoff, _ in fields),
+                     *(floor for _, floor in fields), *(str(sign) for _, sign in terms)]
+        head += [str(len(entries)), *triples]
+        return cls(table.keys, tuple(head),
+                   tuple(Cell(mp, b) for mp, terms in entries for b, _ in terms),
+                   tuple(dict.fromkeys(mp.id for mp, _ in entries)))
 
 
 @dataclass(frozen=True)

@@ -1,47 +1,60 @@
--- Read many counts atomically, each a signed sum over the same buckets of one MP, so one answer
--- sees one state and the reply is one integer per count (not one per cell).
+-- Read many counts atomically, each a signed sum over some buckets of one MP, so one answer sees
+-- one state and the reply is one integer per count (not one per cell).
 -- KEYS        the MPs' counts hashes and their timed cells' sorted sets (see the entries); the
 --             last, the MPs' last-read hash
--- ARGV        flat (no JSON to decode on every read), B = number of buckets, E = of entries:
---   [1]                     B
---   [2 .. B+1]              the bucket names (a plain MP's fields)
---   [B+2 .. 3B+1]           'z:' .. bucket (a timed MP's cutoffs, its warm markers), then
---                           'f:' .. bucket (its floors)
---   [3B+2 .. 4B+1]          the sign of each bucket, 1 or -1
---   [4B+2]                  E
---   then E pairs            hash, zset: `hash` is the KEYS index of the MP's counts hash; `zset`
---                           is 0 for a plain MP, else the KEYS index of its first bucket's sorted
---                           set (the others follow in bucket order)
+-- ARGV        flat (no JSON to decode on every read); G = number of bucket lists, E = of entries:
+--   [1]                     G
+--   then G lists, each:     B, then B bucket names (a plain MP's fields), B 'z:' .. bucket (a
+--                           timed MP's cutoffs, its warm markers), B 'f:' .. bucket (its
+--                           floors), B signs (1 or -1)
+--   then                    E
+--   then E triples          hash, zset, list: `hash` is the KEYS index of the MP's counts hash;
+--                           `zset` is 0 for a plain MP, else the KEYS index of its first bucket's
+--                           sorted set (the others follow in its list's order); `list` is the
+--                           1-based bucket list the entry sums
 --   then a pair per timed entry, in entry order: its window [lo, hi) in ms, lo maybe '-inf'
 --   then, only when the caller records this read: the read stamp (cells.read_stamp) and every
 --                           MP id; when all is warm each MP's last read becomes the stamp
 --                           (written only if it changed: once a minute per MP, however many
 --                           plans read it)
--- Entries that share a counts hash (one timed MP, several windows) read it with one HMGET.
+-- Entries that share a counts hash and a bucket list (one timed MP, several windows) read it
+-- with one HMGET.
 -- A trimmed cell answers a window from -inf as floor + members below hi when hi >= its cutoff,
 -- any other window when lo >= its cutoff; a window reaching lower finds the cell cold.
 -- Returns {0, count1, count2, ...} when every cell is warm, else {1, p1, p2, ...}: the 0-based
--- positions of the cold cells (entry * B + bucket).
-local nb = tonumber(ARGV[1])
-local buckets, markers, signs = {}, {}, {}
-for i = 1, nb do
-  buckets[i] = ARGV[1 + i]
-  markers[i] = ARGV[1 + nb + i]
-  markers[nb + i] = ARGV[1 + 2 * nb + i]
-  signs[i] = tonumber(ARGV[1 + 3 * nb + i])
-end
-local at = 2 + 4 * nb
-local ne = tonumber(ARGV[at])
-local window = at + 2 * ne + 1
+-- positions of the cold cells, entry after entry, each its list's buckets in order.
 local call = redis.call
-local read = {}  -- KEYS index of a counts hash -> its HMGET reply
+local ng = tonumber(ARGV[1])
+local lists = {}  -- each: {n, buckets, markers (cutoffs, then floors), signs}
+local at = 2
+for g = 1, ng do
+  local nb = tonumber(ARGV[at])
+  local buckets, markers, signs = {}, {}, {}
+  for i = 1, nb do
+    buckets[i] = ARGV[at + i]
+    markers[i] = ARGV[at + nb + i]
+    markers[nb + i] = ARGV[at + 2 * nb + i]
+    signs[i] = tonumber(ARGV[at + 3 * nb + i])
+  end
+  lists[g] = {nb, buckets, markers, signs}
+  at = at + 4 * nb + 1
+end
+local ne = tonumber(ARGV[at])
+local window = at + 3 * ne + 1
+local read = {}  -- (list - 1) * #KEYS + KEYS index of a counts hash -> its HMGET reply
+local nkeys = #KEYS
 local sums, cold = {0}, {1}
+local position = 0  -- cells before this entry's
 for n = 1, ne do
-  local hash, first = tonumber(ARGV[at + 2 * n - 1]), tonumber(ARGV[at + 2 * n])
-  local values = read[hash]
+  local base = at + 3 * n - 2
+  local hash, first, g = tonumber(ARGV[base]), tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2])
+  local list = lists[g]
+  local nb, signs = list[1], list[4]
+  local slot = (g - 1) * nkeys + hash
+  local values = read[slot]
   if not values then
-    values = call('HMGET', KEYS[hash], unpack(first == 0 and buckets or markers))
-    read[hash] = values
+    values = call('HMGET', KEYS[hash], unpack(first == 0 and list[2] or list[3]))
+    read[slot] = values
   end
   local total = 0
   if first == 0 then
@@ -50,7 +63,7 @@ for n = 1, ne do
       if value then
         total = total + signs[i] * tonumber(value)
       else
-        cold[#cold + 1] = (n - 1) * nb + i - 1
+        cold[#cold + 1] = position + i - 1
       end
     end
   else
@@ -66,10 +79,11 @@ for n = 1, ne do
         total = total + signs[i] * (call('ZCOUNT', KEYS[first + i - 1], lo, below)
                                     + tonumber(values[nb + i] or '0'))
       else
-        cold[#cold + 1] = (n - 1) * nb + i - 1
+        cold[#cold + 1] = position + i - 1
       end
     end
   end
+  position = position + nb
   sums[n + 1] = total
 end
 if #cold > 1 then return cold end
