@@ -12,7 +12,7 @@ from tally.core.filters import SYSTEM_BY_ID
 from tally.core.model import OPEN_STATUSES, Principal
 from tally.core.plans import compile_count
 from tally.core.predicates import Materialized
-from tally.core.visibility import plan
+from tally.core.visibility import scope
 
 H, DAY = 3_600_000, 86_400_000
 NOW = int(datetime(2026, 3, 8, 15, 30, 12, tzinfo=timezone.utc).timestamp() * 1000)
@@ -74,9 +74,9 @@ def test_an_mp_shared_by_two_windows_records_the_larger_reach():
         def details(self):
             return {}
 
-    compiled = compile_count(admin, plan(admin, "template", False),
+    compiled = compile_count(admin, scope(admin, "template", False),
                              {"7440": Filter(overdue.definition), "wide": Filter(wide)}, None,
-                             None, lambda mps, terms: mps)
+                             None, lambda entries: [mp for mp, _ in entries])
     shared = [mp for mp in compiled.sums if mp.id == Materialized.of(wide, admin).id]
     assert {mp.reach for mp in shared} == {10 * DAY}
     assert Materialized.of(overdue.definition, admin).reach == 0

@@ -174,7 +174,8 @@ def test_a_warm_read_records_its_mps_once_a_minute_per_plan(raw, warm_sums):
     assert raw.hgetall(reads) == {PLAIN.id: str(end), TIMED.id: str(end)}
     raw.config_resetstat()
     reader.read_sums(warm_sums, [(0, 1), (0, 1)], READ_AT + 1)  # same minute: not recorded
-    other = Sums.of(T, [PLAIN, TIMED, TIMED], TERMS)  # another plan (or process), same minute
+    # another plan (or process), same minute
+    other = Sums.of(T, [(PLAIN, TERMS), (TIMED, TERMS), (TIMED, TERMS)])
     reader.read_sums(other, [(0, 1), (0, 1)], READ_AT + 2)
     stats = raw.info("commandstats")
     assert stats["cmdstat_hget"]["calls"] == 2 and "cmdstat_hset" not in stats
@@ -203,11 +204,11 @@ def test_sums_read_each_entry_over_its_own_buckets(raw, warm_sums):
     reader = TicketCounters(RedisCounters(raw), build_caches({}).specs)
     sums = Sums.of(T, [(PLAIN, TERMS), (PLAIN, (("b2", 1),)), (TIMED, (("b3", 1), ("b1", 1))),
                        (TIMED, TERMS)])
-    assert reader.read_sums(sums, [(100, 200), (100, 200)]) == [10, 7, 2, 1]
+    assert reader.read_sums(sums, [(100, 200), (100, 200)], READ_AT) == [10, 7, 2, 1]
     assert len(sums.cells) == 3 + 1 + 2 + 3
     raw.hdel(keys.mp_counts_key(T, PLAIN.id), "b2")
     raw.hdel(keys.mp_counts_key(T, TIMED.id), "z:b1")
-    assert reader.read_sums(sums, [(0, 1), (0, 1)]) == [
+    assert reader.read_sums(sums, [(0, 1), (0, 1)], READ_AT) == [
         Cell(PLAIN, "b2"), Cell(PLAIN, "b2"), Cell(TIMED, "b1"), Cell(TIMED, "b1")]
 
 

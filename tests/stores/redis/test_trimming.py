@@ -96,7 +96,7 @@ def test_reads_answer_windows_above_the_cutoff_and_find_the_others_cold(store):
     for outbox_id, moves in enumerate(HISTORY, 1):
         apply(counters, tenant, outbox_id, moves)
     assert cells.trim(tenant, [CELL], SECOND) == [1]  # t5:1
-    sums = Sums.of(tenant, [TIMED], (("all", 1),))
+    sums = Sums.of(tenant, [(TIMED, (("all", 1),))])
     inf = float("-inf")
     # before now: floor + members below now; windows with lo at or above the cutoff: members
     assert cells.read_sums(sums, [(inf, 200 * H)], 300 * H) == [3]
