@@ -12,11 +12,10 @@ socket at once, tally.http.hangups), when a newer stream of its user replaces it
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any, Iterator
 
-from flask import Flask, Response, current_app, g, request
+from flask import Response, current_app, g, request
 from flask.views import MethodView
 
 from tally.auth.guard import require_roles
@@ -24,7 +23,7 @@ from tally.core.model import COUNT_ROLES
 from tally.errors import StreamsExhausted
 from tally.services import notifications
 from tally.extensions import Services, services
-from tally.http.fanout import Hub, Subscription
+from tally.http.fanout import Subscription, hub
 from tally.http.schemas import common as schemas
 from tally.http.api import render
 from tally.http.bodies import Blueprint
@@ -37,25 +36,10 @@ log = logging.getLogger("tally.http.views.stream")
 blp = Blueprint("stream", __name__, url_prefix="/api/v2/ticketing",
                 description="The badge pushed as Server-Sent Events")
 
-EXTENSION = "tally_streams"
 RETRY_MS = 3000  # how long an EventSource waits before it reconnects
 ERRORS = {400: "Invalid header or query", 401: "Missing, expired or invalid token",
           403: "The caller lacks a ticket role", 404: "Unknown realm or tenant",
           503: "This server holds as many other users' streams as it may (Retry-After)"}
-_hub_lock = threading.Lock()
-
-
-def hub(app: Flask) -> Hub:
-    """The app's fan-out hub, built on first use with the configured bounds."""
-    with _hub_lock:
-        found = app.extensions.get(EXTENSION)
-        if found is None:
-            svc = app.extensions["tally"]
-            config = svc.config
-            found = Hub(lambda: svc.counters.client, int(config.STREAMS_PER_PROCESS),
-                        int(config.STREAMS_PER_USER))
-            app.extensions[EXTENSION] = found
-        return found
 
 
 def snapshot(svc: Services, tenant: str, user: str, view: str) -> tuple[str, str]:

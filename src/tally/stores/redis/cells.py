@@ -41,7 +41,7 @@ class Sums:
     def of(cls, tenant: str, mps: Sequence[Materialized],
            terms: Sequence[tuple[str, int]]) -> "Sums":
         """One entry per MP (repeats allowed), each summing `terms`: (bucket, sign) pairs."""
-        table = KeyTable()
+        table = KeyTable(keys.watermark_key(tenant))  # sums.lua reads it first
         entries: list[str] = []
         for mp in mps:
             counts = table(keys.mp_counts_key(tenant, mp.id))
@@ -54,6 +54,14 @@ class Sums:
         head = (str(len(terms)), *buckets, *(f"z:{b}" for b in buckets),
                 *(str(sign) for _, sign in terms), str(len(mps)), *entries)
         return cls(table.keys, head, tuple(Cell(mp, b) for mp in mps for b, _ in terms))
+
+
+@dataclass(frozen=True)
+class WarmSums:
+    """A warm read: the tenant's applied watermark (read first) and one sum per entry."""
+
+    watermark: int
+    sums: list[int]
 
 
 @dataclass(frozen=True)
@@ -80,8 +88,9 @@ class TicketCounters:
 
     @wrap_errors
     def read_sums(self, sums: Sums,
-                  windows: Sequence[tuple[float, float]]) -> list[int] | list[Cell]:
-        """Every count of `sums` in one atomic round trip (sums.lua); the cold cells, if any.
+                  windows: Sequence[tuple[float, float]]) -> WarmSums | list[Cell]:
+        """Every count of `sums` and the tenant's applied watermark in one atomic round trip
+        (sums.lua); else the cold cells.
 
         `windows[k]` is the [lo, hi) of the k-th timed entry of `sums`.
         """
@@ -90,7 +99,7 @@ class TicketCounters:
             args += ["-inf" if lo == NEG_INF else str(int(lo)), f"({int(hi)}"]
         reply = self._sums(keys=sums.keys, args=args)
         if reply[0] == 0:
-            return reply[1:]
+            return WarmSums(int(reply[1] or 0), reply[2:])
         return [sums.cells[i] for i in reply[1:]]
 
     @wrap_errors

@@ -1,6 +1,7 @@
 -- Read many counts atomically, each a signed sum over the same buckets of one MP, so one answer
 -- sees one state and the reply is one integer per count (not one per cell).
--- KEYS        the MPs' counts hashes and their timed cells' sorted sets (see the entries)
+-- KEYS        [1] the tenant's watermark key (keys.watermark_key), then the MPs' counts hashes
+--             and their timed cells' sorted sets (see the entries)
 -- ARGV        flat (no JSON to decode on every read), B = number of buckets, E = of entries:
 --   [1]                     B
 --   [2 .. B+1]              the bucket names (a plain MP's fields)
@@ -12,8 +13,9 @@
 --                           set (the others follow in bucket order)
 --   then a pair per timed entry, in entry order: its ZCOUNT min and max
 -- Entries that share a counts hash (one timed MP, several windows) read it with one HMGET.
--- Returns {0, count1, count2, ...} when every cell is warm, else {1, p1, p2, ...}: the 0-based
--- positions of the cold cells (entry * B + bucket).
+-- Returns {0, watermark, count1, count2, ...} when every cell is warm (watermark: the tenant's
+-- applied watermark, read first, or false when none is stored), else {1, p1, p2, ...}: the
+-- 0-based positions of the cold cells (entry * B + bucket).
 local nb = tonumber(ARGV[1])
 local buckets, markers, signs = {}, {}, {}
 for i = 1, nb do
@@ -26,7 +28,7 @@ local ne = tonumber(ARGV[at])
 local window = at + 2 * ne + 1
 local call = redis.call
 local read = {}  -- KEYS index of a counts hash -> its HMGET reply
-local sums, cold = {0}, {1}
+local sums, cold = {0, call('GET', KEYS[1])}, {1}
 for n = 1, ne do
   local hash, first = tonumber(ARGV[at + 2 * n - 1]), tonumber(ARGV[at + 2 * n])
   local values = read[hash]
@@ -55,7 +57,7 @@ for n = 1, ne do
       end
     end
   end
-  sums[n + 1] = total
+  sums[n + 2] = total
 end
 if #cold > 1 then return cold end
 return sums
