@@ -52,6 +52,9 @@ def at_least(svc: Services, app: Flask, tenant: str, position: int | None, first
     deadline = time.monotonic() + int(svc.config.MIN_WATERMARK_WAIT_MS) / 1000
     subscription = hub(app).watch(watermarks.channel(tenant))
     try:
+        # Raise the stored watermark first if SQL says the rows are applied already (the key was
+        # lost to a flush, or an apply could not raise it): one statement, then no wait at all.
+        watermarks.advance(svc, tenant)
         while True:
             try:
                 if watermarks.applied(svc, tenant) >= position:
