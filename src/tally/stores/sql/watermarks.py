@@ -3,6 +3,7 @@
 `bump` runs in the transaction that writes outbox rows, just before them: its UPDATE holds the
 tenant's row lock to commit, so a tenant's watermarks commit in order, and a snapshot that sees
 watermark W sees every outbox row stamped W or less (SQLite's one writer gives the same order).
+Watermarks issued start at 1; 0 claims nothing (rows written before migration 0004 carry it).
 """
 from __future__ import annotations
 
@@ -14,13 +15,12 @@ from tally.stores.sql.models import OutboxRow, Tenant
 
 def bump(session: Session, tenant: str) -> int:
     """Issue the tenant's next watermark (the caller's transaction writes its outbox rows with
-    it). Raises LookupError for a tenant that is not provisioned."""
+    it). A tenant without a row (never provisioned: the guard lets no request of it through)
+    is issued 0, the watermark that claims nothing."""
     value = session.execute(update(Tenant).where(Tenant.id == tenant)
                             .values(watermark=Tenant.watermark + 1)
                             .returning(Tenant.watermark)).scalar()
-    if value is None:
-        raise LookupError(f"tenant {tenant} is not provisioned")
-    return int(value)
+    return int(value or 0)
 
 
 def issued(session: Session, tenant: str) -> int:
