@@ -38,6 +38,20 @@ def app(make_app):
 
 
 @pytest.fixture
+def headers(headers):
+    """The suite's headers, each (user, roles) minted once: these tests make hundreds of calls."""
+    made: dict[tuple[str, tuple[str, ...]], dict[str, str]] = {}
+
+    def build(user: str = "user-1", roles=("ticket_user",)) -> dict[str, str]:
+        key = (user, tuple(roles))
+        if key not in made:
+            made[key] = headers(user, roles)
+        return made[key]
+
+    return build
+
+
+@pytest.fixture
 def env(db_url, counter_store, realms_file):
     return counter_store.process_env(db_url, realms_file)
 
