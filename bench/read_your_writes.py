@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench import calls
+from bench import calls, report
 from bench.seed import seed_tenant
 from bench.stack import ROOT, Stack
 from tally.dev import keys as devkeys
@@ -35,11 +34,6 @@ WRITER = "rw-writer"
 
 def progress(line: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 class Client:
@@ -59,10 +53,10 @@ class Client:
         return elapsed, response.status, dict(response.getheaders()), json.loads(data or b"{}")
 
 
-def sample(base_url: str, var_dir: str, seconds: float) -> dict[str, Any]:
+def sample(base_url: str, var_dir: str, tenant: str, seconds: float) -> dict[str, Any]:
     """Alternate write-then-wait and plain badge reads for `seconds`."""
-    service = calls.service_headers(var_dir, TENANT)
-    reader = calls.headers(var_dir, TENANT, WRITER, ["ticket_user"])
+    service = calls.service_headers(var_dir, tenant)
+    reader = calls.headers(var_dir, tenant, WRITER, ["ticket_user"])
     client = Client(base_url)
     badge = f"{calls.API}/ticket/notification/count"
     waited: list[float] = []
@@ -95,45 +89,40 @@ def sample(base_url: str, var_dir: str, seconds: float) -> dict[str, Any]:
             "wrong": wrong}
 
 
-def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    with Stack(args.db, workdir) as stack:
-        seeded = seed_tenant(Database(stack.db_url), TENANT, args.tickets, args.notifications,
-                             args.users, devkeys.DEV_REALM, progress)
-        var = str(stack.var_dir)
-        with stack.web() as base, stack.worker():
-            spec = {"base_url": base, "headers": calls.service_headers(var, TENANT),
-                    "users": list(seeded.notification_users), "rate": args.rate,
-                    "batch": args.batch, "seconds": args.seconds + 2,
-                    "ticket_share": args.ticket_share, "tickets": args.tickets,
-                    "senders": 16, "seed": 21}
-            with tempfile.TemporaryDirectory(prefix="tally-ryw-") as tmp:
-                spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
-                spec_path.write_text(json.dumps(spec))
-                producer = subprocess.Popen([sys.executable, "-m", "bench.producer",
-                                             str(spec_path), str(out_path)], cwd=ROOT)
-                try:
-                    time.sleep(1.0)  # the background rate is steady before sampling
-                    progress(f"sampling for {args.seconds:.0f} s at {args.rate} events/s")
-                    result = sample(base, var, args.seconds)
-                finally:
-                    if producer.wait(120) != 0:
-                        raise RuntimeError("the producer failed")
-                records = json.loads(out_path.read_text())
+def measure(base_url: str, var_dir: str, tenant: str, users: list[str], tickets: int,
+            rate: int, batch: int, seconds: float, ticket_share: float) -> dict[str, Any]:
+    """Sample for `seconds` while bench/producer.py sends `rate` events/s to `tenant` (its
+    `users` and `tickets`); needs the web process at `base_url` and a worker running."""
+    spec = {"base_url": base_url, "headers": calls.service_headers(var_dir, tenant),
+            "users": users, "rate": rate, "batch": batch, "seconds": seconds + 2,
+            "ticket_share": ticket_share, "tickets": tickets, "senders": 16, "seed": 21}
+    with tempfile.TemporaryDirectory(prefix="tally-ryw-") as tmp:
+        spec_path, out_path = Path(tmp) / "spec.json", Path(tmp) / "out.json"
+        spec_path.write_text(json.dumps(spec))
+        producer = subprocess.Popen([sys.executable, "-m", "bench.producer", str(spec_path),
+                                     str(out_path)], cwd=ROOT)
+        try:
+            time.sleep(1.0)  # the background rate is steady before sampling
+            result = sample(base_url, var_dir, tenant, seconds)
+        finally:
+            if producer.wait(120) != 0:
+                raise RuntimeError("the producer failed")
+        records = json.loads(out_path.read_text())
     sent = sorted(r["sent"] for r in records)
     span = sent[-1] - sent[0] if len(sent) > 1 else 0.0
-    result["rate"] = (len(records) - 1) * args.batch / span if span else 0.0
+    result["rate"] = (len(records) - 1) * batch / span if span else 0.0
     return result
 
 
-def row(db: str, result: dict[str, Any]) -> str:
-    waited, plain = result["waited"], result["plain"]
-    added = percentile(waited, 99) - percentile(plain, 99)
-    served = ", ".join(f"{k} {v}" for k, v in sorted(result["sources"].items()))
-    return (f"| read-your-write badge at {result['rate']:.0f} events/s | {db} | "
-            f"p99 added {added:.1f} ms (with X-Min-Watermark p50 "
-            f"{statistics.median(waited):.1f} / p99 {percentile(waited, 99):.1f} ms; plain p50 "
-            f"{statistics.median(plain):.1f} / p99 {percentile(plain, 99):.1f} ms; "
-            f"{result['samples']} writes; served {served}; wrong {result['wrong']}) |")
+def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Seed a tenant on a fresh stack, serve it with a worker, and measure."""
+    with Stack(args.db, workdir) as stack:
+        seeded = seed_tenant(Database(stack.db_url), TENANT, args.tickets, args.notifications,
+                             args.users, devkeys.DEV_REALM, progress)
+        with stack.web() as base, stack.worker():
+            progress(f"sampling for {args.seconds:.0f} s at {args.rate} events/s")
+            return measure(base, str(stack.var_dir), TENANT, list(seeded.notification_users),
+                           args.tickets, args.rate, args.batch, args.seconds, args.ticket_share)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="tally-bench-ryw-") as workdir:
         result = run(args, Path(workdir))
-    print(row(args.db, result))
+    print(report.read_your_writes_row(result, args.db, args.rate))
     return 0 if result["wrong"] == 0 else 1
 
 
