@@ -90,6 +90,15 @@ def count_response(result: CountResult, view: str = "full", message: str = COUNT
                         request.headers.get("If-None-Match") if conditional else None).response()
 
 
+def count_at_least(svc: Services, tenant: str, user: str, position: int | None) -> CountResult:
+    """The user's counts, reflecting at least watermark `position` when one is given (waiting
+    for the worker up to the bound, else from SQL: tally.http.watermarks)."""
+    return watermarks.at_least(svc, current_app._get_current_object(), tenant, position,
+                               notifications.count(svc, tenant, user),
+                               lambda: notifications.count(svc, tenant, user),
+                               lambda: notifications.sql_only(svc, tenant, user))
+
+
 def mark_read(svc: Services, tenant: str, user: str, ids: list[str] | None) -> CountResult:
     """Mark notifications read in SQL, apply the delta now (read-your-writes), return the counts."""
     at = epoch_ms(svc.clock())
@@ -118,12 +127,9 @@ class NotificationCount(MethodView):
     @document_errors
     def get(self, query: dict[str, Any]) -> Response:
         """The caller's notification counts (the badge)."""
-        svc, tenant, user = services(), g.principal.tenant_id, g.principal.user_id
+        tenant = g.principal.tenant_id
         position = watermarks.wanted(tenant, request.headers.get(MIN_WATERMARK["name"]))
-        result = watermarks.at_least(
-            svc, current_app, tenant, position, notifications.count(svc, tenant, user),
-            lambda: notifications.count(svc, tenant, user),
-            lambda: notifications.sql_only(svc, tenant, user))
+        result = count_at_least(services(), tenant, g.principal.user_id, position)
         return count_response(result, query["view"])
 
 

@@ -33,7 +33,7 @@ from tally.http.api import render
 from tally.http import watermarks
 from tally.http.bodies import Blueprint
 from tally.http.openapi import MIN_WATERMARK, error_docs
-from tally.http.views.notifications import count_data
+from tally.http.views.notifications import count_at_least, count_data
 from tally.observability.logs import request_context
 from tally.observability.metrics import SSE_EVENTS
 
@@ -146,14 +146,10 @@ class NotificationStream(MethodView):
         last_seen, resumed = resume_point(tenant, request.headers.get("Last-Event-ID"))
         asked = watermarks.wanted(tenant, request.headers.get(MIN_WATERMARK["name"]))
         position = max((p for p in (resumed, asked) if p is not None), default=None)
-        app = current_app._get_current_object()
-        subscription = hub(app).open(notifications.changes_channel(*who),
-                                     peer=request.environ.get("gunicorn.socket"))
+        subscription = hub(current_app._get_current_object()).open(
+            notifications.changes_channel(*who), peer=request.environ.get("gunicorn.socket"))
         try:
-            first = snapshot_of(watermarks.at_least(
-                svc, app, tenant, position, notifications.count(svc, *who),
-                lambda: notifications.count(svc, *who),
-                lambda: notifications.sql_only(svc, *who)), view)
+            first = snapshot_of(count_at_least(svc, *who, position), view)
         except BaseException:
             subscription.close()
             raise
