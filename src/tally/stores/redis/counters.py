@@ -10,7 +10,7 @@ from importlib import resources
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import redis
-from redis.exceptions import RedisClusterException
+from redis.exceptions import AskError, ClusterError, RedisClusterException, TryAgainError
 
 from tally.core.model import NOTIFICATION_TYPES, PRIORITIES, NotificationCounts
 from tally.errors import GuardChanged, RebuildBusy, StoreUnavailable
@@ -185,11 +185,18 @@ class RedisCounters:
     def read_badge(self, tenant: str, user: str) -> tuple[int, NotificationCounts | None]:
         """The tenant's applied watermark and the user's counts (None when cold), read
         atomically in one round trip (badge.lua)."""
-        watermark, flat = self._badge(keys=[keys.watermark_key(tenant),
-                                            keys.notification_counts_key(tenant, user)])
-        if not flat:
+        wm_key, counts_key = keys.watermark_key(tenant), keys.notification_counts_key(tenant, user)
+        try:
+            watermark, flat = self._badge(keys=[wm_key, counts_key])
+            raw = dict(zip(flat[0::2], flat[1::2]))
+        except (TryAgainError, AskError, ClusterError):  # ClusterError: redirections ran out
+            # A reshard moving the tenant's slot holds one key here and one there: read them one
+            # by one (each follows its redirection), the watermark first so it claims no more
+            # than the counts read after it reflect.
+            watermark = self.client.get(wm_key)
+            raw = self.client.hgetall(counts_key)
+        if not raw:
             return int(watermark or 0), None
-        raw = dict(zip(flat[0::2], flat[1::2]))
         return int(watermark or 0), notification_counts_from_hash(raw)
 
     def read_notifications(self, tenant: str, user: str) -> NotificationCounts | None:
