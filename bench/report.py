@@ -44,6 +44,7 @@ class DbResult:
     memory: Memory | None = None
     visibility: Visibility | None = None
     visibility_rate: int = 500
+    read_your_writes: dict[str, Any] | None = None  # bench/read_your_writes.measure
     worker: dict[str, Any] | str = "pending"
     me_agents: list[tuple[int, dict[str, Any] | str]] = field(default_factory=list)
 
@@ -125,6 +126,24 @@ def _recompute_rows(result: DbResult, db: str) -> list[str]:
                   f"{r.cold_ms / r.scan_ms:.1f}× scan", "—", "—"])]
 
 
+def read_your_writes_row(r: dict[str, Any], db: str, rate: int) -> str:
+    """bench/read_your_writes: a badge read with its own write's X-Min-Watermark against the
+    plain poll, alternating, under `rate` background events/s; p50/p99 are the waiting reads'."""
+    waited, plain = sorted(r["waited"]), sorted(r["plain"])
+
+    def pct(values: list[float], p: float) -> float:
+        return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+    served = ", ".join(f"{k} {v:,}" for k, v in sorted(r["sources"].items()))
+    figure = (f"p99 added {_n(pct(waited, 99) - pct(plain, 99), 1)} ms over the plain poll "
+              f"(p50 {_n(pct(plain, 50), 1)} / p99 {_n(pct(plain, 99), 1)} ms); {r['samples']:,} "
+              f"writes at {_n(r['rate'])} events/s; served: {served}; "
+              f"{r['wrong']} without their write")
+    return _row([f"count waiting for its own write at {rate} events/s", db, figure,
+                 _n(pct(waited, 50), 1), _n(pct(waited, 99), 1), "", "every answer has it",
+                 _met(r["wrong"] == 0)])
+
+
 def _write_rows(result: DbResult, db: str) -> list[str]:
     rows = []
     v = result.visibility
@@ -135,6 +154,8 @@ def _write_rows(result: DbResult, db: str) -> list[str]:
         rows.append(_row([f"event-to-visible at {result.visibility_rate} events/s", db, figure,
                           _n(v.p50_ms, 1), _n(v.p99_ms, 1), "",
                           f"p99 ≤ {TARGET_VISIBLE_P99_MS} ms", _met(ok)]))
+    if result.read_your_writes is not None:
+        rows.append(read_your_writes_row(result.read_your_writes, db, result.visibility_rate))
     worker = result.worker
     if isinstance(worker, dict):
         figure = (f"{_n(worker['events_per_second'])} events/s "

@@ -5,7 +5,8 @@ latter with 100,000 notifications; serve them with gunicorn as the Procfile does
 wrk from its own process, each endpoint alternating in short rounds with a bare Flask app
 (bench/bare.py) answering the same bytes under the same gunicorn settings, the denominator of
 every ratio (bench/loads.py); time the cold 30-filter recompute; measure event-to-visible
-latency at a steady event rate with a real worker; and run bench/worker_throughput.py for events
+latency at a steady event rate with a real worker, and what waiting for one's own write adds to a
+count at that rate (bench/read_your_writes.py); and run bench/worker_throughput.py for events
 applied per second, and again with 10 and with 1,000 agents who opened a `$me` filter
 (`--me-agents`) for the ratio of the two. After the warm reads, a trim pass and the largest
 tenant's Redis bytes per live ticket (bench/memory.py).
@@ -24,7 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import calls, grid, loads, memory, recompute, report, visibility, wrk
+from bench import (calls, grid, loads, memory, read_your_writes, recompute, report, visibility,
+                   wrk)
 from bench.seed import SeededTenant, seed_tenant
 from bench.stack import ROOT, Stack
 from tally.settings import from_env
@@ -155,6 +157,11 @@ def bench_db(kind: str, args: argparse.Namespace, workdir: Path) -> report.DbRes
                     stack.redis.url, base, LARGE_TENANT, users[:args.badge_users],
                     calls.service_headers(var, LARGE_TENANT), args.tickets, args.event_rate,
                     args.event_batch, args.event_seconds, args.ticket_share)
+                progress(f"counts waiting for their own writes at {args.event_rate} events/s")
+                result.read_your_writes = read_your_writes.measure(
+                    base, var, LARGE_TENANT, users[:args.badge_users], args.tickets,
+                    args.event_rate, args.event_batch, min(args.event_seconds, 15.0),
+                    args.ticket_share)
     if not args.skip_worker:
         result.worker = worker_throughput(kind, args.quick)
         result.me_agents = [(n, worker_throughput(kind, args.quick, n)) for n in args.me_agents]

@@ -49,3 +49,10 @@ def test_log_and_metrics_settings_are_read():
     assert (config.LOG_SLOW_MS, config.LOG_SAMPLE_RATE, config.METRICS_FOLD_SECONDS) == \
         (250, 0.0, 2.5)
     assert (from_env({}).LOG_SLOW_MS, from_env({}).LOG_SAMPLE_RATE) == (500, 0.01)
+
+
+def test_the_min_watermark_wait_is_read_and_refused_below_zero():
+    assert from_env({}).MIN_WATERMARK_WAIT_MS == 250
+    assert from_env({"TALLY_MIN_WATERMARK_WAIT_MS": "0"}).MIN_WATERMARK_WAIT_MS == 0
+    with pytest.raises(ConfigError, match="TALLY_MIN_WATERMARK_WAIT_MS"):
+        from_env({"TALLY_MIN_WATERMARK_WAIT_MS": "-5"})

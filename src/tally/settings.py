@@ -105,6 +105,9 @@ class Base:
     STREAM_HEARTBEAT_SECONDS = 15
     # Seconds a stream lives before the server ends it; the client reconnects (token re-checked).
     STREAM_MAX_SECONDS = 900
+    # Milliseconds a count sent with X-Min-Watermark waits for the worker to apply that write
+    # before it answers from SQL instead (0: straight to SQL).
+    MIN_WATERMARK_WAIT_MS = 250
     # Access log (tally.observability.logs.AccessLog): every 5xx and every 4xx but 401/403/404
     # is logged, every request slower than LOG_SLOW_MS too, and of the rest a random share
     # LOG_SAMPLE_RATE (0-1).
@@ -181,6 +184,9 @@ def from_env(environ: Mapping[str, str] | None = None) -> Base:
     for name in ("STREAM_HEARTBEAT_SECONDS", "STREAM_MAX_SECONDS"):
         if f"TALLY_{name}" in env:
             setattr(config, name, parse_int(f"TALLY_{name}", env[f"TALLY_{name}"], 1))
+    if "TALLY_MIN_WATERMARK_WAIT_MS" in env:
+        config.MIN_WATERMARK_WAIT_MS = parse_int("TALLY_MIN_WATERMARK_WAIT_MS",
+                                                 env["TALLY_MIN_WATERMARK_WAIT_MS"])
     if "TALLY_LOG_SLOW_MS" in env:
         config.LOG_SLOW_MS = parse_int("TALLY_LOG_SLOW_MS", env["TALLY_LOG_SLOW_MS"])
     if "TALLY_LOG_SAMPLE_RATE" in env:

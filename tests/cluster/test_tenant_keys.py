@@ -110,12 +110,13 @@ def test_a_tenants_keys_share_its_slot_and_scans_and_invalidation_find_them(
     left = set(every_key(redis_cluster))
     assert left < set(found)
     assert not {key for key in left if keys.mp_of_key(tenant_id, key) in custom_mps}
-    # When the whole tenant is invalidated: only its dedupe set and registry version are kept,
-    # and the other tenant's keys are untouched
+    # When the whole tenant is invalidated: only its dedupe set, registry version and applied
+    # watermark are kept (the groups it drops are rebuilt from SQL), and the other tenant's keys
+    # are untouched
     assert maintenance.invalidate(svc, tenant_id) > 0
     left = set(every_key(redis_cluster))
     assert {key for key in left if tenant_of(key) == tenant_id} == {
-        keys.applied_key(tenant_id), keys.mp_version_key(tenant_id)}
+        keys.applied_key(tenant_id), keys.mp_version_key(tenant_id), keys.watermark_key(tenant_id)}
     assert {key for key in left if tenant_of(key) == other} == by_tenant[other]
 
 
@@ -143,7 +144,7 @@ def test_memory_of_a_seeded_tenant_by_kind_of_key(app, headers, tenant_id, capsy
 
     # Then every key is one of keys.py's kinds, and the report adds up
     assert set(usage) <= {"ncount", "applied", "mpreg", "mpver", "mpreach", "mpread", "mp", "mpz",
-                          "mpn", "mpp", "fmps", "snap", "lock"}, set(usage)
+                          "mpn", "mpp", "fmps", "snap", "lock", "wm"}, set(usage)
     total = sum(usage.values())
     registered = len(svc.ticket_counters.registry(tenant_id).mps)
     assert total > 0 and count["ncount"] == len(USERS) and registered > 0

@@ -1,6 +1,8 @@
 """POST /events over HTTP: 202 after the commit, service role only, errors in the envelope."""
 from __future__ import annotations
 
+from unittest.mock import ANY
+
 import redis
 from rq import Queue
 
@@ -19,7 +21,8 @@ def test_accepted_events_are_durable_and_an_apply_job_is_queued(
     assert response.status_code == 202
     body = response.get_json()
     assert body["success"] is True and body["timestamp"].endswith("Z")
-    assert body["data"] == {"accepted": 2, "duplicates": 0}
+    assert body["data"] == {"accepted": 2, "duplicates": 0, "watermark": ANY}
+    assert response.headers["X-Count-Watermark"] == body["data"]["watermark"]
     svc = app.extensions["tally"]
     assert outbox.backlog(svc.db)[0] == 1
     queue = Queue(APPLY_QUEUE, connection=redis.Redis.from_url(redis_url))
@@ -36,7 +39,7 @@ def test_redelivery_answers_202_with_duplicates_and_queues_nothing_new(
     client.post(b.EVENTS, json=batch, headers=headers(roles=SERVICE))
     again = client.post(b.EVENTS, json=batch, headers=headers(roles=SERVICE))
     assert again.status_code == 202
-    assert again.get_json()["data"] == {"accepted": 0, "duplicates": 1}
+    assert again.get_json()["data"] == {"accepted": 0, "duplicates": 1, "watermark": ANY}
     assert Queue(APPLY_QUEUE, connection=redis.Redis.from_url(redis_url)).count == 1
 
 

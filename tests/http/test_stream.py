@@ -63,7 +63,7 @@ def post_event(client, headers, services, tenant_id, event: dict) -> None:
     outbox.apply_pending(services, tenant_id)
 
 
-def test_the_first_event_is_the_count_body_with_its_etag_as_id(
+def test_the_first_event_is_the_count_body_with_its_etag_and_watermark_as_id(
         client, headers, seeded, open_stream):
     response = open_stream()
     assert response.status_code == 200
@@ -75,7 +75,9 @@ def test_the_first_event_is_the_count_body_with_its_etag_as_id(
     polled = client.get(COUNT, headers=headers())
     assert first.json == polled.get_json()["data"]
     assert first.json["unread"] == 4 and first.json["total"] == 6
-    assert first.id == polled.headers["ETag"].strip('"')
+    version, watermark = first.id.split(":")
+    assert version == polled.headers["ETag"].strip('"')
+    assert watermark.split(".")[1] == polled.headers["X-Count-Watermark"].split(".")[1]
 
 
 def test_minimal_view_streams_the_minimal_body(headers, seeded, open_stream):

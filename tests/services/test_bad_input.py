@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+from unittest.mock import ANY
 
 import pytest
 
@@ -102,13 +103,13 @@ def test_a_vendor_json_type_and_a_streamed_body_under_the_limit_are_accepted(cli
                            content_type="application/vnd.tally+json",
                            headers=headers(roles=SERVICE))
     assert response.status_code == 202
-    assert response.get_json()["data"] == {"accepted": 2, "duplicates": 0}
+    assert response.get_json()["data"] == {"accepted": 2, "duplicates": 0, "watermark": ANY}
     streamed = client.post(b.EVENTS, input_stream=io.BytesIO(json.dumps(
         {"events": [b.created("n-9")]}).encode()), content_type="application/json",
         headers={"Transfer-Encoding": "chunked", **headers(roles=SERVICE)},
         environ_overrides={"wsgi.input_terminated": True})
     assert streamed.status_code == 202
-    assert streamed.get_json()["data"] == {"accepted": 1, "duplicates": 0}
+    assert streamed.get_json()["data"] == {"accepted": 1, "duplicates": 0, "watermark": ANY}
 
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["content-length", "chunked"])
@@ -170,7 +171,7 @@ def test_exactly_the_per_call_limit_is_accepted_whole_and_counted(
     response = client.post(b.EVENTS, json={"events": events}, headers=headers(roles=SERVICE))
 
     assert response.status_code == 202, response.get_json()
-    assert response.get_json()["data"] == {"accepted": limit, "duplicates": 0}
+    assert response.get_json()["data"] == {"accepted": limit, "duplicates": 0, "watermark": ANY}
     stored = written(services, tenant_id)
     assert (stored["tickets"], stored["notifications"], stored["seen_events"]) == (
         limit // 5, limit - limit // 5, limit)

@@ -70,10 +70,12 @@ class NotificationCounts:
 
 @dataclass(frozen=True)
 class CountResult:
-    """A count and where it came from: 'cache', 'recomputed' or 'sql' (X-Count-Source)."""
+    """A count, where it came from ('cache', 'recomputed' or 'sql': X-Count-Source), and the
+    tenant's watermark it reflects (X-Count-Watermark: every write up to it is counted)."""
 
     value: object
     source: str
+    watermark: int = 0
 
 
 @dataclass(frozen=True)

@@ -74,4 +74,4 @@ EVENTS_BODY = {"events": [
      "data": {"id": "n-1044", "userId": "agent-7", "type": "assignment", "ticketId": TICKET,
               "priority": "high", "createdAt": TIMESTAMP}}]}
 
-INGESTED = ok({"accepted": 2, "duplicates": 0}, "Events accepted")
+INGESTED = ok({"accepted": 2, "duplicates": 0, "watermark": "42.9f86d081"}, "Events accepted")

@@ -15,6 +15,11 @@ reload or a dead connection nobody noticed yet never locks a user out. Only a pr
 other users' streams refuses one: `open` raises StreamsExhausted (503 with Retry-After). A
 stream's client socket, when given, is watched (tally.http.hangups): a client that closes ends its
 stream at once rather than at its next heartbeat.
+
+Requests waiting for a watermark (tally.http.watermarks) register with `watch`: short-lived,
+outside the streams' bounds, on the tenant's watermark channel, which stays subscribed for
+LINGER_SECONDS after its last waiter left (a tenant that writes keeps it, so a wait does not pay
+for a SUBSCRIBE).
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ import weakref
 from typing import Any, Callable
 
 import redis
+from flask import Flask
 from redis.exceptions import RedisClusterException
 
 from tally.errors import StreamsExhausted
@@ -39,16 +45,35 @@ POLL_SECONDS = 0.1  # how long the hub waits for a message before looking at (un
 LINGER_SECONDS = 5.0  # how long an idle hub keeps its connection (streams reconnect often)
 RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)  # back-off while the connection cannot be made
 
+EXTENSION = "tally_streams"
+
 _HUBS: "weakref.WeakSet[Hub]" = weakref.WeakSet()
+_hub_lock = threading.Lock()
+
+
+def hub(app: Flask) -> "Hub":
+    """The app's fan-out hub, built on first use with the configured bounds."""
+    with _hub_lock:
+        found = app.extensions.get(EXTENSION)
+        if found is None:
+            svc = app.extensions["tally"]
+            config = svc.config
+            found = Hub(lambda: svc.counters.client, int(config.STREAMS_PER_PROCESS),
+                        int(config.STREAMS_PER_USER))
+            app.extensions[EXTENSION] = found
+        return found
 
 
 class Subscription:
-    """One stream's registration: a flag the hub raises when the stream should re-read."""
+    """One stream's (or waiting request's) registration: a flag the hub raises when it should
+    re-read."""
 
-    def __init__(self, hub: "Hub", channel: str, peer: socket.socket | None = None):
+    def __init__(self, hub: "Hub", channel: str, peer: socket.socket | None = None,
+                 stream: bool = True):
         self.hub = hub
         self.channel = channel
         self.peer = peer
+        self.stream = stream
         self._event = threading.Event()
         self._closed = False
         self._over = False
@@ -102,6 +127,9 @@ class Hub:
         # A channel's streams in the order they opened (a dict is an ordered set). Bounded by
         # per_process streams in all: a channel goes when its last stream closes.
         self._channels: dict[str, dict[Subscription, None]] = {}
+        # Waiting requests per channel, and when each waiters' channel was last used.
+        self._waiters: dict[str, dict[Subscription, None]] = {}
+        self._watched: dict[str, float] = {}
         self._hangups = Hangups()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
@@ -139,7 +167,32 @@ class Hub:
             self._hangups.watch(peer, subscription.end)
         return subscription
 
+    def watch(self, channel: str) -> Subscription:
+        """Register a waiting request on `channel` (not a stream: no bound, no SSE metric).
+        It is woken by a message on the channel, by the channel's subscription being confirmed
+        and by reconnections; the caller re-reads after registering (a message published before
+        the SUBSCRIBE took effect is covered by that confirmation's wake)."""
+        subscription = Subscription(self, channel, stream=False)
+        with self._lock:
+            self._after_fork()
+            self._waiters.setdefault(channel, {})[subscription] = None
+            self._watched[channel] = time.monotonic()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="tally-fanout",
+                                                daemon=True)
+                self._thread.start()
+        return subscription
+
     def leave(self, subscription: Subscription) -> None:
+        if not subscription.stream:
+            with self._lock:
+                waiting = self._waiters.get(subscription.channel)
+                if waiting is not None:
+                    waiting.pop(subscription, None)
+                    if not waiting:
+                        del self._waiters[subscription.channel]
+                self._watched[subscription.channel] = time.monotonic()
+            return
         if subscription.peer is not None:
             self._hangups.forget(subscription.peer)
         with self._lock:
@@ -168,19 +221,29 @@ class Hub:
         """In a forked child, forget the parent's thread and streams (called under the lock)."""
         if self._pid != os.getpid():
             self._pid, self._thread, self.connected = os.getpid(), None, False
-            self._channels = {}
+            self._channels, self._waiters, self._watched = {}, {}, {}
 
     def _wake(self, channel: str) -> None:
         with self._lock:
-            waiting = list(self._channels.get(channel, ()))
+            waiting = [*self._channels.get(channel, ()), *self._waiters.get(channel, ())]
         for subscription in waiting:
             subscription.wake()
 
     def _wake_all(self) -> None:
         with self._lock:
-            waiting = [s for group in self._channels.values() for s in group]
+            waiting = [s for groups in (self._channels, self._waiters)
+                       for group in groups.values() for s in group]
         for subscription in waiting:
             subscription.wake()
+
+    def _wanted(self) -> set[str]:
+        """Channels to be subscribed to (under the lock): streams', waiters', and waiters'
+        channels used within LINGER_SECONDS."""
+        now = time.monotonic()
+        for channel, used in list(self._watched.items()):
+            if channel not in self._waiters and now - used > LINGER_SECONDS:
+                del self._watched[channel]
+        return set(self._channels) | set(self._watched)
 
     def _run(self) -> None:
         failures = 0
@@ -206,7 +269,7 @@ class Hub:
         try:
             while True:
                 with self._lock:
-                    wanted = set(self._channels)
+                    wanted = self._wanted()
                     if not wanted and not subscribed:
                         idle_since = idle_since or time.monotonic()
                         if self.closing or time.monotonic() - idle_since > LINGER_SECONDS:

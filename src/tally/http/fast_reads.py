@@ -11,7 +11,8 @@ Flask views, so the answer is the same bytes (tests/http/test_fast_reads.py hold
 that).
 
 Anything else returns None and Flask answers: the first request of a header set or of a query,
-every error, a cold read (recomputed from SQL), the counter store down, every other route.
+every error, a cold read (recomputed from SQL), the counter store down, a warm read below the
+request's X-Min-Watermark (Flask waits for it), every other route.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from tally.http.views import notifications as badge
 from tally.http.views import tickets
 from tally.http.front import Answer
 from tally.http.openapi import SUPPORT_HEADER
+from tally.http.watermarks import MIN_ENVIRON, wanted
 
 log = logging.getLogger("tally.http.fast_reads")
 
@@ -78,11 +80,12 @@ class FastReads:
         query = self.badge_queries.get(_query_string(environ))
         if query is None:
             return None
-        result = notifications.warm(self.services, principal.tenant_id, principal.user_id)
-        if result is None:
+        tenant = principal.tenant_id
+        result = notifications.warm(self.services, tenant, principal.user_id)
+        if result is None or _below(environ, tenant, result.watermark):
             return None
         status, headers, body = badge.count_answer(
-            result, query["view"], badge.COUNT_MESSAGE, self.services.config.POLL_INTERVAL,
+            tenant, result, query["view"], badge.COUNT_MESSAGE, self.services.config.POLL_INTERVAL,
             environ.get("HTTP_IF_NONE_MATCH"), self.services.caches.rendered)
         return Answer(status, headers, body, BADGE, result.source)
 
@@ -96,12 +99,13 @@ class FastReads:
         if body is None:
             return None
         view_of(principal, query["type"])  # the role's 403 for this type, as the view checks
-        wanted = tickets.count_query(self.services, principal, query, body,
-                                     tickets.support_only(environ.get(SUPPORT_ENVIRON)))
-        result = TicketCountService(self.services).warm(wanted)
-        if result is None:
+        wanted_counts = tickets.count_query(self.services, principal, query, body,
+                                            tickets.support_only(environ.get(SUPPORT_ENVIRON)))
+        result = TicketCountService(self.services).warm(wanted_counts)
+        if result is None or _below(environ, principal.tenant_id, result.watermark):
             return None
-        status, headers, payload = tickets.count_answer(result, body["timezone"])
+        status, headers, payload = tickets.count_answer(principal.tenant_id, result,
+                                                        body["timezone"])
         return Answer(status, headers, payload, TICKET_COUNT, result.source)
 
     def _body(self, environ: Environ) -> bytes | None:
@@ -115,6 +119,13 @@ class FastReads:
         data = environ["wsgi.input"].read(int(length))
         environ["wsgi.input"] = io.BytesIO(data)
         return data
+
+
+def _below(environ: Environ, tenant: str, watermark: int) -> bool:
+    """Whether the request asks for a watermark beyond `watermark` (a malformed one raises the
+    400 Flask answers)."""
+    raw = environ.get(MIN_ENVIRON)
+    return raw is not None and (wanted(tenant, raw) or 0) > watermark
 
 
 def _query_string(environ: Environ) -> bytes:

@@ -91,12 +91,27 @@ RESPONSE_HEADERS = {
                          "schema": {"type": "string"}},
     "Location": {"description": "The created filter's URL (where DELETE removes it)",
                  "schema": {"type": "string"}},
+    "X-Count-Watermark": {"description": "The tenant's watermark this answer reflects: every "
+                                         "write of the tenant up to it is counted (never one "
+                                         "beyond). Opaque (`<n>.<tag>`), bound to the tenant; on "
+                                         "POST /events, the accepted batch's watermark. "
+                                         "docs/api-watermarks.md",
+                          "schema": {"type": "string", "pattern": "^[0-9]+\\.[0-9a-f]{8}$"},
+                          "example": "42.9f86d081"},
 }
 
 
 IF_NONE_MATCH = {"in": "header", "name": "If-None-Match", "required": False,
                  "description": "An ETag from an earlier answer: 304 while the counts are "
                                 "unchanged", "schema": {"type": "string"}}
+MIN_WATERMARK = {"in": "header", "name": "X-Min-Watermark", "required": False,
+                 "description": "A watermark from POST /events (or an earlier count): the answer "
+                                "reflects at least that write, waiting up to "
+                                "TALLY_MIN_WATERMARK_WAIT_MS for the worker, else answered from "
+                                "SQL (X-Count-Source: sql). Malformed, another tenant's, or "
+                                "never issued: 400 VALIDATION_ERROR",
+                 "schema": {"type": "string", "pattern": "^[0-9]+\\.[0-9a-f]{8}$"},
+                 "example": "42.9f86d081"}
 SUPPORT_HEADER = {"in": "header", "name": "issupportrequest", "required": False,
                   "description": "true: count only support requests; false or absent: no "
                                  "narrowing (case is ignored; anything else is a 400)",
@@ -108,7 +123,8 @@ def header_refs(*names: str) -> dict[str, str]:
     return {name: name for name in names}
 
 
-COUNT_HEADERS = header_refs("ETag", "X-Count-Source", "Cache-Control", "X-Poll-Interval")
+COUNT_HEADERS = header_refs("ETag", "X-Count-Source", "X-Count-Watermark", "Cache-Control",
+                            "X-Poll-Interval")
 
 
 def error_example(code: str, message: str, details: Any = None) -> dict[str, Any]:

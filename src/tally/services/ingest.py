@@ -17,7 +17,9 @@ A batch costs a few statements whatever its size (a 5,000-event call is not 5,00
 4. insert the rows the batch creates (INSERT ... ON CONFLICT DO NOTHING); should one of them
    exist after all (a concurrent batch committed it since step 2, or a created id was stored
    already), that row is locked and read, and step 3 runs again with it;
-5. write the changed rows (one executemany UPDATE per table) and the outbox rows (one INSERT).
+5. write the changed rows (one executemany UPDATE per table) and the outbox rows (one INSERT),
+   stamped with the tenant's next watermark (stores/sql/watermarks.py: a row lock held to commit,
+   taken last, so it orders the tenant's commits without joining any lock cycle).
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from tally.stores.sql.locked_rows import LockedRows, Row, chunks
 from tally.stores.sql.locked_rows import dialect_insert as _insert
 from tally.core.model import Event
 from tally.stores import keys
+from tally.stores.sql import watermarks
 from tally.stores.sql.db import Database
 from tally.stores.sql.models import Notification, OutboxRow, SeenEvent, Ticket
 
@@ -53,11 +56,13 @@ TICKET_FIELDS = {"id": "id", "version": "version", "deleted": "deleted", "status
 
 @dataclass(frozen=True)
 class IngestResult:
-    """What one POST /events did: new and redelivered events, and the outbox rows it wrote."""
+    """What one POST /events did: new and redelivered events, the outbox rows it wrote, and the
+    tenant's watermark once it committed (its own, or the current one when it wrote none)."""
 
     accepted: int
     duplicates: int
     outbox_ids: tuple[int, ...] = ()
+    watermark: int = 0
 
     @property
     def high_water(self) -> int | None:
@@ -89,23 +94,28 @@ def ticket_row(values: Any) -> dict[str, Any]:
 
 
 def _insert_outbox(session: Session, tenant: str, at: int,
-                   owed: Iterable[tuple[str, str, Sequence[dict[str, Any]]]]) -> list[int]:
+                   owed: Iterable[tuple[str, str, Sequence[dict[str, Any]]]]
+                   ) -> tuple[list[int], int | None]:
     """Write outbox rows of (group, kind, changes), CHANGES_PER_ROW changes at most per row, in
-    one multi-row INSERT; returns the new ids (none when nothing changed)."""
+    one multi-row INSERT, all stamped with the tenant's next watermark; returns the new ids and
+    that watermark (none and None when nothing changed)."""
     rows = [{"tenant_id": tenant, "group_key": group, "created_at": at, "applied_at": None,
              "payload": json.dumps({"kind": kind, "at": at, "changes": list(part)},
                                    separators=(",", ":"))}
             for group, kind, changes in owed for part in chunks(changes, CHANGES_PER_ROW)]
     if not rows:
-        return []
+        return [], None
+    watermark = watermarks.bump(session, tenant)
+    for row in rows:
+        row["watermark"] = watermark
     return [int(i) for i in session.execute(_outbox.insert().returning(_outbox.c.id), rows)
-            .scalars()]
+            .scalars()], watermark
 
 
 def write_outbox(session: Session, tenant: str, group: str, kind: str, at: int,
                  changes: Sequence[dict[str, Any]]) -> list[int]:
     """Record changes owed to one counter group; returns the new outbox ids (none if no change)."""
-    return _insert_outbox(session, tenant, at, [(group, kind, changes)])
+    return _insert_outbox(session, tenant, at, [(group, kind, changes)])[0]
 
 
 def mark_notifications_read(session: Session, tenant: str, user: str, ids: list[str] | None,
@@ -295,8 +305,11 @@ def _ingest_once(session: Session, tenant: str, events: Sequence[Event],
             break
     batch.tickets.write()
     batch.notifications.write()
-    outbox_ids = _insert_outbox(session, tenant, now_ms, batch.owed())
-    return IngestResult(len(new_events), len(events) - len(new_events), tuple(sorted(outbox_ids)))
+    outbox_ids, watermark = _insert_outbox(session, tenant, now_ms, batch.owed())
+    if watermark is None:  # nothing owed: the batch is covered by what was issued before it
+        watermark = watermarks.issued(session, tenant)
+    return IngestResult(len(new_events), len(events) - len(new_events), tuple(sorted(outbox_ids)),
+                        watermark)
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Sequence
 
 from tally.core.model import CountResult, NotificationCounts
 from tally.errors import StoreUnavailable
 from tally.stores import keys
-from tally.stores.sql import notification_counts as sql_counts
+from tally.stores.sql import notification_counts as sql_counts, watermarks
 from tally.stores.redis.counters import Install, Write, notification_hash_from_counts
 
 if TYPE_CHECKING:  # the Services bundle; imported for types only, so counting/ stays Flask-free
@@ -33,18 +33,18 @@ def count(services: "Services", tenant: str, user: str) -> CountResult:
         cached = warm(services, tenant, user)
         if cached is not None:
             return cached
-        counts, _installed = recompute(services, tenant, user)
-        return CountResult(counts, RECOMPUTED)
+        result, _installed = recompute(services, tenant, user)
+        return result
     except StoreUnavailable as error:
         log.warning("notification counts of %s/%s from SQL: %s", tenant, user, error.message)
-        return CountResult(sql_only(services, tenant, user), SQL)
+        return sql_only(services, tenant, user)
 
 
 def warm(services: "Services", tenant: str, user: str) -> CountResult | None:
-    """The user's counts from warm counters (one HGETALL), else None (count() recomputes them).
-    Raises StoreUnavailable when Redis cannot be reached."""
-    cached = services.counters.read_notifications(tenant, user)
-    return CountResult(cached, CACHE) if cached is not None else None
+    """The user's counts and the tenant's applied watermark from warm counters (one script),
+    else None (count() recomputes them). Raises StoreUnavailable when Redis cannot be reached."""
+    watermark, cached = services.counters.read_badge(tenant, user)
+    return CountResult(cached, CACHE, watermark) if cached is not None else None
 
 
 def rebuild_user(services: "Services", tenant: str, user: str) -> bool:
@@ -56,21 +56,23 @@ def rebuild_user(services: "Services", tenant: str, user: str) -> bool:
     return recompute(services, tenant, user)[1]
 
 
-def recompute(services: "Services", tenant: str, user: str) -> tuple[NotificationCounts, bool]:
+def recompute(services: "Services", tenant: str, user: str) -> tuple[CountResult, bool]:
     """Count from one SQL snapshot under the group's rebuild marker and install the result.
 
-    Returns the SQL counts and whether they were installed: not when another rebuild runs (its
-    install will do) or when the marker was lost meanwhile (the next cold read tries again).
+    Returns the SQL counts ('recomputed') with the snapshot's watermark, and whether they were
+    installed: not when another rebuild runs (its install will do) or when the marker was lost
+    meanwhile (the next cold read tries again).
     """
     counters, group = services.counters, keys.notification_group(user)
     token = counters.begin_rebuild(tenant, group)
     if token is None:
-        return sql_only(services, tenant, user), False
+        return replace(sql_only(services, tenant, user), source=RECOMPUTED), False
     installed: bool | None = None
     try:
         with services.db.snapshot() as session:
             counts = sql_counts.notification_counts(session, tenant, user)
             ids = sql_counts.group_outbox_ids(session, tenant, group)
+            watermark = watermarks.issued(session, tenant)
         installed = counters.install(tenant, token, install_plan(tenant, user, counts, ids))
     finally:
         if installed is None:
@@ -78,7 +80,7 @@ def recompute(services: "Services", tenant: str, user: str) -> tuple[Notificatio
     if not installed:
         log.info("rebuild marker of %s/%s lost; answered from SQL without installing",
                  tenant, group)
-    return counts, installed
+    return CountResult(counts, RECOMPUTED, watermark), installed
 
 
 def install_plan(tenant: str, user: str, counts: NotificationCounts,
@@ -89,10 +91,12 @@ def install_plan(tenant: str, user: str, counts: NotificationCounts,
     return Install(keys.notification_group(user), writes=writes, snapshot_ids=snapshot_ids)
 
 
-def sql_only(services: "Services", tenant: str, user: str) -> NotificationCounts:
-    """The user's counts straight from SQL, touching no counter."""
+def sql_only(services: "Services", tenant: str, user: str) -> CountResult:
+    """The user's counts straight from SQL ('sql') with the snapshot's watermark, touching no
+    counter."""
     with services.db.snapshot() as session:
-        return sql_counts.notification_counts(session, tenant, user)
+        return CountResult(sql_counts.notification_counts(session, tenant, user), SQL,
+                           watermarks.issued(session, tenant))
 
 
 def changes_channel(tenant: str, user: str) -> str:

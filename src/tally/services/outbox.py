@@ -1,9 +1,10 @@
 """The outbox's life after ingest: apply pending rows to the counters, find the lagging, prune.
 
-A row is applied by RedisCounters.apply (atomic, once per outbox id), then marked applied in SQL.
-A crash between the two leaves the row pending; its next apply is a no-op thanks to the dedupe
-set. Rows are read APPLY_BATCH_SIZE at a time and turned into counter ops APPLY_CHANGES at a time
-(a row holds up to 200 changes, each with ops on many cells), which bounds a batch's memory.
+A row is applied by RedisCounters.apply (atomic, once per outbox id), then marked applied in SQL,
+then the tenant's applied watermark is raised (services/watermarks.py). A crash between the
+first two leaves the row pending; its next apply is a no-op thanks to the dedupe set. Rows are
+read APPLY_BATCH_SIZE at a time and turned into counter ops APPLY_CHANGES at a time (a row holds
+up to 200 changes, each with ops on many cells), which bounds a batch's memory.
 Rows are pruned only after their dedupe entries are dropped, and only once applied for longer
 than OUTBOX_RETENTION_SECONDS (well beyond JOB_TIMEOUT, so no job can still hold them).
 
@@ -25,6 +26,7 @@ from sqlalchemy import delete, func, select, update
 from tally import jobs
 from tally.core.clock import epoch_ms, utc_now
 from tally.errors import GuardChanged, RebuildBusy, StoreUnavailable
+from tally.services import watermarks
 from tally.core.deltas import outbox_delta
 from tally.stores import keys
 from tally.stores.redis.counters import ApplyResult
@@ -147,6 +149,7 @@ def _apply_rows(services: "Services", tenant: str, rows: Sequence[Any],
         session.execute(update(OutboxRow).where(OutboxRow.id.in_(ids),
                                                 OutboxRow.applied_at.is_(None))
                         .values(applied_at=_now(services)))
+    watermarks.advance(services, tenant)  # after the mark: it claims only rows applied in SQL
     report.rows += len(rows)
     report.applied += applied
     report.duplicates += duplicates

@@ -18,7 +18,7 @@ from tally.core.deltas import ticket_deltas
 from tally.core.visibility import ticket_buckets
 from tally.stores import keys
 from tally.stores.redis.counters import Install, Write
-from tally.stores.sql import ticket_counts as sql, ticket_members
+from tally.stores.sql import ticket_counts as sql, ticket_members, watermarks
 
 log = logging.getLogger("tally.counting.rebuild")
 ZADD_CHUNK = 1000  # pairs per ZADD, under Lua's unpack limit
@@ -65,8 +65,10 @@ def _snapshot_ids(outbox: list[tuple[int, dict[str, Any]]],
 
 def rebuild_cells(services: Any, tenant: str, cells: Sequence[Cell], now_ms: int,
                   answer_cells: Sequence[Cell] = (),
-                  answer_windows: Sequence[tuple[float, float] | None] = ()) -> list[int]:
-    """Rebuild `cells`; returns the counts of `answer_cells` from the same snapshot."""
+                  answer_windows: Sequence[tuple[float, float] | None] = ()
+                  ) -> tuple[list[int], int]:
+    """Rebuild `cells`; returns the counts of `answer_cells` from the same snapshot, and the
+    tenant's watermark in it (every write up to it is in those counts)."""
     counters = services.ticket_counters
     token, held, reaches = counters.begin(tenant, cells, now_ms)
     try:
@@ -78,6 +80,7 @@ def rebuild_cells(services: Any, tenant: str, cells: Sequence[Cell], now_ms: int
                                      list(answer_windows) + [None] * len(plain))
             members = ticket_members.timed_members(session, tenant, timed)
             outbox = ticket_members.recent_outbox(session, tenant, keys.TICKETS_GROUP, horizon)
+            watermark = watermarks.issued(session, tenant)
         answer, plain_values = values[:len(answer_cells)], values[len(answer_cells):]
         # Rows Redis has applied are deduped if a worker brings them again: no need to record them.
         applied = services.counters.applied_among(tenant, [row_id for row_id, _ in outbox])
@@ -100,4 +103,4 @@ def rebuild_cells(services: Any, tenant: str, cells: Sequence[Cell], now_ms: int
             except Exception:  # the marker expires by itself; never mask the first error
                 log.warning("could not clear the rebuild marker of %s", cell.id)
         raise
-    return answer
+    return answer, watermark

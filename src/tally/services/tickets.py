@@ -21,8 +21,8 @@ from tally.services.rebuild import rebuild_cells
 from tally.core.filters import SUMMARY_FILTERS
 from tally.core.visibility import scope
 from tally.errors import StoreUnavailable
-from tally.stores.redis.cells import Sums
-from tally.stores.sql import ticket_counts as sql
+from tally.stores.redis.cells import Sums, WarmSums
+from tally.stores.sql import ticket_counts as sql, watermarks
 from tally.core.cells import Cell
 
 log = logging.getLogger("tally.services.tickets")
@@ -46,6 +46,7 @@ class TicketCounts:
     computed_at: int
     source: str
     details_json: str  # `filterDetails`, serialised
+    watermark: int = 0  # every write of the tenant up to it is in these counts
 
 
 class TicketCountService:
@@ -76,8 +77,10 @@ class TicketCountService:
         now = epoch_ms(self.services.clock())
         compiled = self.compiled(query)
         read = self._read(compiled, now, query.timezone)
-        return None if _cold(read) else self._answer(compiled, compiled.per_target(read), now,
-                                                     "cache")
+        if not isinstance(read, WarmSums):
+            return None
+        return self._answer(compiled, compiled.per_target(read.sums), now, "cache",
+                            read.watermark)
 
     def count(self, query: TicketCountQuery) -> TicketCounts:
         now = epoch_ms(self.services.clock())
@@ -87,29 +90,39 @@ class TicketCountService:
             read = self._read(compiled, now, query.timezone)
         except StoreUnavailable as error:
             log.warning("ticket counts from SQL, counter store down: %s", error.message)
-            spans = compiled.windows(now, query.timezone)
-            totals = compiled.totals(self._from_sql(tenant, compiled, spans))
-            return self._answer(compiled, totals, now, "sql")
-        if _cold(read):
-            spans = compiled.windows(now, query.timezone)  # per target: the cold paths need them
-            cold = list({cell.id: cell for cell in read}.values())
-            totals = compiled.totals(self._recompute(tenant, cold, compiled, spans, now))
-            return self._answer(compiled, totals, now, "recomputed")
-        return self._answer(compiled, compiled.per_target(read), now, "cache")
+            return self.sql(query)
+        if isinstance(read, WarmSums):
+            return self._answer(compiled, compiled.per_target(read.sums), now, "cache",
+                                read.watermark)
+        spans = compiled.windows(now, query.timezone)  # per target: the cold paths need them
+        cold = list({cell.id: cell for cell in read}.values())
+        values, watermark = self._recompute(tenant, cold, compiled, spans, now)
+        return self._answer(compiled, compiled.totals(values), now, "recomputed", watermark)
 
-    def _read(self, compiled: CompiledCount, now: int, timezone: str) -> list[Any]:
+    def sql(self, query: TicketCountQuery) -> TicketCounts:
+        """The answer straight from SQL (X-Count-Source: sql), touching no counter: the counter
+        store is down, or a request waited for a watermark longer than it may."""
+        now = epoch_ms(self.services.clock())
+        compiled = self.compiled(query)
+        spans = compiled.windows(now, query.timezone)
+        values, watermark = self._from_sql(query.principal.tenant_id, compiled, spans)
+        return self._answer(compiled, compiled.totals(values), now, "sql", watermark)
+
+    def _read(self, compiled: CompiledCount, now: int, timezone: str) -> WarmSums | list[Any]:
         """One script's sums per (MP, window), or the cold cells when any is missing."""
         return self.services.ticket_counters.read_sums(
             compiled.sums, compiled.entry_windows(now, timezone), now)
 
     def _from_sql(self, tenant: str, compiled: CompiledCount,
-                  spans: list[tuple[float, float] | None]) -> list[int]:
+                  spans: list[tuple[float, float] | None]) -> tuple[list[int], int]:
+        """The cells' values and the tenant's watermark, from one snapshot."""
         with self.services.db.snapshot() as session:
-            return sql.cell_counts(session, tenant, compiled.cells,
-                                   compiled.cell_windows(spans))
+            return (sql.cell_counts(session, tenant, compiled.cells,
+                                    compiled.cell_windows(spans)),
+                    watermarks.issued(session, tenant))
 
     def _recompute(self, tenant: str, cold: list[Cell], compiled: CompiledCount,
-                   spans: list[tuple[float, float] | None], now: int) -> list[int]:
+                   spans: list[tuple[float, float] | None], now: int) -> tuple[list[int], int]:
         try:
             return rebuild_cells(self.services, tenant, cold, now, compiled.cells,
                                  compiled.cell_windows(spans))
@@ -118,14 +131,9 @@ class TicketCountService:
             return self._from_sql(tenant, compiled, spans)
 
     @staticmethod
-    def _answer(compiled: CompiledCount, totals: list[int], now: int,
-                source: str) -> TicketCounts:
+    def _answer(compiled: CompiledCount, totals: list[int], now: int, source: str,
+                watermark: int) -> TicketCounts:
         per_target = dict(zip((t.key for t in compiled.targets), totals))
         counts = {fid: per_target[fid] for fid in compiled.filter_ids}
         summary = {key: per_target[f"summary:{key}"] for key in SUMMARY_FILTERS}
-        return TicketCounts(counts, summary, now, source, compiled.details_json)
-
-
-def _cold(read: list[Any]) -> bool:
-    """Whether a read_sums answer names cold cells instead of sums."""
-    return bool(read) and isinstance(read[0], Cell)
+        return TicketCounts(counts, summary, now, source, compiled.details_json, watermark)

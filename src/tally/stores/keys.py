@@ -32,6 +32,17 @@ def applied_key(tenant: str) -> str:
     return tenant_prefix(tenant) + "applied"
 
 
+def watermark_key(tenant: str) -> str:
+    """The tenant's applied watermark: every outbox row stamped at or below it is reflected by
+    every warm counter of the tenant (it only moves up; a flush loses it, claiming nothing)."""
+    return tenant_prefix(tenant) + "wm"
+
+
+def watermark_channel(tenant: str) -> str:
+    """Pub/sub channel told the tenant's new applied watermark (requests waiting for a write)."""
+    return tenant_prefix(tenant) + "wmchan"
+
+
 # In the QUEUE Redis, not a counter key (so no tenant tag): drifted groups the scheduled sampling
 # verify has found, summed over every tenant and run (tally.services.figures; /metrics shows it).
 DRIFT_FOUND_KEY = f"{PREFIX}:stats:drift_found"

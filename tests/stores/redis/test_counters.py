@@ -15,7 +15,7 @@ from tally.errors import GuardChanged, RebuildBusy, StoreUnavailable
 from tally.stores import keys
 from tally.core.cells import UNTRIMMED, Cell, CellDeltas, NotificationDelta, OutboxDelta
 from tally.stores.redis.counters import Install, RedisCounters, Write
-from tally.stores.redis.cells import Sums, TicketCounters
+from tally.stores.redis.cells import Sums, TicketCounters, WarmSums
 
 T = str(uuid.uuid4())
 H = keys.notification_counts_key(T, "u1")
@@ -151,8 +151,26 @@ def warm_sums(raw):
 def test_sums_read_each_count_with_its_signs_and_window(raw, warm_sums):
     reader = TicketCounters(RedisCounters(raw), build_caches({}).specs)
     # [-inf, 100): t:1 in b1; [100, 200): t:2 in b1, t:4 in b2, minus t:2 in b3
-    assert reader.read_sums(warm_sums, [(float("-inf"), 100), (100, 200)], READ_AT) == [10, 1, 1]
-    assert reader.read_sums(warm_sums, [(0, 1000), (150, 151)], READ_AT) == [10, 3, 0]
+    assert reader.read_sums(warm_sums, [(float("-inf"), 100), (100, 200)], READ_AT) == WarmSums(
+        0, [10, 1, 1])  # no applied watermark stored: it claims nothing
+    raw.set(keys.watermark_key(T), 7)
+    assert reader.read_sums(warm_sums, [(0, 1000), (150, 151)], READ_AT) == WarmSums(7, [10, 3, 0])
+
+
+def test_the_applied_watermark_only_rises_and_is_read_with_the_badge(counters, raw):
+    assert counters.read_badge(T, "u1") == (0, None)
+    pubsub = raw.pubsub()
+    pubsub.subscribe(keys.watermark_channel(T))
+    assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+    assert counters.advance_watermark(T, 5) == 5
+    assert counters.advance_watermark(T, 3) == 5  # a stale apply never lowers it
+    assert pubsub.get_message(timeout=5)["data"] == "5"
+    assert pubsub.get_message(timeout=0.2) is None  # only a rise is published
+    pubsub.close()
+    raw.hset(keys.notification_counts_key(T, "u1"), mapping={"total": 2, "unread": 1, "lu": 0})
+    watermark, counts = counters.read_badge(T, "u1")
+    assert watermark == 5 and (counts.total, counts.unread) == (2, 1)
+    assert counters.applied_watermark(T) == 5
 
 
 def test_sums_read_a_counts_hash_shared_by_two_entries_once(raw, warm_sums):

@@ -8,6 +8,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
 from tally.auth.guard import require_roles
+from tally.core import watermarks
 from tally.core.clock import epoch_ms
 from tally.core.model import SERVICE_ROLE
 from tally.services import outbox
@@ -18,7 +19,7 @@ from tally.extensions import services
 from tally.http import examples
 from tally.http.bodies import Blueprint, storable_body
 from tally.http.envelope import success
-from tally.http.openapi import error_docs
+from tally.http.openapi import error_docs, header_refs
 from tally.http.schemas.common import EnvelopeSchema
 
 blp = Blueprint("events", __name__, url_prefix="/api/v2/ticketing",
@@ -40,6 +41,11 @@ class IngestDataSchema(Schema):
                        "change nothing"})
     duplicates = fields.Integer(required=True, validate=validate.Range(min=0), metadata={
         "description": "eventIds redelivered within the redelivery horizon (no-ops)"})
+    watermark = fields.String(required=True, metadata={
+        "description": "The batch's position in the tenant's writes (also X-Count-Watermark): "
+                       "send it as X-Min-Watermark with a count to see this batch counted. "
+                       "Opaque, bound to the tenant; a batch that changed nothing gets the "
+                       "tenant's current one", "example": "42.9f86d081"})
 
 
 class IngestEnvelopeSchema(EnvelopeSchema):
@@ -52,12 +58,15 @@ class Events(MethodView):
     @storable_body  # the body read by tally.http.bodies' rules: 413, 415, 400, then storable
     @document_errors
     @blp.arguments(EventBatchSchema, error_status_code=400, example=examples.EVENTS_BODY)
-    @blp.response(202, IngestEnvelopeSchema, example=examples.INGESTED)
-    def post(self, batch: dict[str, list[Event]]) -> dict[str, Any]:
+    @blp.response(202, IngestEnvelopeSchema, example=examples.INGESTED,
+                  headers=header_refs("X-Count-Watermark"))
+    def post(self, batch: dict[str, list[Event]]) -> tuple[dict[str, Any], dict[str, str]]:
         """Ingest change events; a redelivered eventId is a no-op."""
         svc, tenant = services(), g.principal.tenant_id
         result = ingest(svc.db, tenant, batch["events"], epoch_ms(svc.clock()))
         if result.high_water is not None:  # after the commit: the job must see the rows
             outbox.request_apply(svc, tenant, result.high_water)
-        return success({"accepted": result.accepted, "duplicates": result.duplicates},
-                       "Events accepted")
+        watermark = watermarks.encode(tenant, result.watermark)
+        return (success({"accepted": result.accepted, "duplicates": result.duplicates,
+                         "watermark": watermark}, "Events accepted"),
+                {watermarks.HEADER: watermark})

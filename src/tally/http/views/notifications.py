@@ -7,7 +7,7 @@ import logging
 from operator import attrgetter
 from typing import Any
 
-from flask import Response, g, request
+from flask import Response, current_app, g, request
 from flask.views import MethodView
 from werkzeug.http import parse_etags
 
@@ -20,10 +20,10 @@ from tally.core.model import COUNT_ROLES, ROLES, CountResult, NotificationCounts
 from tally.errors import RebuildBusy, StoreUnavailable
 from tally.services import ingest, outbox
 from tally.extensions import Services, services
-from tally.http import examples
+from tally.http import examples, watermarks
 from tally.http.schemas import common as schemas
 from tally.http.bodies import Blueprint, storable_body
-from tally.http.openapi import COUNT_HEADERS, IF_NONE_MATCH, error_docs
+from tally.http.openapi import COUNT_HEADERS, IF_NONE_MATCH, MIN_WATERMARK, error_docs
 from tally.http.envelope import Rendered, success, success_json
 
 log = logging.getLogger("tally.http.views.notifications")
@@ -67,13 +67,16 @@ def _render(view: str, counts: NotificationCounts) -> tuple[str, str]:
     return text, hashlib.sha256(f"{view}:{text}".encode()).hexdigest()[:32]
 
 
-def count_answer(result: CountResult, view: str, message: str, poll_interval: int,
+def count_answer(tenant: str, result: CountResult, view: str, message: str, poll_interval: int,
                  if_none_match: str | None,
                  rendered: Cache[tuple[Any, ...], tuple[str, str]]) -> Rendered:
     """The count's status, headers and body: 304 without a body when `if_none_match` (the
-    If-None-Match header, None for an unconditional answer) names its ETag or `*`."""
+    If-None-Match header, None for an unconditional answer) names its ETag or `*`. The ETag
+    versions the counts only: a 304 may carry a newer X-Count-Watermark than the 200 it stands
+    for (the same counts, known to hold up to a later write)."""
     data, etag = count_data(view, result.value, rendered)
     headers = [("ETag", f'"{etag}"'), ("X-Count-Source", result.source),
+               watermarks.header(tenant, result),
                ("Cache-Control", "private, no-cache"), ("X-Poll-Interval", str(poll_interval))]
     if if_none_match and parse_etags(if_none_match).contains_weak(etag):
         return Rendered(304, headers, b"")
@@ -84,9 +87,18 @@ def count_response(result: CountResult, view: str = "full", message: str = COUNT
                    conditional: bool = True) -> Response:
     """The count as a Flask response (count_answer for the current request)."""
     svc = services()
-    return count_answer(result, view, message, svc.config.POLL_INTERVAL,
+    return count_answer(g.principal.tenant_id, result, view, message, svc.config.POLL_INTERVAL,
                         request.headers.get("If-None-Match") if conditional else None,
                         svc.caches.rendered).response()
+
+
+def count_at_least(svc: Services, tenant: str, user: str, position: int | None) -> CountResult:
+    """The user's counts, reflecting at least watermark `position` when one is given (waiting
+    for the worker up to the bound, else from SQL: tally.http.watermarks)."""
+    return watermarks.at_least(svc, current_app._get_current_object(), tenant, position,
+                               notifications.count(svc, tenant, user),
+                               lambda: notifications.count(svc, tenant, user),
+                               lambda: notifications.sql_only(svc, tenant, user))
 
 
 def mark_read(svc: Services, tenant: str, user: str, ids: list[str] | None) -> CountResult:
@@ -101,11 +113,11 @@ def mark_read(svc: Services, tenant: str, user: str, ids: list[str] | None) -> C
     except (StoreUnavailable, RebuildBusy) as error:
         log.warning("read of %s/%s not applied now (%s); queued", tenant, user, error.message)
         jobs.enqueue_apply(svc.queue_redis, tenant, outbox_id)
-        return CountResult(notifications.sql_only(svc, tenant, user), notifications.SQL)
+        return notifications.sql_only(svc, tenant, user)
     return notifications.count(svc, tenant, user)
 
 
-@blp.route("/ticket/notification/count", parameters=[IF_NONE_MATCH])
+@blp.route("/ticket/notification/count", parameters=[IF_NONE_MATCH, MIN_WATERMARK])
 class NotificationCount(MethodView):
     @require_roles(*COUNT_ROLES)
     @blp.arguments(COUNT_QUERY, location="query", error_status_code=400)
@@ -117,8 +129,9 @@ class NotificationCount(MethodView):
     @document_errors
     def get(self, query: dict[str, Any]) -> Response:
         """The caller's notification counts (the badge)."""
-        principal = g.principal
-        result = notifications.count(services(), principal.tenant_id, principal.user_id)
+        tenant = g.principal.tenant_id
+        position = watermarks.wanted(tenant, request.headers.get(MIN_WATERMARK["name"]))
+        result = count_at_least(services(), tenant, g.principal.user_id, position)
         return count_response(result, query["view"])
 
 

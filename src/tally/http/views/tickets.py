@@ -6,7 +6,7 @@ from functools import wraps
 from operator import attrgetter
 from typing import Any
 
-from flask import Response, g, request
+from flask import Response, current_app, g, request
 from flask.views import MethodView
 
 from tally.auth.guard import require_roles
@@ -16,11 +16,11 @@ from tally.core.model import COUNT_ROLES, Principal
 from tally.services.tickets import TicketCountQuery, TicketCounts, TicketCountService
 from tally.errors import InvalidFilterId, ValidationFailed
 from tally.extensions import Services, services
-from tally.http import examples
+from tally.http import examples, watermarks
 from tally.http.schemas import tickets as ticket_schemas
 from tally.http.bodies import Blueprint
 from tally.http.envelope import Rendered, success_json
-from tally.http.openapi import SUPPORT_HEADER, error_docs, header_refs
+from tally.http.openapi import MIN_WATERMARK, SUPPORT_HEADER, error_docs, header_refs
 
 blp = Blueprint("tickets", __name__, url_prefix="/api/v2/ticketing",
                 description="Ticket counts per sidebar filter")
@@ -65,10 +65,11 @@ def count_query(svc: Services, principal: Principal, query: dict[str, Any],
                             body["timezone"], support, profile_id)
 
 
-def count_answer(result: TicketCounts, timezone: str) -> Rendered:
+def count_answer(tenant: str, result: TicketCounts, timezone: str) -> Rendered:
     """The answer's status, headers and body."""
     return Rendered.json(200, success_json(body_json(result, timezone), MESSAGE),
                          after=[("X-Count-Source", result.source),
+                                watermarks.header(tenant, result),
                                 ("Cache-Control", "private, no-cache")])
 
 
@@ -97,18 +98,22 @@ def body_json(result: Any, timezone: str) -> str:
             f'"timezone":{dumps(timezone)}}}')
 
 
-@blp.route("/ticket/count", parameters=[SUPPORT_HEADER])
+@blp.route("/ticket/count", parameters=[SUPPORT_HEADER, MIN_WATERMARK])
 class TicketCount(MethodView):
     @require_roles(*COUNT_ROLES)
     @check_view_type
     @blp.arguments(QUERY, location="query", error_status_code=400)  # its 400 before the body's
     @blp.arguments(BODY, error_status_code=400, example=examples.TICKET_COUNT_BODY)
     @blp.response(200, ticket_schemas.TicketCountEnvelopeSchema, example=examples.TICKET_COUNT,
-                  headers=header_refs("X-Count-Source", "Cache-Control"))
+                  headers=header_refs("X-Count-Source", "X-Count-Watermark", "Cache-Control"))
     @error_docs(blp, ERRORS)
     def post(self, query: dict[str, Any], body: dict[str, Any]) -> Response:
         """Counts for up to 200 filter ids, with filterDetails and summary (X-Count-Source)."""
-        svc = services()
+        svc, tenant = services(), g.principal.tenant_id
+        position = watermarks.wanted(tenant, request.headers.get(MIN_WATERMARK["name"]))
         wanted = count_query(svc, g.principal, query, body,
                              support_only(request.headers.get(SUPPORT_HEADER["name"])))
-        return count_answer(TicketCountService(svc).count(wanted), body["timezone"]).response()
+        counter = TicketCountService(svc)
+        result = watermarks.at_least(svc, current_app, tenant, position, counter.count(wanted),
+                                     lambda: counter.count(wanted), lambda: counter.sql(wanted))
+        return count_answer(tenant, result, body["timezone"]).response()

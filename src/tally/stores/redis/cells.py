@@ -60,7 +60,7 @@ class Sums:
            entries: Sequence[tuple[Materialized, Sequence[tuple[str, int]]]]) -> "Sums":
         """One count per (MP, terms) entry (repeats allowed), each summing its `terms`:
         (bucket, sign) pairs."""
-        table = KeyTable()
+        table = KeyTable(keys.watermark_key(tenant))  # sums.lua reads it first
         lists: dict[tuple[tuple[str, int], ...], int] = {}  # terms -> its 1-based list
         triples: list[str] = []
         for mp, terms in entries:
@@ -91,6 +91,14 @@ class Sums:
 
 
 @dataclass(frozen=True)
+class WarmSums:
+    """A warm read: the tenant's applied watermark (read first) and one sum per entry."""
+
+    watermark: int
+    sums: list[int]
+
+
+@dataclass(frozen=True)
 class Registry:
     version: str
     mps: dict[str, Materialized]
@@ -118,8 +126,9 @@ class TicketCounters:
 
     @wrap_errors
     def read_sums(self, sums: Sums, windows: Sequence[tuple[float, float]],
-                  now_ms: int) -> list[int] | list[Cell]:
-        """Every count of `sums` in one atomic round trip (sums.lua); the cold cells, if any.
+                  now_ms: int) -> WarmSums | list[Cell]:
+        """Every count of `sums` and the tenant's applied watermark in one atomic round trip
+        (sums.lua); else the cold cells.
 
         `windows[k]` is the [lo, hi) of the k-th timed entry of `sums`. A warm read at `now_ms`
         also records the MPs as read, when this plan has not yet done so this minute.
@@ -135,7 +144,7 @@ class TicketCounters:
         if reply[0] == 0:
             if record:
                 sums.recorded[0] = stamp
-            return reply[1:]
+            return WarmSums(int(reply[1] or 0), reply[2:])
         return [sums.cells[i] for i in reply[1:]]
 
     @wrap_errors

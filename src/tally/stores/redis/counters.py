@@ -10,7 +10,7 @@ from importlib import resources
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import redis
-from redis.exceptions import RedisClusterException
+from redis.exceptions import AskError, ClusterError, RedisClusterException, TryAgainError
 
 from tally.core.model import NOTIFICATION_TYPES, PRIORITIES, NotificationCounts
 from tally.errors import GuardChanged, RebuildBusy, StoreUnavailable
@@ -80,6 +80,8 @@ class RedisCounters:
         self.cell_keys = cell_keys  # the app's cache of ticket cells' key names (None: none)
         self._apply = client.register_script(_script("apply"))
         self._install = client.register_script(_script("install"))
+        self._badge = client.register_script(_script("badge"))
+        self._watermark = client.register_script(_script("watermark"))
 
     @wrap_errors
     def ping(self) -> bool:
@@ -182,10 +184,38 @@ class RedisCounters:
         return {i for i, score in zip(outbox_ids, scores) if score is not None}
 
     @wrap_errors
+    def read_badge(self, tenant: str, user: str) -> tuple[int, NotificationCounts | None]:
+        """The tenant's applied watermark and the user's counts (None when cold), read
+        atomically in one round trip (badge.lua)."""
+        wm_key, counts_key = keys.watermark_key(tenant), keys.notification_counts_key(tenant, user)
+        try:
+            watermark, flat = self._badge(keys=[wm_key, counts_key])
+            raw = dict(zip(flat[0::2], flat[1::2]))
+        except (TryAgainError, AskError, ClusterError):  # ClusterError: redirections ran out
+            # A reshard moving the tenant's slot holds one key here and one there: read them one
+            # by one (each follows its redirection), the watermark first so it claims no more
+            # than the counts read after it reflect.
+            watermark = self.client.get(wm_key)
+            raw = self.client.hgetall(counts_key)
+        if not raw:
+            return int(watermark or 0), None
+        return int(watermark or 0), notification_counts_from_hash(raw)
+
     def read_notifications(self, tenant: str, user: str) -> NotificationCounts | None:
-        """One HGETALL; None when the user's counters are cold."""
-        raw = self.client.hgetall(keys.notification_counts_key(tenant, user))
-        return notification_counts_from_hash(raw) if raw else None
+        """The user's counts; None when cold (read_badge without the watermark)."""
+        return self.read_badge(tenant, user)[1]
+
+    @wrap_errors
+    def applied_watermark(self, tenant: str) -> int:
+        """The tenant's applied watermark (0 when none is stored: nothing is claimed)."""
+        return int(self.client.get(keys.watermark_key(tenant)) or 0)
+
+    @wrap_errors
+    def advance_watermark(self, tenant: str, watermark: int) -> int:
+        """Raise the applied watermark to `watermark` (never lower it) and publish a rise on the
+        tenant's watermark channel; returns the value now stored."""
+        return int(self._watermark(keys=[keys.watermark_key(tenant)],
+                                   args=[watermark, keys.watermark_channel(tenant)]))
 
     @wrap_errors
     def delete_tenant_keys(self, tenant: str, match: str | None = None) -> int:

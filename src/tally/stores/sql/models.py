@@ -19,6 +19,8 @@ class Tenant(Model):
     name: Mapped[str] = mapped_column(String(200))
     realm: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[int] = mapped_column(BigInteger)
+    # The last watermark issued: bumped (row-locked to commit) by each write with outbox rows.
+    watermark: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class Ticket(Model):
@@ -115,6 +117,8 @@ class OutboxRow(Model):
     payload: Mapped[str] = mapped_column(Text)
     created_at: Mapped[int] = mapped_column(BigInteger)
     applied_at: Mapped[int | None] = mapped_column(BigInteger)
+    # The tenants.watermark its transaction took; every row of one transaction shares it.
+    watermark: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     __table_args__ = (
         Index("ix_outbox_pending", "applied_at", "tenant_id", "id"),

@@ -1,7 +1,8 @@
 -- Read many counts atomically, each a signed sum over some buckets of one MP, so one answer sees
 -- one state and the reply is one integer per count (not one per cell).
--- KEYS        the MPs' counts hashes and their timed cells' sorted sets (see the entries); the
---             last, the MPs' last-read hash
+-- KEYS        [1] the tenant's watermark key (keys.watermark_key), then the MPs' counts hashes
+--             and their timed cells' sorted sets (see the entries); the last, the MPs' last-read
+--             hash
 -- ARGV        flat (no JSON to decode on every read); G = number of bucket lists, E = of entries:
 --   [1]                     G
 --   then G lists, each:     B, then B bucket names (a plain MP's fields), B 'z:' .. bucket (a
@@ -21,8 +22,9 @@
 -- with one HMGET.
 -- A trimmed cell answers a window from -inf as floor + members below hi when hi >= its cutoff,
 -- any other window when lo >= its cutoff; a window reaching lower finds the cell cold.
--- Returns {0, count1, count2, ...} when every cell is warm, else {1, p1, p2, ...}: the 0-based
--- positions of the cold cells, entry after entry, each its list's buckets in order.
+-- Returns {0, watermark, count1, count2, ...} when every cell is warm (watermark: the tenant's
+-- applied watermark, read first, or false when none is stored), else {1, p1, p2, ...}: the
+-- 0-based positions of the cold cells, entry after entry, each its list's buckets in order.
 local call = redis.call
 local ng = tonumber(ARGV[1])
 local lists = {}  -- each: {n, buckets, markers (cutoffs, then floors), signs}
@@ -43,7 +45,7 @@ local ne = tonumber(ARGV[at])
 local window = at + 3 * ne + 1
 local read = {}  -- (list - 1) * #KEYS + KEYS index of a counts hash -> its HMGET reply
 local nkeys = #KEYS
-local sums, cold = {0}, {1}
+local sums, cold = {0, call('GET', KEYS[1])}, {1}
 local position = 0  -- cells before this entry's
 for n = 1, ne do
   local base = at + 3 * n - 2
@@ -84,7 +86,7 @@ for n = 1, ne do
     end
   end
   position = position + nb
-  sums[n + 1] = total
+  sums[n + 2] = total
 end
 if #cold > 1 then return cold end
 local stamp = ARGV[window]
