@@ -99,10 +99,10 @@ def test_reads_answer_windows_above_the_cutoff_and_find_the_others_cold(store):
     sums = Sums.of(tenant, [(TIMED, (("all", 1),))])
     inf = float("-inf")
     # before now: floor + members below now; windows with lo at or above the cutoff: members
-    assert cells.read_sums(sums, [(inf, 200 * H)], 300 * H) == [3]
-    assert cells.read_sums(sums, [(inf, 100 * H)], 300 * H) == [1]  # hi == cutoff: floor
-    assert cells.read_sums(sums, [(100 * H, 120 * H)], 300 * H) == [1]
-    assert cells.read_sums(sums, [(110 * H, 110 * H + 1)], 300 * H) == [1]
+    assert cells.read_sums(sums, [(inf, 200 * H)], 300 * H).sums == [3]
+    assert cells.read_sums(sums, [(inf, 100 * H)], 300 * H).sums == [1]  # hi == cutoff: floor
+    assert cells.read_sums(sums, [(100 * H, 120 * H)], 300 * H).sums == [1]
+    assert cells.read_sums(sums, [(110 * H, 110 * H + 1)], 300 * H).sums == [1]
     # a window reaching below the cutoff cannot be answered from the cell: cold, never wrong
     assert cells.read_sums(sums, [(100 * H - 1, 200 * H)], 300 * H) == [CELL]
     assert cells.read_sums(sums, [(inf, 100 * H - 1)], 300 * H) == [CELL]
