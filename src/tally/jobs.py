@@ -20,9 +20,9 @@ MAINTENANCE_QUEUE = "tally-maintenance"
 # periodic and short, and behind the apply queue of a busy ingest they would starve.
 QUEUES = (MAINTENANCE_QUEUE, APPLY_QUEUE)
 
-APPLY_TENANT = "workers.jobs.apply_tenant"
-SWEEP = "workers.jobs.sweep"
-VERIFY_SAMPLE = "workers.jobs.verify_sample"
+APPLY_TENANT = "tally.workers.jobs.apply_tenant"
+SWEEP = "tally.workers.jobs.sweep"
+VERIFY_SAMPLE = "tally.workers.jobs.verify_sample"
 JOB_PATHS = (APPLY_TENANT, SWEEP, VERIFY_SAMPLE)
 
 DEFAULT_JOB_TIMEOUT = 120

@@ -16,7 +16,7 @@ from tally.services import outbox
 from tally.services.ingest import ingest
 from tally.dev.launcher import free_port
 from tests.support import events as b
-from workers import jobs
+from tally.workers import jobs
 
 
 @pytest.fixture
