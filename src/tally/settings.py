@@ -142,7 +142,7 @@ SETTINGS: tuple[Setting, ...] = (
     _s("WORKER_MAX_JOBS", "int", 10_000,
        "jobs a worker runs before it replaces itself with a fresh process (0: never)"),
     _s("RQ_LOG_LEVEL", "level", "WARNING", "level of rq's own lines in the worker; `INFO` "
-       "logs every job's start and end (a line a second or more on an idle deployment)"),
+       "logs every job's start and end (some 52,000 lines a day from the sweep alone)"),
     _s("VERIFY_INTERVAL_SECONDS", "int", 300,
        "seconds between sampling verifies of warm counters against SQL (0: never)"),
     _s("VERIFY_SAMPLE_SIZE", "int", 20,
