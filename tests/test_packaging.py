@@ -56,9 +56,12 @@ def test_the_top_level_folders_are_not_packages():
     assert not (ROOT / "workers" / "__init__.py").exists()
 
 
-# Setuptools' complaints about the package list: a folder installed as data, a package left out.
-SETUPTOOLS_WARNING = re.compile(r"(?i)(setuptools\w*warning|is absent from the `packages`|"
-                                r"installing .* as data is deprecated|package would be ignored)")
+# Setuptools' complaints about the packages: a folder installed as data, a package left out, and
+# (the editable install `make install` does) a package folder at the root beside the sources.
+SETUPTOOLS_WARNING = re.compile(r"(?i)(setuptools\w*warning|buildbackendwarning|"
+                                r"is absent from the `packages`|"
+                                r"installing .* as data is deprecated|"
+                                r"package would be ignored|same name as your package)")
 
 
 @pytest.mark.slow
@@ -86,8 +89,14 @@ def test_the_wheel_installs_only_the_tally_package(tmp_path):
     assert any(name.startswith("tally/stores/redis/lua/") and name.endswith(".lua")
                for name in names)
     assert any(name.startswith("tally/stores/sql/migrations/versions/0001") for name in names)
-    complaints = [line for line in (built.stdout + built.stderr).splitlines()
-                  if SETUPTOOLS_WARNING.search(line)]
+    # And the editable build (pip install -e) has nothing to say either
+    editable = subprocess.run(
+        [sys.executable, "-c", "from setuptools import build_meta; "
+                               f"build_meta.build_editable({str(tmp_path / 'editable')!r})"],
+        cwd=project, capture_output=True, text=True, timeout=300)
+    assert editable.returncode == 0, editable.stdout[-3000:] + editable.stderr[-3000:]
+    output = built.stdout + built.stderr + editable.stdout + editable.stderr
+    complaints = [line for line in output.splitlines() if SETUPTOOLS_WARNING.search(line)]
     assert complaints == []
 
 

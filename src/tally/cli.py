@@ -185,7 +185,8 @@ def db_history() -> None:
                    f"{' (' + ', '.join(marks) + ')' if marks else ''}: {title}")
 
 
-@db_group.command("downgrade")
+# ignore_unknown_options: `-1` (the last migration) is a REVISION, not an unknown option
+@db_group.command("downgrade", context_settings={"ignore_unknown_options": True})
 @click.argument("revision")
 @click.option("--yes", is_flag=True, help="Do not ask before undoing migrations.")
 def db_downgrade(revision: str, yes: bool) -> None:
