@@ -3,10 +3,10 @@ through the real worker process, on SQLite and PostgreSQL, and whether its state
 
 An injected clock (TALLY_CLOCK_FILE, tally.dev.clock) drives the run: the driver writes the
 simulated time, and the web app (in this process) and the worker process (`python -m
-workers.run`, started as bench/stack.py starts it) both take "now" from it. Each simulated tick
-(an hour by default) the driver
+tally.workers.run`, started as bench/stack.py starts it) both take "now" from it. Each simulated
+tick (an hour by default) the driver
 
-1. moves the clock and enqueues every job of the scheduler's table (workers/schedule.py
+1. moves the clock and enqueues every job of the scheduler's table (tally/workers/schedule.py
    `table(config)`, through its own `tick`) whose slot the clock entered, so a periodic job
    registered there later is soaked without a change here;
 2. posts that hour's change events (`POST /events`, as the ticket service): tickets created,
@@ -70,7 +70,7 @@ from tally.settings import from_env
 from tally.stores import keys
 from tally.stores.sql.models import OutboxRow, SeenEvent, Ticket
 from tests.support.postgres import PostgresCluster
-from workers import schedule
+from tally.workers import schedule
 
 API = "/api/v2/ticketing"
 TENANT = "00000000-0000-4000-8000-00000000500a"
@@ -625,7 +625,7 @@ def report(kind: str, args: argparse.Namespace, rows: Sequence[DayRow], driver: 
                      f"(enqueued {driver.jobs_enqueued.get(p.name, 0)}×)" for p in driver.table)
     head = (f"### {kind}: {args.days} simulated days, {args.tickets_per_day} tickets/day, "
             f"{args.ticks_per_day} ticks/day, seed {args.seed}\n\n"
-            f"Scheduled jobs run (workers/schedule.py `table`): {jobs}. "
+            f"Scheduled jobs run (tally/workers/schedule.py `table`): {jobs}. "
             f"Failed jobs: {driver.failed}.\n")
     return "\n".join([head, *day_table(rows), "", *verdicts(rows), ""])
 

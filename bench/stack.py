@@ -5,7 +5,7 @@ A redis-server (tally.dev.launcher.RedisProcess), a throwaway PostgreSQL cluster
 exactly as the Procfile's line (tally.edge: Caddy on 127.0.0.1 in front of
 `gunicorn -c config/gunicorn.conf.py wsgi:app`, production settings), the bare Flask app and raw
 WSGI callable of bench/bare.py behind the same edge with the same settings, and real worker
-processes (`python -m workers.run`).
+processes (`python -m tally.workers.run`).
 """
 from __future__ import annotations
 
@@ -150,9 +150,9 @@ class Stack:
 
     @contextmanager
     def worker(self, **extra: str) -> Iterator[subprocess.Popen]:
-        """One real worker process (`python -m workers.run`), in env(**extra)."""
+        """One real worker process (`python -m tally.workers.run`), in env(**extra)."""
         log = open(self._dir("logs") / "worker.log", "ab")
-        process = subprocess.Popen([sys.executable, "-m", "workers.run"], cwd=ROOT,
+        process = subprocess.Popen([sys.executable, "-m", "tally.workers.run"], cwd=ROOT,
                                    env=self.env(**extra), stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)
         try:

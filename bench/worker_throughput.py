@@ -2,7 +2,7 @@
 [--me-agents N] [--json]`
 
 Measures the write path: how fast the real ingest code takes events into SQL, and how many events
-ONE real worker process (`python -m workers.run`) applies to the counters per second.
+ONE real worker process (`python -m tally.workers.run`) applies to the counters per second.
 
 1. Seeds a tenant in a throwaway database (a SQLite file, or a PostgreSQL cluster started in a
    temp dir; `--postgres-url` or TALLY_TEST_POSTGRES_URL to use a running server) and a
@@ -176,7 +176,7 @@ def ingest_all(app: Any, events: list[dict[str, Any]], batch: int,
 def cpu_seconds(pid: int) -> float:
     """CPU time of the worker process with its reaped children (utime, stime, cutime, cstime).
 
-    The worker runs its jobs in its own process (workers/run.py), so this is all of its work.
+    The worker runs its jobs in its own process (tally.workers.run), so this is all of its work.
     """
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return sum(int(tick) for tick in fields[11:15]) / os.sysconf("SC_CLK_TCK")
@@ -188,7 +188,7 @@ def redis_cpu_seconds(client: redis.Redis) -> float:
 
 
 class WorkerRun:
-    """One `python -m workers.run` process, timed and CPU-metered from its registration in RQ."""
+    """One `python -m tally.workers.run` process, timed and CPU-metered from its RQ registration."""
 
     def __init__(self, app: Any, db_url: str, redis_url: str, realms: str, log_path: Path):
         self.svc = app.extensions["tally"]
@@ -202,7 +202,7 @@ class WorkerRun:
     def start(self) -> "WorkerRun":
         self.spawned = time.time()
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "workers.run"], cwd=ROOT,
+            self.process = subprocess.Popen([sys.executable, "-m", "tally.workers.run"], cwd=ROOT,
                                             env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                             start_new_session=True)
         while Worker.count(connection=self.svc.queue_redis) == 0:

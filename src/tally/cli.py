@@ -5,8 +5,9 @@ traceback (contract §6):
 
     0  done
     1  `cache verify` found drift (and did not repair it)
-    2  bad input: usage, a malformed id, an unknown tenant or realm, a blank name; for
-       `cache verify`, anything that kept it from checking (contract §6), a store down included
+    2  bad input: usage, a malformed id, an unknown tenant or realm, a blank name, an unknown
+       migration or a downgrade not confirmed; for `cache verify`, anything that kept it from
+       checking (contract §6), a store down included
     3  bad configuration (TALLY_ENV or another TALLY_* variable, the realms file)
     4  a store unreachable: the counter or queue Redis, or the database
 """
@@ -153,6 +154,61 @@ def db_upgrade() -> None:
     """Apply every pending migration."""
     services().db.upgrade()
     click.echo("database is at the latest migration")
+
+
+def _at(revisions: tuple[str, ...]) -> str:
+    return ", ".join(revisions) if revisions else "no migration (an empty database)"
+
+
+@db_group.command("current")
+def db_current() -> None:
+    """Show the migration the database is at, and how many are left to apply."""
+    db = services().db
+    current, migrations = db.current(), db.history()
+    pending = [m.revision for m in migrations if not m.applied]
+    if not pending:
+        click.echo(f"{_at(current)} (the latest)")
+        return
+    heads = ", ".join(m.revision for m in migrations if m.head)
+    click.echo(f"{_at(current)}: {len(pending)} migration(s) to apply up to {heads} "
+               "(tally db upgrade)")
+
+
+@db_group.command("history")
+def db_history() -> None:
+    """List every migration, newest first, marking the latest and the one the database is at."""
+    for migration in services().db.history():
+        marks = [mark for mark, on in (("latest", migration.head),
+                                       ("current", migration.current),
+                                       ("not applied", not migration.applied)) if on]
+        title = migration.doc.splitlines()[0] if migration.doc else ""
+        click.echo(f"{migration.down_revision or '<base>'} -> {migration.revision}"
+                   f"{' (' + ', '.join(marks) + ')' if marks else ''}: {title}")
+
+
+# ignore_unknown_options: `-1` (the last migration) is a REVISION, not an unknown option
+@db_group.command("downgrade", context_settings={"ignore_unknown_options": True})
+@click.argument("revision")
+@click.option("--yes", is_flag=True, help="Do not ask before undoing migrations.")
+def db_downgrade(revision: str, yes: bool) -> None:
+    """Undo the migrations after REVISION (a revision id from `db history`, `base` for all, or
+    -N for the last N). A migration undone may drop data: asks first unless --yes."""
+    db = services().db
+    before = db.current()
+    if not yes:
+        try:
+            confirmed = click.confirm(f"Undo the migrations of {_at(before)} after {revision}? "
+                                      "Data they added may be dropped", default=False)
+        except click.Abort:  # no terminal to answer on
+            confirmed = False
+        if not confirmed:
+            raise Failure("nothing undone: not confirmed (--yes answers yes)", BAD_INPUT)
+    try:
+        db.downgrade(revision)
+    except ValueError as error:
+        raise Failure(f"cannot downgrade to {revision!r}: {first_line(error)}", BAD_INPUT) \
+            from None
+    click.echo(f"database downgraded from {_at(before)} to {_at(db.current())}")
 
 
 # -- tenant --------------------------------------------------------------------------------------

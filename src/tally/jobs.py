@@ -20,12 +20,12 @@ MAINTENANCE_QUEUE = "tally-maintenance"
 # periodic and short, and behind the apply queue of a busy ingest they would starve.
 QUEUES = (MAINTENANCE_QUEUE, APPLY_QUEUE)
 
-APPLY_TENANT = "workers.jobs.apply_tenant"
-SWEEP = "workers.jobs.sweep"
-VERIFY_SAMPLE = "workers.jobs.verify_sample"
-FORGET_SEEN_EVENTS = "workers.jobs.forget_seen_events"
-TRIM = "workers.jobs.trim_cells"
-DROP_IDLE = "workers.jobs.drop_idle"
+APPLY_TENANT = "tally.workers.jobs.apply_tenant"
+SWEEP = "tally.workers.jobs.sweep"
+VERIFY_SAMPLE = "tally.workers.jobs.verify_sample"
+FORGET_SEEN_EVENTS = "tally.workers.jobs.forget_seen_events"
+TRIM = "tally.workers.jobs.trim_cells"
+DROP_IDLE = "tally.workers.jobs.drop_idle"
 JOB_PATHS = (APPLY_TENANT, SWEEP, VERIFY_SAMPLE, FORGET_SEEN_EVENTS, TRIM, DROP_IDLE)
 
 DEFAULT_JOB_TIMEOUT = 120

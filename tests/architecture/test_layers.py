@@ -1,7 +1,8 @@
 """The import rule of docs/architecture.md, checked on the source tree (issue 18 #1).
 
-Imports point inward: entry points (app, cli, workers, wsgi) → http, auth → services → stores →
-core. tally.dev is imported by nothing outside it; tests' helpers are not imported by src/.
+Imports point inward: entry points (app, cli, tally.workers, wsgi, the workers/ scripts) → http,
+auth → services → stores → core. tally.dev is imported by nothing outside it; tests' helpers are
+not imported by src/.
 A function-level import is allowed only with a `# load order:` comment saying why.
 """
 from __future__ import annotations
@@ -38,8 +39,9 @@ ALLOWED: dict[str, set[str]] = {
                   "tally.settings", "tally.progress", "tally.auth", "tally.app"},
     "tally.app": {"tally.errors", "tally.core", "tally.extensions", "tally.settings",
                   "tally.observability", "tally.auth", "tally.http", "tally.cli"},
-    "workers": {"tally.errors", "tally.core", "tally.services", "tally.extensions",
-                "tally.settings", "tally.observability", "tally.jobs", "tally.app"},
+    "tally.workers": {"tally.errors", "tally.core", "tally.services", "tally.extensions",
+                      "tally.settings", "tally.observability", "tally.jobs", "tally.app"},
+    "workers": {"tally.workers"},  # the Procfile's scripts (not a package): thin, nothing else
     "tally.dev": {"*"},
 }
 PURE_STDLIB = "tally.core"

@@ -22,7 +22,7 @@ from tests.support import factories
 from tests.support.tokens import REALM
 from tests.support.tickets import only_mp, warm_world
 from tests.support.factories import MIX
-from workers import jobs, schedule
+from tally.workers import jobs, schedule
 
 pytestmark = pytest.mark.both_databases
 
@@ -122,7 +122,7 @@ def test_with_the_counter_store_down_the_job_skips_and_counts_nothing(make_app, 
                                                                       queue_redis, tenant_id,
                                                                       caplog):
     app = make_app(QUEUE_URL=queue_server.url, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
-    with app.app_context(), caplog.at_level(logging.WARNING, logger="workers.jobs"):
+    with app.app_context(), caplog.at_level(logging.WARNING, logger="tally.workers.jobs"):
         assert jobs.verify_sample() == {"skipped": True}
     assert "sampling verify skipped, counter store down" in caplog.text
     assert queue_redis.get(keys.DRIFT_FOUND_KEY) is None

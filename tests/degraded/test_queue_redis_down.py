@@ -10,7 +10,7 @@ from tally import jobs
 from tally.services import outbox
 from tally.dev.launcher import RedisProcess, free_port
 from tests.support import degraded as h
-from workers import jobs as entry_points
+from tally.workers import jobs as entry_points
 
 pytestmark = pytest.mark.slow
 

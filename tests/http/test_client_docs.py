@@ -50,7 +50,7 @@ def live(tmp_path_factory, sqlite_template, realms_file, var_dir):
     env = app_env(db_url, redis_server.url, realms_file, var_dir, TALLY_POLL_INTERVAL="1",
                   TALLY_STREAM_MAX_SECONDS="1", WEB_CONCURRENCY="1")
     web = Gunicorn(env, tmp / "web.log").start()
-    worker = procs.start("workers.run", env, log=tmp / "worker.log")
+    worker = procs.start("tally.workers.run", env, log=tmp / "worker.log")
     try:
         yield web, svc
     finally:

@@ -131,6 +131,6 @@ def test_every_log_line_is_json_without_tokens(world):
     routes = {entry.get("route") for entry in parsed if entry["logger"] == "tally.http.request"}
     assert COUNT in routes and STREAM in routes
     assert any(entry["logger"].startswith("gunicorn") for entry in parsed)
-    assert any(entry["logger"].startswith(("rq", "workers")) for entry in parsed)
+    assert any(entry["logger"].startswith(("rq", "tally.workers")) for entry in parsed)
     text = "\n".join(web_lines + worker_lines)
     assert token.split(".")[1] not in text and "Bearer" not in text.replace("Bearer [", "")

@@ -63,7 +63,7 @@ def worker(env, tmp_path):
     log = tmp_path / "worker.log"
 
     def start():
-        process = procs.start("workers.run", env, log=log)
+        process = procs.start("tally.workers.run", env, log=log)
         started.append(process)
         return process
 

@@ -1,9 +1,10 @@
 """Invariant 1 end to end: events over HTTP, a real worker process, and Redis equal to SQL after.
 
 Random notification events (seeded, bounded) are posted with redeliveries mixed in; a real
-`python -m workers.run` applies the outbox; once it drains, every user's Redis hash must equal a
-SQL recount, and SQL must equal an in-test model of the events. One test SIGKILLs the worker (and
-its work horse) mid-run and loses its queued jobs, then shows a restart plus the sweep converge.
+`python -m tally.workers.run` applies the outbox; once it drains, every user's Redis hash must
+equal a SQL recount, and SQL must equal an in-test model of the events. One test SIGKILLs the
+worker (and its work horse) mid-run and loses its queued jobs, then shows a restart plus the
+sweep converge.
 """
 from __future__ import annotations
 
@@ -139,7 +140,7 @@ def svc(app):
 def test_counters_equal_sql_after_random_events_with_redelivery(client, headers, svc, tenant_id,
                                                                 env, worker_log):
     # Given a real worker, half the users warm, the rest warmed while events flow
-    worker = procs.start("workers.run", env, log=worker_log)
+    worker = procs.start("tally.workers.run", env, log=worker_log)
     model = Model()
     batches = random_batches(seed=1207, batches=36, size=14)
     try:
@@ -167,7 +168,7 @@ def test_a_sigkilled_worker_loses_and_doubles_nothing_after_restart_and_sweep(
         assert notifications.rebuild_user(svc, tenant_id, user)
     model = Model()
     batches = random_batches(seed=4242, batches=48, size=12)
-    worker = procs.start("workers.run", env, log=worker_log)
+    worker = procs.start("tally.workers.run", env, log=worker_log)
     killed_at = None
     try:
         for number, batch in enumerate(batches):
@@ -184,7 +185,7 @@ def test_a_sigkilled_worker_loses_and_doubles_nothing_after_restart_and_sweep(
     Queue(names.APPLY_QUEUE, connection=queue_redis).empty()
     assert outbox.backlog(svc.db)[0] > 0
     # When a new worker starts and the sweep runs
-    restarted = procs.start("workers.run", env, log=worker_log)
+    restarted = procs.start("tally.workers.run", env, log=worker_log)
     try:
         names.enqueue_unique(queue_redis, names.MAINTENANCE_QUEUE, names.SWEEP,
                              job_id="sweep-after-kill")

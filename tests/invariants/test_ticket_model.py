@@ -119,7 +119,8 @@ def model_size() -> tuple[int, int]:
 @pytest.fixture
 def worker(db_url, counter_store, realms_file, tmp_path):
     log = tmp_path / "worker.log"
-    process = procs.start("workers.run", counter_store.process_env(db_url, realms_file), log=log)
+    process = procs.start("tally.workers.run", counter_store.process_env(db_url, realms_file),
+                          log=log)
     yield process, log
     procs.stop(process)
 

@@ -23,7 +23,7 @@ from tally.stores.redis.cells import read_stamp
 from tests.support import oracle
 from tests.support.tickets import (CALLERS, NOW, SYSTEM_IDS, as_events, ask, post_events, sources,
                                    values, warm_world)
-from workers import jobs, schedule
+from tally.workers import jobs, schedule
 
 pytestmark = pytest.mark.both_databases
 

@@ -22,7 +22,7 @@ from tests.support import oracle
 from tests.support import tickets as wire
 from tests.support.degraded import drain
 from tests.support.randomdata import random_tickets
-from workers import jobs, schedule
+from tally.workers import jobs, schedule
 
 pytestmark = pytest.mark.both_databases
 

@@ -47,7 +47,8 @@ class Cluster:
         self.env.update(PORT=str(self.port), WEB_CONCURRENCY="2", GUNICORN_THREADS="4",
                         TALLY_VERIFY_INTERVAL_SECONDS=str(VERIFY_EVERY_S),
                         TALLY_TRIM_INTERVAL_SECONDS=str(TRIM_EVERY_S),
-                        TALLY_MP_IDLE_SECONDS=str(MP_IDLE_S))
+                        TALLY_MP_IDLE_SECONDS=str(MP_IDLE_S),
+                        TALLY_RQ_LOG_LEVEL="INFO")  # verify_runs counts rq's lines per job
         self.web: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
         self.scheduler: subprocess.Popen | None = None
@@ -69,11 +70,11 @@ class Cluster:
         wait_for_port(self.port, BOOT_DEADLINE_S)
         assert requests.get(self.base + "/healthz", timeout=30).status_code == 200
         self.workers = [self._worker() for _ in range(WORKERS)]
-        self.scheduler = procs.start("workers.schedule", self.env, log=self.log("scheduler"))
+        self.scheduler = procs.start("tally.workers.schedule", self.env, log=self.log("scheduler"))
         return self
 
     def _worker(self) -> subprocess.Popen:
-        return procs.start("workers.run", self.env, log=self.log("worker"))
+        return procs.start("tally.workers.run", self.env, log=self.log("worker"))
 
     def drift_metric(self) -> int:
         """The sampling verify's drift counter in the queue Redis now (0 when absent)."""

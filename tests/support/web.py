@@ -149,7 +149,7 @@ def web_world(base: Path, sqlite_template: str, realms_file: str, var_dir: str,
     process_env = app_env(db_url, redis_server.url, realms_file, var_dir,
                           **{"TALLY_ENV": "production", **env})
     web = Gunicorn(process_env, base / "web.log", edge=edge).start()
-    rq_worker = (procs.start("workers.run", process_env, log=base / "worker.log")
+    rq_worker = (procs.start("tally.workers.run", process_env, log=base / "worker.log")
                  if worker else None)
     try:
         yield {"web": web, "tenant": tenant, "services": services, "mint": TokenMinter(var_dir),

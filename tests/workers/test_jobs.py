@@ -17,7 +17,7 @@ from tally.services import outbox
 from tally.services.ingest import ingest
 from tally.dev.launcher import free_port
 from tests.support import events as b
-from workers import jobs
+from tally.workers import jobs
 
 
 @pytest.fixture
@@ -104,16 +104,16 @@ def test_a_sweep_logs_a_line_only_when_it_did_something(make_app, queue_redis, t
                                                         caplog):
     app = make_app(OUTBOX_RETENTION_SECONDS=0)
     svc = app.extensions["tally"]
-    caplog.set_level(logging.INFO, logger="workers.jobs")
+    caplog.set_level(logging.INFO, logger="tally.workers.jobs")
     with app.app_context():
         assert jobs.sweep()["pruned"] == 0  # every few seconds on an idle deployment: silent
-        assert [r.getMessage() for r in caplog.records if r.name == "workers.jobs"] == []
+        assert [r.getMessage() for r in caplog.records if r.name == "tally.workers.jobs"] == []
         post(svc, tenant_id, b.created("n-1", "ann"))
         post(svc, tenant_id, b.created("n-2", "bob"))
         outbox.apply_pending(svc, tenant_id)
         svc.clock = lambda: utc_now() + timedelta(seconds=1)
         assert jobs.sweep()["pruned"] == 1
-    [line] = [r.getMessage() for r in caplog.records if r.name == "workers.jobs"]
+    [line] = [r.getMessage() for r in caplog.records if r.name == "tally.workers.jobs"]
     assert line.endswith("0 lagging tenants re-enqueued, 1 outbox rows pruned")
 
 

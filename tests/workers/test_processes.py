@@ -12,7 +12,7 @@ from tally.services import outbox
 from tally.services.ingest import ingest
 from tests.support import events as b
 from tests.support import processes as procs
-from workers import schedule
+from tally.workers import schedule
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,7 @@ def test_the_scheduler_enqueues_the_sweep_and_stops_on_sigterm(db_url, redis_url
                                                                queue_redis, tmp_path):
     log = tmp_path / "scheduler.log"
     env = procs.process_env(db_url, redis_url, realms_file)
-    process = procs.start("workers.schedule", env, log=log)
+    process = procs.start("tally.workers.schedule", env, log=log)
     queue = Queue(names.MAINTENANCE_QUEUE, connection=queue_redis)
     try:
         procs.wait_until(lambda: queue.count >= 1, 30, "a queued sweep", log)
@@ -68,7 +68,7 @@ def test_a_burst_worker_process_applies_the_outbox(
     result = ingest(svc.db, tenant_id, b.loaded(b.created("n-1", "ann")), epoch_ms(svc.clock()))
     names.enqueue_apply(queue_redis, tenant_id, result.high_water)
     log = tmp_path / "worker.log"
-    process = procs.start("workers.run", procs.process_env(db_url, redis_url, realms_file),
+    process = procs.start("tally.workers.run", procs.process_env(db_url, redis_url, realms_file),
                           "--burst", names.APPLY_QUEUE, log=log)
     assert process.wait(60) == 0, log.read_text()
     assert outbox.backlog(svc.db)[0] == 0

@@ -6,6 +6,7 @@ The database is SQLite only: nothing here depends on it.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import uuid
@@ -39,7 +40,7 @@ def log(tmp_path):
 
 def test_jobs_run_in_the_worker_process_itself(env, queue, log):
     first, second = queue.enqueue("os.getpid"), queue.enqueue("os.getpid")
-    process = procs.start("workers.run", env, "--burst", names.APPLY_QUEUE, log=log)
+    process = procs.start("tally.workers.run", env, "--burst", names.APPLY_QUEUE, log=log)
     assert process.wait(60) == 0, log.read_text()
     assert first.return_value() == second.return_value() == process.pid
 
@@ -48,7 +49,7 @@ def test_sigterm_lets_the_running_job_finish_and_takes_no_other(env, queue, log)
     # Given a worker running a job, with another job queued behind it
     running = queue.enqueue("time.sleep", 2, job_timeout=60)
     waiting = queue.enqueue("os.getpid")
-    process = procs.start("workers.run", env, names.APPLY_QUEUE, log=log)
+    process = procs.start("tally.workers.run", env, names.APPLY_QUEUE, log=log)
     try:
         procs.wait_until(lambda: running.get_status(refresh=True) == JobStatus.STARTED, 60,
                          "the job to start", log)
@@ -66,7 +67,7 @@ def test_sigterm_lets_the_running_job_finish_and_takes_no_other(env, queue, log)
 def test_a_job_past_its_timeout_is_stopped_and_the_worker_goes_on(env, queue, log):
     slow = queue.enqueue("time.sleep", 120, job_timeout=1)
     after = queue.enqueue("os.getpid")
-    process = procs.start("workers.run", env, "--burst", names.APPLY_QUEUE, log=log)
+    process = procs.start("tally.workers.run", env, "--burst", names.APPLY_QUEUE, log=log)
     assert process.wait(60) == 0, log.read_text()
     assert slow.get_status(refresh=True) == JobStatus.FAILED
     assert "JobTimeoutException" in slow.latest_result().exc_string
@@ -77,7 +78,7 @@ def test_after_its_max_jobs_the_worker_replaces_itself_under_the_same_pid(env, q
     # Given a worker allowed two jobs per process, and two apply jobs (nothing to apply)
     env = dict(env, TALLY_WORKER_MAX_JOBS="2")
     applies = [queue.enqueue(names.APPLY_TENANT, str(uuid.uuid4()), 1) for _ in range(2)]
-    process = procs.start("workers.run", env, names.APPLY_QUEUE, log=log)
+    process = procs.start("tally.workers.run", env, names.APPLY_QUEUE, log=log)
     try:
         procs.wait_until(lambda: all(job.get_status(refresh=True) == JobStatus.FINISHED
                                      for job in applies), 90, "the apply jobs", log)
@@ -93,3 +94,28 @@ def test_after_its_max_jobs_the_worker_replaces_itself_under_the_same_pid(env, q
     assert names_of[0] == names_of[1] != names_of[2]
     assert pid.return_value() == process.pid
     assert code == 0, log.read_text()
+
+
+def _rq_info_lines(log) -> list[str]:
+    """The messages of rq's own INFO lines in a worker's (JSON) log."""
+    entries = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    return [entry["msg"] for entry in entries
+            if entry["logger"].startswith("rq.") and entry["level"] == "INFO"]
+
+
+def test_rq_logs_no_line_per_job_by_default(env, queue, log):
+    # Given a worker with the default TALLY_RQ_LOG_LEVEL (WARNING), when it runs a job
+    job = queue.enqueue("os.getpid")
+    process = procs.start("tally.workers.run", env, "--burst", names.APPLY_QUEUE, log=log)
+    assert process.wait(60) == 0, log.read_text()
+    # Then the job ran and rq said nothing about it (nor anything else) at INFO
+    assert job.return_value() == process.pid
+    assert _rq_info_lines(log) == [], log.read_text()
+
+
+def test_rq_logs_each_job_when_the_setting_asks(env, queue, log):
+    job = queue.enqueue("os.getpid")
+    process = procs.start("tally.workers.run", dict(env, TALLY_RQ_LOG_LEVEL="info"), "--burst",
+                          names.APPLY_QUEUE, log=log)
+    assert process.wait(60) == 0, log.read_text()
+    assert any(job.id in line for line in _rq_info_lines(log)), log.read_text()

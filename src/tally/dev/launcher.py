@@ -26,6 +26,7 @@ from tally.dev.demo import DEMO_SERVICE, DEMO_TENANT, demo_token, provision_demo
 from tally.edge import web_command
 from tally.extensions import services
 from tally.progress import terminal
+from tally.settings import environment
 
 
 def redis_server_binary() -> str:
@@ -266,9 +267,9 @@ def _enter_pressed(timeout: float) -> bool:
 
 def main() -> None:
     """`make run`: Redis, SQLite, migrations, demo data, then web + worker + scheduler."""
-    var_dir = os.path.abspath(os.environ.get("TALLY_VAR_DIR", "var"))
+    env = dict(environment())  # the environment, and a .env file's values under it
+    var_dir = os.path.abspath(env.get("TALLY_VAR_DIR", "var"))
     os.makedirs(var_dir, exist_ok=True)
-    env = dict(os.environ)
     env.setdefault("TALLY_ENV", "development")
     env.setdefault("TALLY_DATABASE_URL", f"sqlite:///{os.path.join(var_dir, 'tally.db')}")
     env.setdefault("TALLY_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -292,8 +293,8 @@ def main() -> None:
         python = sys.executable
         commands = {
             "web": web_command(),  # the Procfile's: the edge (Caddy) in front of gunicorn
-            "worker": [python, "-m", "workers.run"],
-            "scheduler": [python, "-m", "workers.schedule"],
+            "worker": [python, "-m", "tally.workers.run"],
+            "scheduler": [python, "-m", "tally.workers.schedule"],
         }
         for name, command in commands.items():
             # A process group each: stopping a group also reaches what the child forked (the

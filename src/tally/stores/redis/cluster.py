@@ -3,7 +3,8 @@
 Every key of a tenant carries its hash tag (keys.py), so a tenant lives in one slot on one master:
 scripts and multi-key reads stay in that slot, and a SCAN over a tenant asks only the master
 that owns it (plus, while a reshard moves that slot, the master it moves to). Redirections
-(MOVED, ASK, TRYAGAIN) and failovers are followed by redis-py's RedisCluster.
+(MOVED, ASK, TRYAGAIN) and failovers are followed by redis-py's RedisCluster and its pipeline;
+only redis-py's public API is used (RedisCluster, its pipeline, Script, the nodes it returns).
 """
 from __future__ import annotations
 
@@ -11,16 +12,15 @@ import threading
 from typing import Any, Iterator
 
 import redis
-from redis.client import Pipeline
 from redis.commands.core import Script
-from redis.connection import Encoder
 from redis.exceptions import (AskError, MovedError, NoScriptError, RedisClusterException,
                               TryAgainError)
 
 from tally.stores import keys
 
 SCAN_COUNT = 500
-# Replies of a command that did not run: send it again through a client that handles them.
+# Replies of a command that did not run: send it again through a client that handles them. A
+# cluster pipeline follows redirections itself but leaves a missing script (NOSCRIPT) to us.
 NOT_RUN = (NoScriptError, MovedError, AskError, TryAgainError)
 
 
@@ -32,7 +32,6 @@ class LazyCluster:
         self._url, self._options = url, options
         self._client: redis.RedisCluster | None = None
         self._lock = threading.Lock()
-        self._encoder = Encoder("utf-8", "strict", bool(options.get("decode_responses")))
 
     @property
     def cluster(self) -> redis.RedisCluster:
@@ -47,10 +46,9 @@ class LazyCluster:
         return self._client
 
     def register_script(self, script: str) -> Script:
-        return Script(self, script)  # hashes the script here; loads it on first use
-
-    def get_encoder(self) -> Encoder:
-        return self._encoder
+        # As bytes, the script is hashed here without an encoder (so without connecting); it is
+        # loaded on first use.
+        return Script(self, script.encode())
 
     def close(self) -> None:
         if self._client is not None:
@@ -95,52 +93,19 @@ def scan_tenant(client: Any, tenant: str, pattern: str | None = None) -> Iterato
         return
     cluster.exists(keys.applied_key(tenant))  # a MOVED here refreshes the client's slot map
     slot = cluster.keyslot(keys.tenant_prefix(tenant))
-    owner = cluster.nodes_manager.get_node_from_slot(slot)
+    owner = cluster.get_node_from_key(keys.tenant_prefix(tenant))
     target = _migration_target(cluster, owner, slot)
     for node in [owner] + ([target] if target is not None else []):
         yield from cluster.scan_iter(match=pattern, count=SCAN_COUNT, target_nodes=node)
 
 
-class MasterPipeline(Pipeline):
-    """A plain pipeline on one master of a cluster, that reports an unreachable master.
-
-    RedisCluster refreshes its slot map when a node it sent a command to cannot be reached; a
-    pipeline on the node itself goes round RedisCluster, so it does the same before raising.
-    Without that, after a failover every pipelined call would go on to the dead master's address
-    until some other command happened to refresh the map.
-    """
-
-    def __init__(self, cluster: redis.RedisCluster, node: Any):
-        own = cluster.get_redis_connection(node)
-        super().__init__(own.connection_pool, own.response_callbacks, False, None)
-        self._cluster, self._node = cluster, node
-
-    def execute(self, raise_on_error: bool = True) -> list[Any]:
-        try:
-            return super().execute(raise_on_error)
-        except (redis.ConnectionError, redis.TimeoutError):
-            _forget_node(self._cluster, self._node)
-            raise
-
-
-def _forget_node(cluster: redis.RedisCluster, node: Any) -> None:
-    """What RedisCluster does when `node` cannot be reached: drop it and re-read the slot map."""
-    cluster.nodes_manager.startup_nodes.pop(node.name, None)
-    node.redis_connection = None
-    try:
-        cluster.nodes_manager.initialize()
-    except (redis.RedisError, RedisClusterException):
-        pass  # no node answers: the next command through RedisCluster tries again
-
-
 def tenant_pipeline(client: Any, tenant: str) -> Any:
     """A non-transactional pipeline for commands on one tenant's keys, scripts included.
 
-    A cluster pipeline refuses EVALSHA, so on a cluster this is a MasterPipeline on the master
-    owning the tenant's slot; a reply in NOT_RUN (a reshard moved the slot, or the master lacks
-    the script) means that command did not run, and the caller sends it again on its own.
+    On a cluster it is RedisCluster's pipeline: the tenant's keys share a slot, so its commands
+    go to one master in one round trip, and it follows redirections and failovers itself. A
+    reply in NOT_RUN (a script the master lacks) means that command did not run, and the
+    caller sends it again on its own, through the client that loads scripts.
     """
-    cluster = _cluster(client)
-    if cluster is None:
-        return client.pipeline(transaction=False)
-    return MasterPipeline(cluster, cluster.get_node_from_key(keys.applied_key(tenant)))
+    del tenant  # one slot whatever the tenant: the keys route the commands
+    return client.pipeline(transaction=False)

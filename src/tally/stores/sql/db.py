@@ -11,6 +11,7 @@ import os
 import random
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import resources
 from typing import Callable, Iterator, TypeVar
 
@@ -118,6 +119,58 @@ class Database:
         from alembic import command  # load order: not at module level, see above
 
         command.upgrade(alembic_config(self.url), "head")
+
+    def current(self) -> tuple[str, ...]:
+        """The revision(s) the database is at; () before the first migration."""
+        from alembic.runtime.migration import MigrationContext  # load order: as in upgrade
+
+        with self.engine.connect() as connection:
+            return tuple(MigrationContext.configure(connection).get_current_heads())
+
+    def history(self) -> list[Migration]:
+        """Every migration, newest first, each saying whether the database has it applied."""
+        from alembic.script import ScriptDirectory  # load order: as in upgrade
+
+        scripts = ScriptDirectory.from_config(alembic_config(self.url))
+        heads, current = set(scripts.get_heads()), self.current()
+        applied = {script.revision for script in scripts.iterate_revisions(current, "base")} \
+            if current else set()
+        return [Migration(script.revision, _down(script.down_revision),
+                          (script.doc or "").strip(), script.revision in heads,
+                          script.revision in current, script.revision in applied)
+                for script in scripts.walk_revisions()]
+
+    def downgrade(self, target: str) -> None:
+        """Undo the migrations after `target` (a revision id, `base`, or `-N`).
+
+        Raises ValueError (Alembic's reason) for a target that is unknown or not below the
+        current revision.
+        """
+        from alembic import command  # load order: as in upgrade
+        from alembic.util import CommandError  # load order: as in upgrade
+
+        try:
+            command.downgrade(alembic_config(self.url), target)
+        except CommandError as error:
+            raise ValueError(str(error)) from None
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One migration script: its revision, the one it follows, its one-line purpose."""
+
+    revision: str
+    down_revision: str | None
+    doc: str
+    head: bool  # the latest
+    current: bool  # the one the database is at
+    applied: bool  # the current one or one below it
+
+
+def _down(down_revision: object) -> str | None:
+    if down_revision is None or isinstance(down_revision, str):
+        return down_revision
+    return ", ".join(down_revision)  # type: ignore[arg-type]  # a merge revision
 
 
 def alembic_config(url: str):  # noqa: ANN201

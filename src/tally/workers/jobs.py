@@ -1,7 +1,7 @@
 """Thin RQ entry points, enqueued by the dotted paths in tally/jobs.py; each runs in an app context.
 
 A job uses the app already pushed (tests with SimpleWorker inside `app.app_context()`), else the
-process's app: built once (workers/run.py binds it), and, should a job ever run in a forked
+process's app: built once (tally.workers.run binds it), and, should a job ever run in a forked
 process, with the SQL pool inherited through fork() dropped first, since a connection must never
 be shared by two processes.
 """
@@ -24,7 +24,7 @@ from tally.extensions import services
 from tally.services import ingest, maintenance, outbox, ticket_maintenance
 from tally.services.figures import record_drift
 
-log = logging.getLogger("workers.jobs")
+log = logging.getLogger("tally.workers.jobs")
 F = TypeVar("F", bound=Callable[..., Any])
 
 SWEEP_LOCK_KEY = "tally-sweep:lock"  # in the queue Redis; not a counter key, so no tenant tag
