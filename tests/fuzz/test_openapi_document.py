@@ -93,7 +93,7 @@ def test_count_responses_document_their_headers_and_both_views(document):
         "#/components/schemas/NotificationCounts", "#/components/schemas/MinimalCount"]
     tickets = document["paths"][PREFIX + "/ticket/count"]
     assert "X-Count-Source" in tickets["post"]["responses"]["200"]["headers"]
-    assert [p["name"] for p in tickets["parameters"]] == ["issupportrequest"]
+    assert [p["name"] for p in tickets["parameters"]] == ["issupportrequest", "X-Min-Watermark"]
     assert "422" in tickets["post"]["responses"]
 
 
