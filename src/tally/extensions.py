@@ -12,6 +12,7 @@ from tally.settings import Base
 from tally.stores.redis.cells import TicketCounters
 from tally.stores.redis.cluster import LazyCluster
 from tally.stores.redis.counters import RedisCounters
+from tally.stores.redis.packing import HiredisPacker
 from tally.stores.sql.db import Database
 
 EXTENSION = "tally"
@@ -22,9 +23,10 @@ def counter_client(url: str, cluster: bool) -> Any:
 
     The cluster client connects on first use (as redis.Redis does), so the app starts and answers
     from SQL while the cluster is down; it follows MOVED/ASK and re-reads the slot map on errors.
+    Commands are packed by hiredis directly (stores/redis/packing.py).
     """
     options = dict(decode_responses=True, socket_timeout=5, socket_connect_timeout=2,
-                   health_check_interval=30)
+                   health_check_interval=30, command_packer=HiredisPacker())
     if cluster:
         return LazyCluster(url, **options)
     return redis.Redis.from_url(url, retry_on_timeout=True, **options)
