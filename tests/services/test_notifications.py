@@ -6,6 +6,7 @@ import uuid
 from contextlib import contextmanager
 
 import pytest
+from redis.connection import Connection
 
 from tally.services import notifications
 from tally.errors import RebuildBusy
@@ -22,16 +23,17 @@ GROUP = keys.notification_group(USER)
 KEY = keys.notification_counts_key(T, USER)
 
 
-def count_commands(client) -> list[str]:
-    """Record the name of every command the client sends from now on."""
-    sent: list[str] = []
-    original = client.execute_command
+def count_round_trips(monkeypatch) -> list[bytes]:
+    """Record every write to a Redis socket from now on: one entry per round trip, holding the
+    packed commands it carried."""
+    sent: list[bytes] = []
+    original = Connection.send_packed_command
 
-    def spy(*args, **kwargs):
-        sent.append(str(args[0]))
-        return original(*args, **kwargs)
+    def spy(self, command, check_health=True):
+        sent.append(b"".join(command) if isinstance(command, list) else command)
+        return original(self, command, check_health)
 
-    client.execute_command = spy
+    monkeypatch.setattr(Connection, "send_packed_command", spy)
     return sent
 
 
@@ -60,13 +62,14 @@ def test_cold_read_recomputes_from_sql_and_installs(services, raw):
     assert (again.source, again.value) == ("cache", result.value)
 
 
-def test_warm_read_is_exactly_one_redis_round_trip(services):
+def test_warm_read_is_exactly_one_redis_round_trip(services, monkeypatch):
     factories.notifications(services.db, T, USER, MIX)
     notifications.count(services, T, USER)
-    sent = count_commands(services.counters.client)
+    sent = count_round_trips(monkeypatch)
     result = notifications.count(services, T, USER)
     assert result.source == "cache"
-    assert sent == ["EVALSHA"]  # badge.lua: the applied watermark and the HGETALL together
+    # one write to the socket: the applied watermark first, then the counts
+    assert len(sent) == 1 and sent[0].index(b"GET") < sent[0].index(b"HGETALL"), sent
 
 
 def test_a_user_without_notifications_is_warm_after_one_read(services, raw):

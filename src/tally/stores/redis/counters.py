@@ -10,7 +10,7 @@ from importlib import resources
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import redis
-from redis.exceptions import AskError, ClusterError, RedisClusterException, TryAgainError
+from redis.exceptions import RedisClusterException
 
 from tally.core.model import NOTIFICATION_TYPES, PRIORITIES, NotificationCounts
 from tally.errors import GuardChanged, RebuildBusy, StoreUnavailable
@@ -80,7 +80,6 @@ class RedisCounters:
         self.cell_keys = cell_keys  # the app's cache of ticket cells' key names (None: none)
         self._apply = client.register_script(_script("apply"))
         self._install = client.register_script(_script("install"))
-        self._badge = client.register_script(_script("badge"))
         self._watermark = client.register_script(_script("watermark"))
 
     @wrap_errors
@@ -185,21 +184,14 @@ class RedisCounters:
 
     @wrap_errors
     def read_badge(self, tenant: str, user: str) -> tuple[int, NotificationCounts | None]:
-        """The tenant's applied watermark and the user's counts (None when cold), read
-        atomically in one round trip (badge.lua)."""
-        wm_key, counts_key = keys.watermark_key(tenant), keys.notification_counts_key(tenant, user)
-        try:
-            watermark, flat = self._badge(keys=[wm_key, counts_key])
-            raw = dict(zip(flat[0::2], flat[1::2]))
-        except (TryAgainError, AskError, ClusterError):  # ClusterError: redirections ran out
-            # A reshard moving the tenant's slot holds one key here and one there: read them one
-            # by one (each follows its redirection), the watermark first so it claims no more
-            # than the counts read after it reflect.
-            watermark = self.client.get(wm_key)
-            raw = self.client.hgetall(counts_key)
-        if not raw:
-            return int(watermark or 0), None
-        return int(watermark or 0), notification_counts_from_hash(raw)
+        """The tenant's applied watermark and the user's counts (None when cold) in one round
+        trip: the watermark is read first, so it claims no more than the counts read after it
+        reflect (both keys share the tenant's slot; a cluster pipeline follows redirections)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(keys.watermark_key(tenant))
+        pipe.hgetall(keys.notification_counts_key(tenant, user))
+        watermark, raw = pipe.execute()
+        return int(watermark or 0), (notification_counts_from_hash(raw) if raw else None)
 
     def read_notifications(self, tenant: str, user: str) -> NotificationCounts | None:
         """The user's counts; None when cold (read_badge without the watermark)."""
