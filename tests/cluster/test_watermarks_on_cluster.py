@@ -1,8 +1,8 @@
 """Read-your-writes on a Redis Cluster: tests of tests/http/test_watermarks.py run here unchanged.
 
 The applied watermark lives under the tenant's hash tag, so sums.lua and the badge's pipeline read
-it in the same slot as the counts; the worker's PUBLISH reaches the web process's fan-out whichever node
-its subscription is on; a flush of every master loses the watermark with the counters.
+it in the same slot as the counts; the worker's PUBLISH reaches the web process's fan-out whichever
+node its subscription is on; a flush of every master loses the watermark with the counters.
 """
 from __future__ import annotations
 
