@@ -1,9 +1,11 @@
 """`python -m bench.soak` (what `make soak` runs): many simulated days of one tenant's traffic
-through the real worker process, on SQLite and PostgreSQL, and whether its state stays flat.
+through real worker processes, on SQLite and PostgreSQL, and whether its state stays flat.
 
 An injected clock (TALLY_CLOCK_FILE, tally.dev.clock) drives the run: the driver writes the
-simulated time, and the web app (in this process) and the worker process (`python -m
-tally.workers.run`, started as bench/stack.py starts it) both take "now" from it. Each simulated
+simulated time, and the web app (in this process) and the two worker processes (`python -m
+tally.workers.run tally-apply` and `... tally-maintenance`, started as bench/stack.py starts
+them; one per queue, so their CPU tells applying events from scheduled maintenance) take "now"
+from it. Each simulated
 tick (an hour by default) the driver
 
 1. moves the clock and enqueues every job of the scheduler's table (tally/workers/schedule.py
@@ -16,21 +18,23 @@ tick (an hour by default) the driver
    keep, `$me`/`$myTeams` ones included, and the notification badge), an admin and a requester,
    so predicates get materialised, read, and then abandoned when a filter is dropped or its
    agent leaves;
-4. waits until the worker has applied every outbox row and finished every job.
+4. waits until the workers have applied every outbox row and finished every job.
 
 Agents and requesters come and go (a share is replaced each day), and agents create custom
 filters that live a few days. After each simulated day it prints one row: live tickets, Redis
 bytes per live ticket (`tally cache stats`' memory), registered predicates (`mpreg`), rows in
-`seen_events` and in the outbox, the events posted, the worker's CPU per event (its /proc CPU
-time over the day ÷ the day's events) and drift (`tally cache verify` over every warm group
+`seen_events` and in the outbox, the events posted, the apply worker's CPU per event (its /proc
+CPU time over the day ÷ the day's events), the maintenance worker's CPU that day per live ticket,
+and drift (`tally cache verify` over every warm group
 every --full-verify-every days and on the last, the sampling verify's check of --verify-sample
 random groups on the others, plus what the worker's own sampling verify recorded that day).
-It ends with a verdict per figure: growth over the last half of the run, against the 5 %
-target, and drift 0 throughout.
+It ends with a verdict per figure: growth over the last half of the run (a least-squares line
+through those days, with two standard errors of margin), against the 5 % target — flat, GROWS,
+or unsure when the margin straddles the target — and drift 0 throughout.
 
 Reads go through the app's own front door in this process (Flask's test client), not over HTTP:
 the soak measures state and the worker's cost, not the web tier, and a gunicorn beside the worker
-would take a third of the two cores the worker's CPU figure is measured on.
+would take CPU from the two cores the workers' CPU figures are measured on.
 
 Progress goes to stderr (a line per day, and where the driver's time went), the Markdown
 tables to stdout (and to --output).
@@ -51,7 +55,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 from rq import Queue
 from sqlalchemy import func, select
@@ -63,7 +67,7 @@ from tally.core.clock import from_epoch_ms, iso_ms
 from tally.core.model import NOTIFICATION_TYPES, PRIORITIES
 from tally.dev import keys as devkeys
 from tally.dev.clock import set_time
-from tally.jobs import QUEUES
+from tally.jobs import APPLY_QUEUE, MAINTENANCE_QUEUE, QUEUES
 from tally.services import maintenance, outbox, stats
 from tally.services.tenants import create_tenant
 from tally.settings import from_env
@@ -118,7 +122,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--verify-sample", type=int, default=200, help="warm groups a sampling day compares")
     add("--seed", type=int, default=7)
     add("--output", help="also write the tables to this Markdown file")
-    add("--workdir", help="keep databases, the clock file and the worker log here")
+    add("--workdir", help="keep databases, the clock file and the workers' logs here")
     args = parser.parse_args(argv)
     if args.days < 2 or args.ticks_per_day < 1 or args.tickets_per_day < 1:
         parser.error("--days must be at least 2, --ticks-per-day and --tickets-per-day at least 1")
@@ -348,7 +352,8 @@ class DayRow:
     seen_events: int
     outbox_rows: int
     events: int
-    worker_cpu_s: float
+    apply_cpu_s: float  # the apply worker's CPU that day
+    maintenance_cpu_s: float  # the maintenance worker's CPU that day (scheduled jobs)
     drift: int
     verified: str  # "full" (every warm group) or "sample" (--verify-sample random groups)
 
@@ -358,7 +363,11 @@ class DayRow:
 
     @property
     def cpu_us_per_event(self) -> float:
-        return self.worker_cpu_s * 1e6 / max(1, self.events)
+        return self.apply_cpu_s * 1e6 / max(1, self.events)
+
+    @property
+    def maintenance_us_per_ticket(self) -> float:
+        return self.maintenance_cpu_s * 1e6 / max(1, self.live_tickets)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -368,11 +377,11 @@ def cpu_seconds(pid: int) -> float:
 
 
 class Driver:
-    """One database's stack: the app in this process on the injected clock, the real worker."""
+    """One database's stack: the app in this process on the injected clock, the real workers."""
 
-    def __init__(self, stack: Stack, clock_file: str, worker: subprocess.Popen,
+    def __init__(self, stack: Stack, clock_file: str, workers: Sequence[subprocess.Popen],
                  env: dict[str, str]):
-        self.stack, self.clock_file, self.worker = stack, clock_file, worker
+        self.stack, self.clock_file, self.workers = stack, clock_file, workers
         self.app = create_app(from_env(env))
         logging.getLogger("tally").setLevel(logging.WARNING)  # the tables, not the app's lines
         self.svc = self.app.extensions["tally"]
@@ -380,7 +389,7 @@ class Driver:
         self.var_dir = str(stack.var_dir)
         self.headers: dict[str, dict[str, str]] = {}
         self.jobs_enqueued: dict[str, int] = {}
-        self.failed = 0  # jobs the worker failed, counted before the stack stops
+        self.failed = 0  # jobs the workers failed, counted before the stack stops
         self.spent: dict[str, float] = {}  # wall seconds of the driver per phase (progress)
         self.verify_sample = 200
         self.table = schedule.table(self.svc.config)
@@ -464,9 +473,10 @@ class Driver:
         began = time.monotonic()
         deadline, quiet = began + SETTLE_TIMEOUT_S, 0
         while quiet < 2:
-            if self.worker.poll() is not None:
-                raise RuntimeError(f"the worker exited with {self.worker.returncode} "
-                                   f"(see {self.stack.workdir}/logs/worker.log)")
+            for worker in self.workers:
+                if worker.poll() is not None:
+                    raise RuntimeError(f"a worker exited with {worker.returncode} "
+                                       f"(see {self.stack.workdir}/logs/worker-*.log)")
             busy = {"pending outbox rows": outbox.backlog(self.svc.db, now_ms)[0]}
             for queue in self.queues:
                 busy.update({f"{queue.name} queued": queue.count,
@@ -474,8 +484,8 @@ class Driver:
                              f"{queue.name} scheduled": queue.scheduled_job_registry.count})
             waiting = {name: count for name, count in busy.items() if count}
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the worker did not settle within {SETTLE_TIMEOUT_S:.0f}s: "
-                                   f"{waiting} (see {self.stack.workdir}/logs/worker.log)")
+                raise TimeoutError(f"the workers did not settle within {SETTLE_TIMEOUT_S:.0f}s: "
+                                   f"{waiting} (see {self.stack.workdir}/logs/worker-*.log)")
             quiet = 0 if waiting else quiet + 1
             time.sleep(0.01 if waiting else 0.02)
         self._timed("settle", began)
@@ -486,7 +496,8 @@ class Driver:
     def sampled_drift(self) -> int:
         return int(self.svc.queue_redis.get(keys.DRIFT_FOUND_KEY) or 0)
 
-    def measure(self, day: int, events: int, cpu_s: float, sampled: int, full: bool) -> DayRow:
+    def measure(self, day: int, events: int, cpu_s: Sequence[float], sampled: int,
+                full: bool) -> DayRow:
         svc = self.svc
         with svc.db.snapshot() as session:
             live = session.scalar(select(func.count()).select_from(Ticket).where(
@@ -506,7 +517,7 @@ class Driver:
                 svc, self.verify_sample, random.Random(day)).drifted)
         self._timed("verify", began)
         return DayRow(day, int(live), found.memory_bytes, found.predicates, int(seen), int(rows),
-                      events, cpu_s, drifted + sampled, "full" if full else "sample")
+                      events, *cpu_s, drifted + sampled, "full" if full else "sample")
 
 
 def soak(kind: str, args: argparse.Namespace, workdir: Path,
@@ -521,8 +532,12 @@ def soak(kind: str, args: argparse.Namespace, workdir: Path,
         overrides = dict(TALLY_ENV="development", TALLY_CLOCK_FILE=clock_file,
                          TALLY_BENCH_BASELINE="false", TALLY_LOG_SAMPLE_RATE="0",
                          TALLY_LOG_SLOW_MS="600000")
-        with stack.worker(**overrides) as worker:
-            driver = Driver(stack, clock_file, worker, stack.env(**overrides))
+        # Two workers, one per queue, so the day's CPU splits into applying events and the
+        # scheduled maintenance jobs (sweep, verify, prune, trim, drop), each with its own figure.
+        with stack.worker(APPLY_QUEUE, **overrides) as applier, \
+                stack.worker(MAINTENANCE_QUEUE, **overrides) as maintainer:
+            workers = (applier, maintainer)
+            driver = Driver(stack, clock_file, workers, stack.env(**overrides))
             driver.verify_sample = args.verify_sample
             create_tenant(driver.svc.db, TENANT, "soak", devkeys.DEV_REALM)
             rows: list[DayRow] = []
@@ -534,8 +549,8 @@ def soak(kind: str, args: argparse.Namespace, workdir: Path,
                     if abandoned.owner in world.agents and rng.random() < 0.5:
                         driver.delete_filter(abandoned.owner, world.agents[abandoned.owner],
                                              abandoned.id)
-                cpu_before, sampled_before, events = cpu_seconds(worker.pid), \
-                    driver.sampled_drift(), 0
+                cpu_before = [cpu_seconds(worker.pid) for worker in workers]
+                sampled_before, events = driver.sampled_drift(), 0
                 day_ms = int(START * 1000) + (day - 1) * DAY_MS
                 for tick in range(args.ticks_per_day):
                     start_ms = day_ms + tick * tick_ms
@@ -560,7 +575,7 @@ def soak(kind: str, args: argparse.Namespace, workdir: Path,
                     driver.read_as_requester(requester, rng.choice(ZONES))
                     events += driver.post(world.read_events(requester, end_ms - 1))
                     driver.settle(end_ms)
-                cpu = cpu_seconds(worker.pid) - cpu_before
+                cpu = [cpu_seconds(w.pid) - before for w, before in zip(workers, cpu_before)]
                 full = day % args.full_verify_every == 0 or day == args.days
                 row = driver.measure(day, events, cpu, driver.sampled_drift() - sampled_before,
                                      full)
@@ -568,7 +583,8 @@ def soak(kind: str, args: argparse.Namespace, workdir: Path,
                 on_day(row)
             driver.failed = driver.failed_jobs()
             if driver.failed:
-                progress(f"{kind}: {driver.failed} failed job(s): see {workdir}/logs/worker.log")
+                progress(f"{kind}: {driver.failed} failed job(s): "
+                         f"see {workdir}/logs/worker-*.log")
     return rows, driver
 
 
@@ -578,41 +594,62 @@ FIGURES: tuple[tuple[str, Callable[[DayRow], float], str], ...] = (
     ("registered predicates", lambda r: r.predicates, "{:,.0f}"),
     ("seen_events rows", lambda r: r.seen_events, "{:,.0f}"),
     ("outbox rows", lambda r: r.outbox_rows, "{:,.0f}"),
-    ("worker CPU per event (µs)", lambda r: r.cpu_us_per_event, "{:,.0f}"),
+    ("apply worker CPU per event (µs)", lambda r: r.cpu_us_per_event, "{:,.0f}"),
+    ("maintenance worker CPU per day per live ticket (µs)",
+     lambda r: r.maintenance_us_per_ticket, "{:,.1f}"),
 )
 
 
 def day_table(rows: Sequence[DayRow]) -> list[str]:
     lines = ["| day | live tickets | Redis B/live ticket | predicates | seen_events | outbox rows "
-             "| events | worker µs/event | drift (verify) |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| events | apply µs/event | maintenance µs/live ticket | drift (verify) |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {r.day} | {r.live_tickets:,} | {r.bytes_per_ticket:,.0f} | {r.predicates:,} | "
               f"{r.seen_events:,} | {r.outbox_rows:,} | {r.events:,} | "
-              f"{r.cpu_us_per_event:,.0f} | {r.drift} ({r.verified}) |" for r in rows]
+              f"{r.cpu_us_per_event:,.0f} | {r.maintenance_us_per_ticket:,.1f} | "
+              f"{r.drift} ({r.verified}) |" for r in rows]
     return lines
 
 
-def growth(values: Sequence[float]) -> tuple[float, float, float]:
-    """(at the half, at the end, growth between): each the mean over a tenth of the run (at
-    least one day), ending at the run's middle day and at its last day."""
-    width = max(1, len(values) // 10)
-    half = max(width, len(values) // 2)
-    mid = sum(values[half - width:half]) / width
-    end = sum(values[-width:]) / width
+class Growth(NamedTuple):
+    mid: float  # the fitted line at the run's middle day
+    end: float  # ... and at its last day
+    change: float  # end / mid - 1
+    margin: float  # two standard errors of `change` (the day-to-day scatter around the line)
+
+    @property
+    def verdict(self) -> str:
+        if self.change <= TARGET:
+            return "flat"
+        return "GROWS" if self.change - self.margin > TARGET else "unsure (within noise)"
+
+
+def growth(values: Sequence[float]) -> Growth:
+    """Growth over the last half of the run: the least-squares line through the days from the
+    middle day to the last, read at both ends, so one noisy day moves it little; its margin is
+    two standard errors of the slope over that span (0 with fewer than three days)."""
+    half = max(0, (len(values) - 1) // 2)
+    ys = list(values[half:])
+    n = len(ys)
+    x_mean, y_mean = (n - 1) / 2, sum(ys) / n
+    sxx = sum((x - x_mean) ** 2 for x in range(n))
+    slope = (sum((x - x_mean) * (y - y_mean) for x, y in enumerate(ys)) / sxx) if sxx else 0.0
+    mid, end = y_mean - slope * x_mean, y_mean + slope * x_mean
+    residual = sum((y - (mid + slope * x)) ** 2 for x, y in enumerate(ys))
+    slope_se = (residual / (n - 2) / sxx) ** 0.5 if n > 2 else 0.0
     if mid == 0:
-        return mid, end, 0.0 if end == 0 else float("inf")
-    return mid, end, end / mid - 1
+        return Growth(mid, end, 0.0 if end == mid else float("inf"), 0.0)
+    return Growth(mid, end, end / mid - 1, 2 * slope_se * (n - 1) / abs(mid))
 
 
 def verdicts(rows: Sequence[DayRow]) -> list[str]:
-    half = max(1, len(rows) // 2)
-    lines = [f"| figure | day {half} | day {len(rows)} | growth over the last half | "
-             f"verdict (target ≤ {TARGET:.0%}) |", "|---|---:|---:|---:|---|"]
+    half = max(0, (len(rows) - 1) // 2) + 1
+    lines = [f"| figure | day {half} (fit) | day {len(rows)} (fit) | growth over the last half "
+             f"(± 2 s.e.) | verdict (target ≤ {TARGET:.0%}) |", "|---|---:|---:|---:|---|"]
     for name, value, fmt in FIGURES:
-        mid, end, change = growth([value(r) for r in rows])
-        verdict = "flat" if change <= TARGET else "GROWS"
-        lines.append(f"| {name} | {fmt.format(mid)} | {fmt.format(end)} | {change:+.1%} | "
-                     f"{verdict} |")
+        found = growth([value(r) for r in rows])
+        lines.append(f"| {name} | {fmt.format(found.mid)} | {fmt.format(found.end)} | "
+                     f"{found.change:+.1%} ± {found.margin:.1%} | {found.verdict} |")
     drifted = [r.day for r in rows if r.drift]
     lines.append("| verify drift | — | — | — | "
                  + ("0 throughout |" if not drifted else
@@ -653,7 +690,9 @@ def run(args: argparse.Namespace, workdir: Path) -> Iterator[str]:
             progress(f"{kind} day {row.day}/{args.days}: {row.live_tickets:,} live tickets, "
                      f"{row.bytes_per_ticket:,.0f} B/ticket, {row.predicates} predicates, "
                      f"{row.seen_events:,} seen_events, {row.outbox_rows:,} outbox rows, "
-                     f"{row.cpu_us_per_event:,.0f} µs/event, drift {row.drift} "
+                     f"{row.cpu_us_per_event:,.0f} µs/event applied, "
+                     f"{row.maintenance_us_per_ticket:,.1f} µs/ticket maintenance, "
+                     f"drift {row.drift} "
                      f"({time.monotonic() - began:.0f}s)")
 
         rows, driver = soak(kind, args, workdir / kind, on_day)

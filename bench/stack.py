@@ -149,10 +149,12 @@ class Stack:
             log.close()
 
     @contextmanager
-    def worker(self, **extra: str) -> Iterator[subprocess.Popen]:
-        """One real worker process (`python -m tally.workers.run`), in env(**extra)."""
-        log = open(self._dir("logs") / "worker.log", "ab")
-        process = subprocess.Popen([sys.executable, "-m", "tally.workers.run"], cwd=ROOT,
+    def worker(self, *queues: str, **extra: str) -> Iterator[subprocess.Popen]:
+        """One real worker process (`python -m tally.workers.run [queue ...]`: every queue when
+        none is named), in env(**extra); its log is logs/worker[-<queue>...].log."""
+        name = "-".join(("worker", *queues))
+        log = open(self._dir("logs") / f"{name}.log", "ab")
+        process = subprocess.Popen([sys.executable, "-m", "tally.workers.run", *queues], cwd=ROOT,
                                    env=self.env(**extra), stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)
         try:
@@ -164,14 +166,15 @@ class Stack:
 
 
 def _wait_worker(redis_url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
-    """Wait until a worker has registered with RQ (it then listens on its queues)."""
+    """Wait until this worker process has registered with RQ (it then listens on its queues);
+    another worker already registered does not count."""
     import redis
     from rq import Worker
 
     connection = redis.Redis.from_url(redis_url)
     deadline = time.monotonic() + timeout
     try:
-        while Worker.count(connection=connection) == 0:
+        while process.pid not in {w.pid for w in Worker.all(connection=connection)}:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the worker did not register with RQ (see logs/worker.log)")
             time.sleep(0.1)
