@@ -1,11 +1,20 @@
 """`python -m bench.request_cpu`: what one whole request costs, server side, under load.
 
-Profiles the whole request, not a view: gunicorn as the Procfile runs it (tally, and the bare
-Flask app and raw WSGI callable of bench/bare.py under the same settings) is loaded by wrk, and
-the CPU seconds of every gunicorn process and of redis-server are read from /proc before and
-after, then divided by the requests answered. With `--py-spy DIR` the tally rows are also
-sampled by py-spy (`pip install py-spy`), one flame-graph-ready file per row. Small seeded
-tenant (warm reads do not depend on its size); SQLite.
+Profiles the whole request, not a view: the web process as the Procfile runs it (the edge,
+Caddy, in front of gunicorn; tally, and the bare Flask app and raw WSGI callable of bench/bare.py
+under the same settings) is loaded by wrk, and the CPU seconds of every process in its session
+(Stack.web_sessions: the launcher, gunicorn's master and workers, Caddy) and of the Stack's own
+redis-server are read from /proc before and after, then divided by the requests answered. The
+session is listed at the start and at the end of the run: a process that appears meanwhile is
+counted from 0, and one gone by the end is not counted (its CPU in the run is lost; children's
+CPU reaped by a parent is not counted either).
+
+Rows: bare, raw (bench/bare.py), badge (notification count), 304 (its conditional GET), ticket
+(the ticket count, 30 filters, an agent of 3 teams) and profile (the ticket count within a
+template profile, as bench/run.py makes it); `--rows` picks some. With `--py-spy DIR` the tally
+rows are also sampled by py-spy (`pip install py-spy`), one flame-graph-ready file per row.
+A small seeded tenant (`--tickets N`, 2,000 by default: warm reads do not depend on its size);
+SQLite.
 """
 from __future__ import annotations
 
@@ -24,43 +33,62 @@ from tally.dev import keys as devkeys
 from tally.stores.sql.db import Database
 
 TENANT = "00000000-0000-4000-8000-000000002000"
-ROWS = ("bare", "raw", "badge", "304", "ticket")
+ROWS = ("bare", "raw", "badge", "304", "ticket", "profile")
+TALLY_ROWS = ("badge", "304", "ticket", "profile")  # the rows py-spy samples
+
+
+def stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (fields[0] is the state, field 3
+    of proc(5)), or None once the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def cpu_of(fields: list[str]) -> float:
+    """User + system CPU seconds in stat()'s fields (utime and stime, proc(5) fields 14, 15)."""
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process so far (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    fields = stat(pid)
+    return 0.0 if fields is None else cpu_of(fields)
 
 
-def pids(pattern: str) -> list[int]:
-    found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout
-    return [int(pid) for pid in found.split() if int(pid) != os.getpid()]
+def session_cpu(session: int) -> dict[int, float]:
+    """CPU seconds so far of every process in session `session` (proc(5) field 6)."""
+    found: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        fields = stat(int(entry.name)) if entry.name.isdigit() else None
+        if fields is not None and int(fields[3]) == session:
+            found[int(entry.name)] = cpu_of(fields)
+    return found
 
 
-def measure(base: str, requests: list, seconds: float, server: str,
+def measure(stack: Stack, base: str, requests: list, seconds: float, server: str,
             spy: Path | None) -> tuple[float, float, float]:
-    """req/s, and CPU µs per request of the gunicorn serving `server` and of redis-server."""
+    """req/s, and CPU µs per request of the web process serving `base` (its session: gunicorn
+    and the edge) and of the Stack's redis-server."""
     wrk.run(base, requests, 1)  # warm every thread and connection
-    port = base.rsplit(":", 1)[1]
-    web, redis = pids(f"gunicorn.*127.0.0.1:{port}"), pids("redis-server")
-    before = {pid: cpu_seconds(pid) for pid in web + redis}
+    session = stack.web_sessions[base]
+    assert stack.redis.process is not None  # started by Stack.__enter__
+    redis = stack.redis.process.pid
+    before, redis_before = session_cpu(session), cpu_seconds(redis)
     sampler = None
     if spy is not None:
         sampler = subprocess.Popen(
             ["py-spy", "record", "--nonblocking", "--subprocesses", "-r", "200", "-f", "raw",
-             "-d", str(int(seconds)), "-o", str(spy / f"{server}.txt"), "-p", str(min(web))],
+             "-d", str(int(seconds)), "-o", str(spy / f"{server}.txt"), "-p", str(session)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     result = wrk.run(base, requests, seconds)
-    used = {pid: cpu_seconds(pid) - before[pid] for pid in before}
+    after, redis_used = session_cpu(session), cpu_seconds(redis) - redis_before
     if sampler is not None:
         sampler.wait()
+    web = sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
     per = 1e6 / max(result.requests, 1)
-    return (result.rps, sum(used[pid] for pid in web) * per,
-            sum(used[pid] for pid in redis) * per)
+    return result.rps, web * per, redis_used * per
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--rows", default=",".join(ROWS), help=f"of {', '.join(ROWS)}")
     parser.add_argument("--seconds", type=float, default=8.0, help="wrk seconds per row")
+    parser.add_argument("--tickets", type=int, default=2_000,
+                        help="tickets of the seeded tenant")
     parser.add_argument("--py-spy", dest="spy", help="also sample tally rows into this dir")
     args = parser.parse_args(argv)
     rows = [row.strip() for row in args.rows.split(",") if row.strip()]
@@ -76,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         spy.mkdir(parents=True, exist_ok=True)
     with Stack("sqlite", Path(tempfile.mkdtemp(prefix="tally-cpu-"))) as stack, ExitStack() as up:
         db = Database(stack.db_url)
-        seeded = seed_tenant(db, TENANT, 2_000, 5_000, 400, devkeys.DEV_REALM, lambda _: None)
+        seeded = seed_tenant(db, TENANT, args.tickets, 5_000, 400, devkeys.DEV_REALM,
+                             lambda _: None)
         db.engine.dispose()
         var = str(stack.var_dir)
         base = up.enter_context(stack.web())
@@ -86,18 +117,22 @@ def main(argv: list[str] | None = None) -> int:
         calls.warm(base, conditional, 304)
         ticket = [calls.ticket_call(var, TENANT)]
         calls.warm(base, ticket)
-        targets = {"badge": (base, badge), "304": (base, conditional), "ticket": (base, ticket)}
+        profile = [calls.ticket_call(var, TENANT, profile=True)]
+        calls.warm(base, profile)
+        targets = {"badge": (base, badge), "304": (base, conditional), "ticket": (base, ticket),
+                   "profile": (base, profile)}
         if "bare" in rows:
             targets["bare"] = (up.enter_context(stack.bare(size, calls.NOTIFICATION_COUNT)), badge)
         if "raw" in rows:
             targets["raw"] = (up.enter_context(
                 stack.bare(size, calls.NOTIFICATION_COUNT, raw=True)), badge)
-        print("| row | req/s | gunicorn CPU µs per request | redis-server CPU µs per request |")
+        print("| row | req/s | web CPU µs per request (gunicorn + edge) "
+              "| redis-server CPU µs per request |")
         print("| --- | --- | --- | --- |")
         for row in rows:
             server, requests = targets[row]
-            rps, web, redis = measure(server, requests, args.seconds, row,
-                                      spy if row in ("badge", "304", "ticket") else None)
+            rps, web, redis = measure(stack, server, requests, args.seconds, row,
+                                      spy if row in TALLY_ROWS else None)
             print(f"| {row} | {rps:,.0f} | {web:,.0f} | {redis:,.0f} |", flush=True)
     return 0
 

@@ -69,6 +69,8 @@ class Stack:
         self.postgres: PostgresCluster | None = None
         self.db_url = f"sqlite:///{workdir / 'tally.db'}"
         self.realms_file = devkeys.ensure_dev_realm(str(self.var_dir))
+        # base URL -> session id (= pid of its leader) of each web process serving now
+        self.web_sessions: dict[str, int] = {}
 
     def _dir(self, name: str) -> Path:
         path = self.workdir / name
@@ -130,7 +132,8 @@ class Stack:
         """The Procfile's web line serving `<target>` (the edge in front of
         `gunicorn -c config/gunicorn.conf.py <target>`; with `direct`, that gunicorn alone) on a
         free loopback port, in tally's environment plus `variables`, until `ready_path` answers
-        200; stopped on exit."""
+        200; stopped on exit. While it serves, web_sessions maps its base URL to its session id
+        (the session holds the launcher, gunicorn's master and workers, and Caddy)."""
         port = free_port()
         sizing = {"WEB_CONCURRENCY": workers, "GUNICORN_THREADS": threads}
         env = self.env(PORT=str(port), **variables,
@@ -141,10 +144,12 @@ class Stack:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
         base = f"http://127.0.0.1:{port}"
+        self.web_sessions[base] = process.pid
         try:
             wait_http(base + ready_path, process)
             yield base
         finally:
+            del self.web_sessions[base]
             stop_process(process)
             log.close()
 

@@ -1,5 +1,5 @@
 """`python -m bench.worker_throughput [--db sqlite|postgres] [--events N] [--batch B]
-[--me-agents N] [--json]`
+[--me-agents N] [--profile FILE] [--json]`
 
 Measures the write path: how fast the real ingest code takes events into SQL, and how many events
 ONE real worker process (`python -m tally.workers.run`) applies to the counters per second.
@@ -25,6 +25,11 @@ ONE real worker process (`python -m tally.workers.run`) applies to the counters 
 The worker's and the counter Redis's CPU seconds are reported too: on a shared machine they are
 steadier than wall time. Progress goes to stderr; stdout gets one human line, or with --json one
 JSON object: {"events", "seconds", "events_per_second", "ingest_events_per_second", "db", ...}.
+`--profile FILE` runs the worker under cProfile (`python -m cProfile -o FILE -m
+tally.workers.run`, its whole life: startup included) with TALLY_WORKER_MAX_JOBS=0, as a worker
+that recycled would exec itself out of the profiler; the stats (a pstats dump, written when the
+worker exits on SIGTERM) go to FILE and their top lines by cumulative time to stderr. Its times
+and CPU seconds then include cProfile's overhead.
 Never part of the test suite: numbers depend on the machine.
 """
 from __future__ import annotations
@@ -32,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pstats
 import shutil
 import signal
 import subprocess
@@ -190,7 +196,8 @@ def redis_cpu_seconds(client: redis.Redis) -> float:
 class WorkerRun:
     """One `python -m tally.workers.run` process, timed and CPU-metered from its RQ registration."""
 
-    def __init__(self, app: Any, db_url: str, redis_url: str, realms: str, log_path: Path):
+    def __init__(self, app: Any, db_url: str, redis_url: str, realms: str, log_path: Path,
+                 profile: Path | None = None):
         self.svc = app.extensions["tally"]
         self.counters = redis.Redis.from_url(redis_url)
         self.log_path = log_path
@@ -198,12 +205,16 @@ class WorkerRun:
         self.env.update(TALLY_ENV="production", TALLY_DATABASE_URL=db_url,
                         TALLY_REDIS_URL=redis_url, TALLY_REALMS_FILE=realms,
                         PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'src'}")
+        self.profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
+        if profile:
+            self.env.update(TALLY_WORKER_MAX_JOBS="0")  # never exec out of the profiler
 
     def start(self) -> "WorkerRun":
         self.spawned = time.time()
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "tally.workers.run"], cwd=ROOT,
-                                            env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            self.process = subprocess.Popen([sys.executable, *self.profiler, "-m",
+                                             "tally.workers.run"], cwd=ROOT, env=self.env,
+                                            stdout=log, stderr=subprocess.STDOUT,
                                             start_new_session=True)
         while Worker.count(connection=self.svc.queue_redis) == 0:
             if self.process.poll() is not None:
@@ -278,7 +289,8 @@ def measure(args: argparse.Namespace, workdir: str, stack: ExitStack) -> dict[st
     workload = Workload(args.seed, epoch_ms(svc.clock()))
     mps = seed(app, workload, workdir, args.me_agents)
     events = list(workload.mixed(args.events))
-    worker = WorkerRun(app, db_url, server.url, realms, Path(workdir) / "worker.log")
+    worker = WorkerRun(app, db_url, server.url, realms, Path(workdir) / "worker.log",
+                       args.profile)
     if args.live:
         worker.start()
         stack.callback(worker.stop)
@@ -330,6 +342,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--postgres-url", help="a PostgreSQL server to use instead of a cluster")
     parser.add_argument("--no-verify", action="store_true", help="skip the drift check")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (worker log)")
+    parser.add_argument("--profile", type=lambda path: Path(path).resolve(), metavar="FILE",
+                        help="run the worker under cProfile; write its stats (pstats) to FILE")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser.parse_args(argv)
 
@@ -337,10 +351,18 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     workdir = tempfile.mkdtemp(prefix="tally-bench-worker-")
+    if args.profile:
+        args.profile.unlink(missing_ok=True)  # no stale stats if the worker writes none
     with ExitStack() as stack:
         if not args.keep:
             stack.callback(shutil.rmtree, workdir, True)
         result = measure(args, workdir, stack)
+    if args.profile:  # the worker has stopped: cProfile wrote its stats on the way out
+        if args.profile.exists():
+            pstats.Stats(str(args.profile), stream=sys.stderr).sort_stats(
+                "cumulative").print_stats(25)
+        else:
+            progress(f"the worker wrote no profile to {args.profile}")
     if args.json:
         print(json.dumps(result))
     else:
