@@ -369,6 +369,13 @@ class DayRow:
     def maintenance_ms(self) -> float:
         return self.maintenance_cpu_s * 1e3
 
+    @property
+    def maintenance_ms_per_kticket(self) -> float:
+        """The maintenance worker's CPU that day per 1,000 live tickets: what it walks (timed
+        cells, sampled groups recounted in SQL) grows with what is live, and in a tenant that
+        closes tickets but never deletes them what is live grows every day."""
+        return self.maintenance_ms * 1000 / max(1, self.live_tickets)
+
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and its waited-for children, from /proc (survives exec)."""
@@ -596,6 +603,8 @@ FIGURES: tuple[tuple[str, Callable[[DayRow], float], str], ...] = (
     ("outbox rows", lambda r: r.outbox_rows, "{:,.0f}"),
     ("apply worker CPU per event (µs)", lambda r: r.cpu_us_per_event, "{:,.0f}"),
     ("maintenance worker CPU per day (ms)", lambda r: r.maintenance_ms, "{:,.0f}"),
+    ("maintenance worker CPU per day per 1,000 live tickets (ms)",
+     lambda r: r.maintenance_ms_per_kticket, "{:,.0f}"),
 )
 
 
