@@ -5,8 +5,7 @@ An injected clock (TALLY_CLOCK_FILE, tally.dev.clock) drives the run: the driver
 simulated time, and the web app (in this process) and the two worker processes (`python -m
 tally.workers.run tally-apply` and `... tally-maintenance`, started as bench/stack.py starts
 them; one per queue, so their CPU tells applying events from scheduled maintenance) take "now"
-from it. Each simulated
-tick (an hour by default) the driver
+from it. Each simulated tick (an hour by default) the driver
 
 1. moves the clock and enqueues every job of the scheduler's table (tally/workers/schedule.py
    `table(config)`, through its own `tick`) whose slot the clock entered, so a periodic job
@@ -24,10 +23,10 @@ Agents and requesters come and go (a share is replaced each day), and agents cre
 filters that live a few days. After each simulated day it prints one row: live tickets, Redis
 bytes per live ticket (`tally cache stats`' memory), registered predicates (`mpreg`), rows in
 `seen_events` and in the outbox, the events posted, the apply worker's CPU per event (its /proc
-CPU time over the day ÷ the day's events), the maintenance worker's CPU that day,
-and drift (`tally cache verify` over every warm group
-every --full-verify-every days and on the last, the sampling verify's check of --verify-sample
-random groups on the others, plus what the worker's own sampling verify recorded that day).
+CPU time over the day ÷ the day's events), the maintenance worker's CPU that day, and drift
+(`tally cache verify` over every warm group every --full-verify-every days and on the last, the
+sampling verify's check of --verify-sample random groups on the others, plus what the workers'
+own sampling verify recorded that day).
 It ends with a verdict per figure: growth over the last half of the run (a least-squares line
 through those days, with two standard errors of margin), against the 5 % target — flat, GROWS,
 or unsure when the margin straddles the target — and drift 0 throughout.

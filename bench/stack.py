@@ -181,7 +181,7 @@ def _wait_worker(redis_url: str, process: subprocess.Popen, timeout: float = 60.
     try:
         while process.pid not in {w.pid for w in Worker.all(connection=connection)}:
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the worker did not register with RQ (see logs/worker.log)")
+                raise RuntimeError("the worker did not register with RQ (see logs/worker*.log)")
             time.sleep(0.1)
     finally:
         connection.close()
