@@ -5,9 +5,9 @@ Caddy, in front of gunicorn; tally, and the bare Flask app and raw WSGI callable
 under the same settings) is loaded by wrk, and the CPU seconds of every process in its session
 (Stack.web_sessions: the launcher, gunicorn's master and workers, Caddy) and of the Stack's own
 redis-server are read from /proc before and after, then divided by the requests answered. The
-session is listed at the start and at the end of the run: a process that appears meanwhile is
-counted from 0, and one gone by the end is not counted (its CPU in the run is lost; children's
-CPU reaped by a parent is not counted either).
+session is listed at the start and at the end of the run and the difference of the two sums is
+taken: a process that appears meanwhile is counted from 0, and one that exits is counted through
+its parent, which has waited for it (bench/proc.py counts reaped children).
 
 Rows: bare, raw (bench/bare.py), badge (notification count), 304 (its conditional GET), ticket
 (the ticket count, 30 filters, an agent of 3 teams) and profile (the ticket count within a
@@ -19,7 +19,6 @@ SQLite.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from bench import calls, wrk
+from bench.proc import cpu_seconds, session_cpu
 from bench.seed import seed_tenant
 from bench.stack import Stack
 from tally.dev import keys as devkeys
@@ -35,36 +35,6 @@ from tally.stores.sql.db import Database
 TENANT = "00000000-0000-4000-8000-000000002000"
 ROWS = ("bare", "raw", "badge", "304", "ticket", "profile")
 TALLY_ROWS = ("badge", "304", "ticket", "profile")  # the rows py-spy samples
-
-
-def stat(pid: int) -> list[str] | None:
-    """The fields of /proc/<pid>/stat after the command name (fields[0] is the state, field 3
-    of proc(5)), or None once the process is gone."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
-def cpu_of(fields: list[str]) -> float:
-    """User + system CPU seconds in stat()'s fields (utime and stime, proc(5) fields 14, 15)."""
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (0 once it is gone)."""
-    fields = stat(pid)
-    return 0.0 if fields is None else cpu_of(fields)
-
-
-def session_cpu(session: int) -> dict[int, float]:
-    """CPU seconds so far of every process in session `session` (proc(5) field 6)."""
-    found: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        fields = stat(int(entry.name)) if entry.name.isdigit() else None
-        if fields is not None and int(fields[3]) == session:
-            found[int(entry.name)] = cpu_of(fields)
-    return found
 
 
 def measure(stack: Stack, base: str, requests: list, seconds: float, server: str,
@@ -86,7 +56,7 @@ def measure(stack: Stack, base: str, requests: list, seconds: float, server: str
     after, redis_used = session_cpu(session), cpu_seconds(redis) - redis_before
     if sampler is not None:
         sampler.wait()
-    web = sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+    web = sum(after.values()) - sum(before.values())
     per = 1e6 / max(result.requests, 1)
     return result.rps, web * per, redis_used * per
 

@@ -60,6 +60,7 @@ from rq import Queue
 from sqlalchemy import func, select
 
 from bench import calls
+from bench.proc import cpu_seconds
 from bench.stack import ROOT, Stack
 from tally.app import create_app
 from tally.core.clock import from_epoch_ms, iso_ms
@@ -376,12 +377,6 @@ class DayRow:
         return self.maintenance_ms * 1000 / max(1, self.live_tickets)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its waited-for children, from /proc (survives exec)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-
-
 class Driver:
     """One database's stack: the app in this process on the injected clock, the real workers."""
 
@@ -631,12 +626,16 @@ class Growth(NamedTuple):
         return "GROWS" if self.change - self.margin > TARGET else "unsure (within noise)"
 
 
+def last_half(days: int) -> int:
+    """The index of the run's middle day, where its last half begins."""
+    return max(0, (days - 1) // 2)
+
+
 def growth(values: Sequence[float]) -> Growth:
     """Growth over the last half of the run: the least-squares line through the days from the
     middle day to the last, read at both ends, so one noisy day moves it little; its margin is
     two standard errors of the slope over that span (0 with fewer than three days)."""
-    half = max(0, (len(values) - 1) // 2)
-    ys = list(values[half:])
+    ys = list(values[last_half(len(values)):])
     n = len(ys)
     x_mean, y_mean = (n - 1) / 2, sum(ys) / n
     sxx = sum((x - x_mean) ** 2 for x in range(n))
@@ -650,9 +649,9 @@ def growth(values: Sequence[float]) -> Growth:
 
 
 def verdicts(rows: Sequence[DayRow]) -> list[str]:
-    half = max(0, (len(rows) - 1) // 2) + 1
-    lines = [f"| figure | day {half} (fit) | day {len(rows)} (fit) | growth over the last half "
-             f"(± 2 s.e.) | verdict (target ≤ {TARGET:.0%}) |", "|---|---:|---:|---:|---|"]
+    lines = [f"| figure | day {last_half(len(rows)) + 1} (fit) | day {len(rows)} (fit) | "
+             f"growth over the last half (± 2 s.e.) | verdict (target ≤ {TARGET:.0%}) |",
+             "|---|---:|---:|---:|---|"]
     for name, value, fmt in FIGURES:
         found = growth([value(r) for r in rows])
         lines.append(f"| {name} | {fmt.format(found.mid)} | {fmt.format(found.end)} | "

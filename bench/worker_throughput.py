@@ -52,6 +52,7 @@ import redis
 from rq import Worker
 from sqlalchemy import func, select
 
+from bench.proc import cpu_seconds
 from bench.worker_workload import AGENTS, REQUESTERS, TEAMS, USERS, Workload
 from tally.settings import Production
 from tally import jobs as names
@@ -177,15 +178,6 @@ def ingest_all(app: Any, events: list[dict[str, Any]], batch: int,
         if number % max(1, len(loaded) // 5) == 0:
             progress(f"ingested {number}/{len(loaded)} calls")
     return out
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time of the worker process with its reaped children (utime, stime, cutime, cstime).
-
-    The worker runs its jobs in its own process (tally.workers.run), so this is all of its work.
-    """
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(tick) for tick in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def redis_cpu_seconds(client: redis.Redis) -> float:
